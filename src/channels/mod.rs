@@ -1,0 +1,94 @@
+//! Channels: how a rendered message reaches a member. Each channel kind (SMS, email, push) is
+//! served by one provider chosen in configuration, selected through a closed enum rather than a
+//! trait object. Every send answers with a [`SendOutcome`] that says whether to retry.
+
+pub mod email;
+pub mod outbox;
+pub mod sms;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of channel a rule can send on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Sms,
+    Email,
+    Push,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [ChannelKind::Sms, ChannelKind::Email, ChannelKind::Push];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Sms => "sms",
+            ChannelKind::Email => "email",
+            ChannelKind::Push => "push",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "sms" => Some(ChannelKind::Sms),
+            "email" => Some(ChannelKind::Email),
+            "push" => Some(ChannelKind::Push),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message rendered for its channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "lowercase")]
+pub enum Rendered {
+    Sms { text: String },
+    Email { subject: String, html: String, text: String },
+    Push { title: String, body: String },
+}
+
+impl Rendered {
+    pub fn channel(&self) -> ChannelKind {
+        match self {
+            Rendered::Sms { .. } => ChannelKind::Sms,
+            Rendered::Email { .. } => ChannelKind::Email,
+            Rendered::Push { .. } => ChannelKind::Push,
+        }
+    }
+}
+
+/// One message on its way out: everything a provider needs, nothing it must look up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outgoing {
+    /// The store's message id.
+    pub id: i64,
+    /// `rule:member:occurrence:channel`, unique for the message's whole life.
+    pub dedupe_key: String,
+    pub rule_id: String,
+    /// The member's external id.
+    pub member: String,
+    pub member_name: String,
+    /// The address on this channel: an E.164 phone, an email address, or a push target.
+    pub to: String,
+    pub rendered: Rendered,
+}
+
+/// What a provider said about one send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    /// Accepted; the provider's id for the message.
+    Sent { provider_id: String },
+    /// Worth retrying: timeouts, 5xx, 429, SMTP 4xx. `retry_after` is the provider's hint.
+    Transient { error: String, retry_after: Option<Duration> },
+    /// Never worth retrying: a bad number, a rejected address, a 4xx other than 429, SMTP 5xx.
+    Permanent { error: String },
+}

@@ -1,0 +1,3 @@
+//! SMS providers.
+
+pub mod twilio;

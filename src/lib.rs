@@ -1,0 +1,19 @@
+//! tidings: a daemon that sends loyalty-programme members the right message, at the right local
+//! time, exactly once.
+//!
+//! The modules follow the pipeline a message travels:
+//!
+//! - [`members`]: members and their events come in (HTTP API, `tidings import`, the demo seed).
+//! - [`triggers`]: evaluate rules against members and find due occurrences.
+//! - [`plan`]: turn occurrences into message rows: dedupe key, member-local `run_at`, skips.
+//! - [`dispatch`]: claim due messages under a lease, render, send, finalize (fenced).
+//! - [`channels`]: the providers (outbox, SMTP email, Twilio SMS).
+//! - [`render`]: Handlebars templates per channel and locale.
+//! - [`store`]: all SQL; SQLite (WAL).
+//! - [`http`]: health, readiness and the ingest API.
+//! - [`app`], [`cli`], [`config`], [`clock`]: wiring, commands, configuration, injected time.
+
+pub mod channels;
+pub mod clock;
+pub mod config;
+pub mod render;
