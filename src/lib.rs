@@ -17,3 +17,9 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod render;
+
+/// Installs ring as rustls's process-wide crypto provider (both lettre and reqwest use rustls).
+/// Idempotent: later calls are no-ops.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
