@@ -35,7 +35,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: SignedDuration) {
         let mut now = self.0.lock().expect("clock poisoned");
-        *now = now.checked_add(by).expect("clock overflow");
+        *now = now.plus(by);
     }
 }
 
@@ -47,3 +47,20 @@ impl Clock for ManualClock {
 
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// Saturating arithmetic on instants with exact durations (jiff's own may fail on calendar units,
+/// which an exact duration never has).
+pub trait InstantExt {
+    fn plus(self, d: SignedDuration) -> Timestamp;
+    fn minus(self, d: SignedDuration) -> Timestamp;
+}
+
+impl InstantExt for Timestamp {
+    fn plus(self, d: SignedDuration) -> Timestamp {
+        self.checked_add(d).unwrap_or(if d.is_negative() { Timestamp::MIN } else { Timestamp::MAX })
+    }
+
+    fn minus(self, d: SignedDuration) -> Timestamp {
+        self.checked_sub(d).unwrap_or(if d.is_negative() { Timestamp::MAX } else { Timestamp::MIN })
+    }
+}

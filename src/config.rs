@@ -72,3 +72,812 @@ pub fn resolve_secret(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The file's shape. Every table denies unknown keys, so a misspelt key is named at start-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use jiff::SignedDuration;
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+
+use crate::channels::ChannelKind;
+use crate::channels::email::{Smtp, SmtpConfig};
+use crate::channels::sms::twilio::{Twilio, TwilioConfig};
+use crate::triggers::{Feb29, Rule, Trigger};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub programme: ProgrammeConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub templates: TemplatesConfig,
+    #[serde(default)]
+    pub twilio: Option<TwilioConfig>,
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    #[serde(default = "default_rules")]
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://tidings.db` (created if missing).
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: default_database_url() }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://tidings.db".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http_addr")]
+    pub addr: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { addr: default_http_addr(), enabled: true, body_limit: default_body_limit() }
+    }
+}
+
+fn default_http_addr() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_body_limit() -> usize {
+    16 * 1024 * 1024
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgrammeConfig {
+    /// The programme's name, shown in messages (and as the SMS signature).
+    #[serde(default = "default_programme_name")]
+    pub name: String,
+    /// The locale for members without one, and the fallback when a template lacks theirs.
+    #[serde(default = "default_locale")]
+    pub default_locale: String,
+    /// The zone for members without one (IANA name).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+impl Default for ProgrammeConfig {
+    fn default() -> Self {
+        ProgrammeConfig {
+            name: default_programme_name(),
+            default_locale: default_locale(),
+            time_zone: default_time_zone(),
+        }
+    }
+}
+
+fn default_programme_name() -> String {
+    "Tidings Club".into()
+}
+fn default_locale() -> String {
+    "en".into()
+}
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `tidings=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: default_log_format(), level: default_log_level() }
+    }
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Text
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// When the evaluation tick runs: a six-field cron expression (with seconds), in UTC.
+    #[serde(default = "default_tick")]
+    pub tick: String,
+    /// How far ahead messages are planned, so they go out on the second rather than on the tick.
+    #[serde(default = "default_lookahead")]
+    pub lookahead: String,
+    /// Members read per batch while evaluating.
+    #[serde(default = "default_member_batch")]
+    pub member_batch: u32,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        EvaluationConfig {
+            tick: default_tick(),
+            lookahead: default_lookahead(),
+            member_batch: default_member_batch(),
+        }
+    }
+}
+
+fn default_tick() -> String {
+    "0 * * * * *".into()
+}
+fn default_lookahead() -> String {
+    "1h".into()
+}
+fn default_member_batch() -> u32 {
+    2000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Messages claimed per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Sends in flight at once, across channels.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts before a transiently failing message is dead.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How long a claim holds before another worker may take the message over.
+    #[serde(default = "default_lease")]
+    pub lease: String,
+    /// First retry delay; doubled each attempt, with jitter, up to `backoff_max`.
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base: String,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max: String,
+    /// How long SIGTERM waits for in-flight sends.
+    #[serde(default = "default_grace")]
+    pub grace: String,
+    /// How often an idle worker looks for due messages.
+    #[serde(default = "default_poll")]
+    pub poll: String,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch_size: default_batch_size(),
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+            lease: default_lease(),
+            backoff_base: default_backoff_base(),
+            backoff_max: default_backoff_max(),
+            grace: default_grace(),
+            poll: default_poll(),
+        }
+    }
+}
+
+fn default_batch_size() -> u32 {
+    200
+}
+fn default_concurrency() -> usize {
+    32
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_lease() -> String {
+    "2m".into()
+}
+fn default_backoff_base() -> String {
+    "30s".into()
+}
+fn default_backoff_max() -> String {
+    "1h".into()
+}
+fn default_grace() -> String {
+    "30s".into()
+}
+fn default_poll() -> String {
+    "1s".into()
+}
+
+/// Which provider serves each channel kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// `outbox` or `twilio`.
+    #[serde(default = "outbox")]
+    pub sms: String,
+    /// `outbox` or `smtp`.
+    #[serde(default = "outbox")]
+    pub email: String,
+    /// `outbox` (real push providers come with the push channels).
+    #[serde(default = "outbox")]
+    pub push: String,
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig { sms: outbox(), email: outbox(), push: outbox() }
+    }
+}
+
+fn outbox() -> String {
+    "outbox".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// The JSON Lines file every outbox message is appended to.
+    #[serde(default = "default_outbox_path")]
+    pub path: PathBuf,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig { path: default_outbox_path() }
+    }
+}
+
+fn default_outbox_path() -> PathBuf {
+    "outbox.jsonl".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// A directory laid out like the repository's `templates/`; the built-in set when unset.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// One `[[rules]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub id: String,
+    /// `birthday`, `anniversary`, `holiday` or `inactivity`.
+    pub trigger: String,
+    pub channels: Vec<String>,
+    pub template: String,
+    /// Member-local send time, `HH:MM`.
+    #[serde(default = "default_send_at")]
+    pub send_at: String,
+    /// Days from the occurrence to the send: `-1` sends the day before.
+    #[serde(default)]
+    pub offset_days: i32,
+    /// Past this, a due message is skipped, not sent late (e.g. `6h`).
+    #[serde(default = "default_max_lateness")]
+    pub max_lateness: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// birthday, anniversary: `feb28` or `mar1` for Feb 29 dates in common years.
+    #[serde(default)]
+    pub feb29: Option<String>,
+    /// holiday: `MM-DD`.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// holiday: display names by locale, e.g. `{ en = "Christmas", zh-CN = "圣诞节" }`.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    /// inactivity: days without activity.
+    #[serde(default)]
+    pub days: Option<u32>,
+}
+
+fn default_send_at() -> String {
+    "09:30".into()
+}
+fn default_max_lateness() -> String {
+    "6h".into()
+}
+
+/// The rules a daemon runs with when the configuration names none.
+fn default_rules() -> Vec<RuleConfig> {
+    let rule = |id: &str, trigger: &str, template: &str| RuleConfig {
+        id: id.into(),
+        trigger: trigger.into(),
+        channels: vec!["sms".into(), "email".into()],
+        template: template.into(),
+        send_at: default_send_at(),
+        offset_days: 0,
+        max_lateness: "12h".into(),
+        enabled: true,
+        feb29: None,
+        date: None,
+        names: BTreeMap::new(),
+        days: None,
+    };
+    vec![
+        rule("birthday", "birthday", "birthday"),
+        rule("anniversary", "anniversary", "anniversary"),
+        RuleConfig {
+            date: Some("01-01".into()),
+            names: [("en".to_string(), "New Year".to_string()), ("zh-CN".to_string(), "元旦".to_string())]
+                .into_iter()
+                .collect(),
+            ..rule("new-year", "holiday", "holiday")
+        },
+        RuleConfig { days: Some(30), ..rule("winback-30", "inactivity", "winback") },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading: file, then environment, then meaning.
+
+/// Environment overrides: `TIDINGS_<SUFFIX>` sets the dotted key, parsed as the given kind.
+const ENV_KEYS: &[(&str, &str, Kind)] = &[
+    ("DATABASE_URL", "database.url", Kind::Str),
+    ("HTTP_ADDR", "http.addr", Kind::Str),
+    ("HTTP_ENABLED", "http.enabled", Kind::Bool),
+    ("HTTP_BODY_LIMIT", "http.body_limit", Kind::Int),
+    ("PROGRAMME_NAME", "programme.name", Kind::Str),
+    ("PROGRAMME_DEFAULT_LOCALE", "programme.default_locale", Kind::Str),
+    ("PROGRAMME_TIME_ZONE", "programme.time_zone", Kind::Str),
+    ("LOG_FORMAT", "log.format", Kind::Str),
+    ("LOG_LEVEL", "log.level", Kind::Str),
+    ("EVALUATION_TICK", "evaluation.tick", Kind::Str),
+    ("EVALUATION_LOOKAHEAD", "evaluation.lookahead", Kind::Str),
+    ("DISPATCH_BATCH_SIZE", "dispatch.batch_size", Kind::Int),
+    ("DISPATCH_CONCURRENCY", "dispatch.concurrency", Kind::Int),
+    ("DISPATCH_MAX_ATTEMPTS", "dispatch.max_attempts", Kind::Int),
+    ("DISPATCH_LEASE", "dispatch.lease", Kind::Str),
+    ("DISPATCH_GRACE", "dispatch.grace", Kind::Str),
+    ("CHANNELS_SMS", "channels.sms", Kind::Str),
+    ("CHANNELS_EMAIL", "channels.email", Kind::Str),
+    ("CHANNELS_PUSH", "channels.push", Kind::Str),
+    ("OUTBOX_PATH", "outbox.path", Kind::Str),
+    ("TEMPLATES_DIR", "templates.dir", Kind::Str),
+    ("TWILIO_ACCOUNT_SID", "twilio.account_sid", Kind::Str),
+    ("TWILIO_AUTH_TOKEN", "twilio.auth_token", Kind::Str),
+    ("TWILIO_AUTH_TOKEN_FILE", "twilio.auth_token_file", Kind::Str),
+    ("TWILIO_FROM", "twilio.from", Kind::Str),
+    ("TWILIO_MESSAGING_SERVICE_SID", "twilio.messaging_service_sid", Kind::Str),
+    ("TWILIO_BASE_URL", "twilio.base_url", Kind::Str),
+    ("SMTP_HOST", "smtp.host", Kind::Str),
+    ("SMTP_PORT", "smtp.port", Kind::Int),
+    ("SMTP_TLS", "smtp.tls", Kind::Str),
+    ("SMTP_USERNAME", "smtp.username", Kind::Str),
+    ("SMTP_PASSWORD", "smtp.password", Kind::Str),
+    ("SMTP_PASSWORD_FILE", "smtp.password_file", Kind::Str),
+    ("SMTP_FROM", "smtp.from", Kind::Str),
+];
+
+/// Variables that are not configuration keys but belong to the command line.
+const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+}
+
+/// Why the configuration could not be used: every problem, each naming its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+/// The configuration with its meaning checked: the form the daemon runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub raw: Config,
+    pub programme_tz: TimeZone,
+    pub rules: Vec<Rule>,
+    pub lookahead: SignedDuration,
+    pub lease: SignedDuration,
+    pub backoff_base: SignedDuration,
+    pub backoff_max: SignedDuration,
+    pub grace: SignedDuration,
+    pub poll: SignedDuration,
+}
+
+impl Config {
+    /// Reads the file (when given), applies `TIDINGS_…` variables from `env`, and parses.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "configuration".to_string()),
+        };
+        Self::from_toml(&text, &origin, env)
+    }
+
+    /// Parses TOML text, then applies the environment overrides.
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.into(), message: e.to_string() })?;
+        let mut problems = Vec::new();
+        for (name, value) in env {
+            let Some(suffix) = name.strip_prefix("TIDINGS_") else { continue };
+            if ENV_NOT_KEYS.contains(&suffix) {
+                continue;
+            }
+            match ENV_KEYS.iter().find(|(s, _, _)| *s == suffix) {
+                Some((_, key, kind)) => match env_value(&value, *kind) {
+                    Ok(v) => set_dotted(&mut doc, key, v),
+                    Err(e) => problems.push(ConfigProblem::new(name.clone(), e)),
+                },
+                None => problems.push(ConfigProblem::new(name.clone(), "not a known setting (see README: Configuration)")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { origin: origin.into(), message: e.to_string() })
+    }
+
+    /// The second stage: checks meaning (zones, times, durations, rules, providers and their
+    /// secrets) and reports every problem at once.
+    pub fn check(self) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        let programme_tz = match TimeZone::get(&self.programme.time_zone) {
+            Ok(tz) => tz,
+            Err(_) => {
+                problems.push(ConfigProblem::new(
+                    "programme.time_zone",
+                    format!("{:?} is not an IANA time zone", self.programme.time_zone),
+                ));
+                TimeZone::UTC
+            }
+        };
+        if self.http.addr.parse::<SocketAddr>().is_err() {
+            problems.push(ConfigProblem::new("http.addr", format!("{:?} is not host:port", self.http.addr)));
+        }
+        if !self.database.url.starts_with("sqlite:") {
+            problems.push(ConfigProblem::new(
+                "database.url",
+                format!("{:?}: only sqlite:// URLs are supported", self.database.url),
+            ));
+        }
+        let mut duration = |key: &str, text: &str| match parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(ConfigProblem::new(key, e));
+                SignedDuration::ZERO
+            }
+        };
+        let lookahead = duration("evaluation.lookahead", &self.evaluation.lookahead);
+        let lease = duration("dispatch.lease", &self.dispatch.lease);
+        let backoff_base = duration("dispatch.backoff_base", &self.dispatch.backoff_base);
+        let backoff_max = duration("dispatch.backoff_max", &self.dispatch.backoff_max);
+        let grace = duration("dispatch.grace", &self.dispatch.grace);
+        let poll = duration("dispatch.poll", &self.dispatch.poll);
+        if lease <= SignedDuration::ZERO {
+            problems.push(ConfigProblem::new("dispatch.lease", "must be longer than zero"));
+        }
+        if self.dispatch.batch_size == 0 {
+            problems.push(ConfigProblem::new("dispatch.batch_size", "must be at least 1"));
+        }
+        if self.dispatch.concurrency == 0 {
+            problems.push(ConfigProblem::new("dispatch.concurrency", "must be at least 1"));
+        }
+        if self.dispatch.max_attempts == 0 {
+            problems.push(ConfigProblem::new("dispatch.max_attempts", "must be at least 1"));
+        }
+        if self.evaluation.member_batch == 0 {
+            problems.push(ConfigProblem::new("evaluation.member_batch", "must be at least 1"));
+        }
+        if let Err(e) = tokio_cron_scheduler::Job::new("0 0 0 1 1 *", |_, _| {}).and_then(|_| {
+            // Parse the configured expression with the scheduler's own parser.
+            tokio_cron_scheduler::Job::new(self.evaluation.tick.as_str(), |_, _| {}).map(|_| ())
+        }) {
+            problems.push(ConfigProblem::new(
+                "evaluation.tick",
+                format!("{:?} is not a six-field cron expression: {e}", self.evaluation.tick),
+            ));
+        }
+        self.check_channels(&mut problems);
+        let rules = self.check_rules(&mut problems);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Settings { raw: self, programme_tz, rules, lookahead, lease, backoff_base, backoff_max, grace, poll })
+    }
+
+    fn check_channels(&self, problems: &mut Vec<ConfigProblem>) {
+        match self.channels.sms.as_str() {
+            "outbox" => {}
+            "twilio" => match &self.twilio {
+                Some(t) => problems.extend(Twilio::check(t)),
+                None => problems.push(ConfigProblem::new("channels.sms", "provider twilio needs a [twilio] section")),
+            },
+            other => problems.push(ConfigProblem::new(
+                "channels.sms",
+                format!("unknown provider {other:?} (outbox or twilio)"),
+            )),
+        }
+        match self.channels.email.as_str() {
+            "outbox" => {}
+            "smtp" => match &self.smtp {
+                Some(s) => problems.extend(Smtp::check(s)),
+                None => problems.push(ConfigProblem::new("channels.email", "provider smtp needs an [smtp] section")),
+            },
+            other => problems.push(ConfigProblem::new(
+                "channels.email",
+                format!("unknown provider {other:?} (outbox or smtp)"),
+            )),
+        }
+        if self.channels.push != "outbox" {
+            problems.push(ConfigProblem::new(
+                "channels.push",
+                format!("unknown provider {:?} (outbox)", self.channels.push),
+            ));
+        }
+    }
+
+    fn check_rules(&self, problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let key = |field: &str| format!("rules[{i}].{field}");
+            let before = problems.len();
+            if r.id.is_empty() || !r.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                problems.push(ConfigProblem::new(key("id"), format!("{:?}: use letters, digits, - and _", r.id)));
+            } else if !seen.insert(r.id.clone()) {
+                problems.push(ConfigProblem::new(key("id"), format!("{:?} is used by another rule", r.id)));
+            }
+            let mut channels = Vec::new();
+            for c in &r.channels {
+                match ChannelKind::parse(c) {
+                    Some(k) if !channels.contains(&k) => channels.push(k),
+                    Some(_) => problems.push(ConfigProblem::new(key("channels"), format!("{c:?} is listed twice"))),
+                    None => problems.push(ConfigProblem::new(
+                        key("channels"),
+                        format!("unknown channel {c:?} (sms, email or push)"),
+                    )),
+                }
+            }
+            if r.channels.is_empty() {
+                problems.push(ConfigProblem::new(key("channels"), "name at least one channel"));
+            }
+            let send_at = match parse_send_at(&r.send_at) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(ConfigProblem::new(key("send_at"), e));
+                    Time::midnight()
+                }
+            };
+            let max_lateness = match parse_duration(&r.max_lateness) {
+                Ok(d) => d,
+                Err(e) => {
+                    problems.push(ConfigProblem::new(key("max_lateness"), e));
+                    SignedDuration::ZERO
+                }
+            };
+            if !(-366..=366).contains(&r.offset_days) {
+                problems.push(ConfigProblem::new(key("offset_days"), "must be within a year either way"));
+            }
+            let feb29 = match r.feb29.as_deref() {
+                None | Some("feb28") => Feb29::Feb28,
+                Some("mar1") => Feb29::Mar1,
+                Some(other) => {
+                    problems.push(ConfigProblem::new(key("feb29"), format!("{other:?}: use feb28 or mar1")));
+                    Feb29::Feb28
+                }
+            };
+            let unused = |field: &str, set: bool, problems: &mut Vec<ConfigProblem>| {
+                if set {
+                    problems.push(ConfigProblem::new(key(field), format!("not used by a {} rule", r.trigger)));
+                }
+            };
+            let trigger = match r.trigger.as_str() {
+                "birthday" | "anniversary" => {
+                    unused("date", r.date.is_some(), problems);
+                    unused("days", r.days.is_some(), problems);
+                    if r.trigger == "birthday" { Trigger::Birthday { feb29 } } else { Trigger::Anniversary { feb29 } }
+                }
+                "holiday" => {
+                    unused("feb29", r.feb29.is_some(), problems);
+                    unused("days", r.days.is_some(), problems);
+                    match r.date.as_deref().map(parse_month_day) {
+                        Some(Ok((month, day))) => Trigger::Holiday { month, day, names: r.names.clone() },
+                        Some(Err(e)) => {
+                            problems.push(ConfigProblem::new(key("date"), e));
+                            Trigger::Holiday { month: 1, day: 1, names: BTreeMap::new() }
+                        }
+                        None => {
+                            problems.push(ConfigProblem::new(key("date"), "a holiday rule needs date = \"MM-DD\""));
+                            Trigger::Holiday { month: 1, day: 1, names: BTreeMap::new() }
+                        }
+                    }
+                }
+                "inactivity" => {
+                    unused("feb29", r.feb29.is_some(), problems);
+                    unused("date", r.date.is_some(), problems);
+                    match r.days {
+                        Some(days) if (1..=3650).contains(&days) => Trigger::Inactivity { days },
+                        Some(_) => {
+                            problems.push(ConfigProblem::new(key("days"), "must be between 1 and 3650"));
+                            Trigger::Inactivity { days: 1 }
+                        }
+                        None => {
+                            problems.push(ConfigProblem::new(key("days"), "an inactivity rule needs days = N"));
+                            Trigger::Inactivity { days: 1 }
+                        }
+                    }
+                }
+                other => {
+                    problems.push(ConfigProblem::new(
+                        key("trigger"),
+                        format!("unknown trigger {other:?} (birthday, anniversary, holiday or inactivity)"),
+                    ));
+                    continue;
+                }
+            };
+            if problems.len() == before {
+                rules.push(Rule {
+                    id: r.id.clone(),
+                    trigger,
+                    channels,
+                    template: r.template.clone(),
+                    send_at,
+                    offset_days: r.offset_days,
+                    max_lateness,
+                    enabled: r.enabled,
+                });
+            }
+        }
+        rules
+    }
+}
+
+impl Settings {
+    /// Reads, parses and checks in one go.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Settings, ConfigError> {
+        Config::load(path, env)?.check()
+    }
+
+    /// The built-in defaults (no file, no environment).
+    pub fn defaults() -> Settings {
+        Settings::load(None, std::iter::empty()).expect("the built-in defaults are valid")
+    }
+}
+
+fn env_value(value: &str, kind: Kind) -> Result<toml::Value, String> {
+    match kind {
+        Kind::Str => Ok(toml::Value::String(value.to_string())),
+        Kind::Int => value
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("{value:?} is not a whole number")),
+        Kind::Bool => match value.trim() {
+            "true" | "1" | "yes" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("{value:?} is not true or false")),
+        },
+    }
+}
+
+fn set_dotted(doc: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut table = doc;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            table.insert(part.to_string(), value);
+            return;
+        }
+        let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        table = entry.as_table_mut().expect("just made a table");
+    }
+}
+
+/// `90s`, `30m`, `6h`, `2d`, or combinations such as `1h30m`.
+pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
+    let bad = || format!("{text:?} is not a duration (e.g. 90s, 30m, 6h, 2d)");
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(bad)?;
+        any = true;
+    }
+    if !digits.is_empty() || !any {
+        return Err(bad());
+    }
+    Ok(SignedDuration::from_secs(total))
+}
+
+/// `HH:MM`, 24-hour.
+pub fn parse_send_at(text: &str) -> Result<Time, String> {
+    let bad = || format!("{text:?} is not a time of day as HH:MM (e.g. 09:30)");
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: i8 = h.parse().map_err(|_| bad())?;
+    let m: i8 = m.parse().map_err(|_| bad())?;
+    Time::new(h, m, 0, 0).map_err(|_| bad())
+}
+
+/// `MM-DD`; Feb 29 is allowed (a holiday on it falls only in leap years).
+pub fn parse_month_day(text: &str) -> Result<(i8, i8), String> {
+    let bad = || format!("{text:?} is not a month and day as MM-DD (e.g. 12-25)");
+    let (m, d) = text.split_once('-').ok_or_else(bad)?;
+    let m: i8 = m.parse().map_err(|_| bad())?;
+    let d: i8 = d.parse().map_err(|_| bad())?;
+    jiff::civil::Date::new(2024, m, d).map_err(|_| bad())?;
+    Ok((m, d))
+}

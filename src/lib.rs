@@ -4,19 +4,31 @@
 //! The modules follow the pipeline a message travels:
 //!
 //! - [`members`]: members and their events come in (HTTP API, `tidings import`, the demo seed).
-//! - [`triggers`]: evaluate rules against members and find due occurrences.
+//! - [`evaluate`]: the tick: windows per rule, members in batches, idempotent enqueue.
+//! - [`triggers`]: which members have an occurrence of a rule in a window (pure).
 //! - [`plan`]: turn occurrences into message rows: dedupe key, member-local `run_at`, skips.
 //! - [`dispatch`]: claim due messages under a lease, render, send, finalize (fenced).
 //! - [`channels`]: the providers (outbox, SMTP email, Twilio SMS).
 //! - [`render`]: Handlebars templates per channel and locale.
 //! - [`store`]: all SQL; SQLite (WAL).
 //! - [`http`]: health, readiness and the ingest API.
-//! - [`app`], [`cli`], [`config`], [`clock`]: wiring, commands, configuration, injected time.
+//! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
+//!   configuration, injected time.
 
+pub mod app;
 pub mod channels;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod dispatch;
+pub mod evaluate;
+pub mod http;
+pub mod members;
+pub mod plan;
 pub mod render;
+pub mod store;
+pub mod triggers;
 
 /// Installs ring as rustls's process-wide crypto provider (both lettre and reqwest use rustls).
 /// Idempotent: later calls are no-ops.

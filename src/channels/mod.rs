@@ -92,3 +92,62 @@ pub enum SendOutcome {
     /// Never worth retrying: a bad number, a rejected address, a 4xx other than 429, SMTP 5xx.
     Permanent { error: String },
 }
+
+/// The provider serving one channel kind: a closed set, chosen in configuration.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    Outbox(outbox::Outbox),
+    Twilio(sms::twilio::Twilio),
+    Smtp(email::Smtp),
+}
+
+impl Provider {
+    /// The name recorded on sent messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Outbox(_) => "outbox",
+            Provider::Twilio(_) => "twilio",
+            Provider::Smtp(_) => "smtp",
+        }
+    }
+
+    pub async fn send(&self, msg: &Outgoing, now: jiff::Timestamp) -> SendOutcome {
+        match self {
+            Provider::Outbox(o) => o.send(msg, now).await,
+            Provider::Twilio(t) => t.send(msg).await,
+            Provider::Smtp(s) => s.send(msg).await,
+        }
+    }
+}
+
+/// One provider per channel kind.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    pub sms: Provider,
+    pub email: Provider,
+    pub push: Provider,
+}
+
+impl Channels {
+    /// Builds the providers the configuration names. Secrets are resolved here, at start-up.
+    pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Channels> {
+        let outbox = outbox::Outbox::new(&cfg.outbox.path);
+        let sms = match (cfg.channels.sms.as_str(), &cfg.twilio) {
+            ("twilio", Some(t)) => Provider::Twilio(sms::twilio::Twilio::new(t)?),
+            _ => Provider::Outbox(outbox.clone()),
+        };
+        let email = match (cfg.channels.email.as_str(), &cfg.smtp) {
+            ("smtp", Some(s)) => Provider::Smtp(email::Smtp::new(s)?),
+            _ => Provider::Outbox(outbox.clone()),
+        };
+        Ok(Channels { sms, email, push: Provider::Outbox(outbox) })
+    }
+
+    pub fn get(&self, kind: ChannelKind) -> &Provider {
+        match kind {
+            ChannelKind::Sms => &self.sms,
+            ChannelKind::Email => &self.email,
+            ChannelKind::Push => &self.push,
+        }
+    }
+}

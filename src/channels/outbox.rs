@@ -36,8 +36,7 @@ impl Outbox {
             "to": msg.to,
             "message": msg.rendered,
         });
-        tracing::info!(target: "tidings::outbox", message.id = msg.id, member.id = %msg.member,
-            channel = %msg.rendered.channel(), to = %msg.to, "{line}");
+        tracing::info!(message.id = msg.id, member.id = %msg.member, channel = %msg.rendered.channel(), to = %msg.to, outbox = %line, "outbox");
         let mut text = line.to_string();
         text.push('\n');
         let mut guard = self.file.lock().await;

@@ -1,6 +1,11 @@
 //! Rendering: Handlebars templates, compiled once, validated against a fixture member at load,
 //! chosen by channel and the member's locale with fallback.
 
+pub mod context;
+pub mod set;
+
+pub use set::{Source, TemplateSet};
+
 use std::path::Path;
 
 use serde_json::Value;
@@ -38,5 +43,17 @@ impl Templates {
 
     pub fn render(&self, key: &str, channel: ChannelKind, _ctx: &Value) -> Result<Rendered, RenderError> {
         Err(RenderError::Missing { key: key.into(), channel })
+    }
+}
+
+impl Templates {
+    pub fn with_default_locale(self, _locale: &str) -> Self {
+        self
+    }
+}
+
+impl Templates {
+    pub fn has(&self, _key: &str, _channel: ChannelKind) -> bool {
+        false
     }
 }

@@ -1,0 +1,80 @@
+-- The pipeline's tables. Instants are integer epoch milliseconds (UTC); civil dates are
+-- YYYY-MM-DD text.
+
+CREATE TABLE members (
+    id               INTEGER PRIMARY KEY,
+    external_id      TEXT    NOT NULL UNIQUE,
+    name             TEXT    NOT NULL,
+    phone            TEXT,
+    email            TEXT,
+    locale           TEXT,
+    time_zone        TEXT,
+    birth_date       TEXT,
+    member_since     TEXT,
+    tier             TEXT,
+    points           INTEGER NOT NULL DEFAULT 0,
+    attributes       TEXT    NOT NULL DEFAULT '{}',
+    last_activity_at INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+CREATE INDEX members_updated_at ON members (updated_at);
+
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT UNIQUE,
+    member_id   INTEGER NOT NULL REFERENCES members (id),
+    kind        TEXT    NOT NULL,
+    amount      REAL,
+    at          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX events_member_at ON events (member_id, at);
+
+-- How far each rule has been evaluated: the next window starts at evaluated_until; members
+-- changed after evaluated_at were not seen by the last tick.
+CREATE TABLE rule_state (
+    rule_id         TEXT    PRIMARY KEY,
+    evaluated_until INTEGER NOT NULL,
+    evaluated_at    INTEGER NOT NULL
+);
+
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY,
+    -- rule:member:occurrence:channel; one message per key, ever.
+    dedupe_key  TEXT    NOT NULL UNIQUE,
+    rule_id     TEXT    NOT NULL,
+    member_id   INTEGER NOT NULL REFERENCES members (id),
+    occurrence  TEXT    NOT NULL,
+    channel     TEXT    NOT NULL,
+    template    TEXT    NOT NULL,
+    vars        TEXT    NOT NULL,
+    run_at      INTEGER NOT NULL,
+    deadline    INTEGER,
+    -- scheduled, claimed, sending, sent, failed, dead, skipped, ambiguous
+    state       TEXT    NOT NULL,
+    reason      TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    provider    TEXT,
+    provider_id TEXT,
+    rendered    TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    sent_at     INTEGER
+);
+CREATE INDEX messages_due ON messages (run_at) WHERE state = 'scheduled';
+CREATE INDEX messages_leased ON messages (lease_until) WHERE state IN ('claimed', 'sending');
+CREATE INDEX messages_member ON messages (member_id);
+CREATE INDEX messages_rule_state ON messages (rule_id, state);
+
+-- Every state change of every message, with its detail: the message's history.
+CREATE TABLE message_history (
+    id         INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages (id),
+    at         INTEGER NOT NULL,
+    state      TEXT    NOT NULL,
+    detail     TEXT
+);
+CREATE INDEX message_history_message ON message_history (message_id);

@@ -1,0 +1,188 @@
+//! Wiring: the pieces of a running daemon (settings, store, clock, templates, channels) built
+//! once and shared. Tests build an `App` with a manual clock and drive it a step at a time.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use jiff::Timestamp;
+use tokio::sync::Notify;
+
+use crate::channels::{ChannelKind, Channels, Rendered};
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::retry::RetryPolicy;
+use crate::evaluate::{self, ForecastRow, TickReport};
+use crate::render::{Source, TemplateSet, context};
+use crate::store::Store;
+
+/// A running daemon's shared state.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub templates: Arc<TemplateSet>,
+    pub channels: Arc<Channels>,
+    /// This instance's id, in logs and on every claim.
+    pub instance_id: String,
+    /// Woken when the evaluator enqueued something, so idle workers look at once.
+    pub wake: Arc<Notify>,
+}
+
+impl App {
+    /// Opens and migrates the store, loads and validates the templates, builds the providers.
+    /// Any problem here stops start-up with a message naming what is wrong.
+    pub async fn start(settings: Settings, clock: SharedClock) -> anyhow::Result<App> {
+        crate::install_crypto_provider();
+        let store = Store::open(&settings.raw.database.url)
+            .await
+            .with_context(|| format!("opening database.url {}", settings.raw.database.url))?;
+        store.migrate().await.context("migrating the database")?;
+        let source = match &settings.raw.templates.dir {
+            Some(dir) => Source::Dir(dir.clone()),
+            None => Source::Builtin,
+        };
+        let templates = TemplateSet::load(source, &settings.raw.programme.default_locale)
+            .map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
+        check_rule_templates(&settings, &templates)?;
+        let channels = Channels::from_config(&settings.raw).context("channels")?;
+        let instance_id = format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Ok(App {
+            settings: Arc::new(settings),
+            store,
+            clock,
+            templates: Arc::new(templates),
+            channels: Arc::new(channels),
+            instance_id,
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// One evaluation tick at the clock's now.
+    pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        let report = evaluate::tick(&self.store, &self.settings, self.now()).await?;
+        if report.enqueued > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(report)
+    }
+
+    pub fn dispatcher(&self) -> Dispatcher {
+        let d = &self.settings.raw.dispatch;
+        Dispatcher {
+            store: self.store.clone(),
+            channels: self.channels.clone(),
+            templates: self.templates.clone(),
+            clock: self.clock.clone(),
+            owner: self.instance_id.clone(),
+            batch_size: d.batch_size,
+            concurrency: d.concurrency,
+            lease: self.settings.lease,
+            retry: RetryPolicy {
+                max_attempts: d.max_attempts,
+                base: self.settings.backoff_base,
+                max: self.settings.backoff_max,
+            },
+            programme_name: self.settings.raw.programme.name.clone(),
+            default_locale: self.settings.raw.programme.default_locale.clone(),
+            default_zone: self.settings.raw.programme.time_zone.clone(),
+        }
+    }
+
+    /// Sends everything due now; returns how many messages were processed.
+    pub async fn dispatch_all(&self) -> anyhow::Result<usize> {
+        self.dispatcher().drain().await
+    }
+
+    pub async fn forecast(&self, days: u32) -> anyhow::Result<Vec<ForecastRow>> {
+        evaluate::forecast(&self.store, &self.settings, self.now(), days).await
+    }
+
+    /// Renders what `rule_id` would send `member` on each of its channels at the member's next
+    /// occurrence (or, if none falls within a year, as if it were today).
+    pub async fn preview(&self, rule_id: &str, external_id: &str) -> anyhow::Result<Preview> {
+        let rule = self
+            .settings
+            .rules
+            .iter()
+            .find(|r| r.id == rule_id)
+            .with_context(|| format!("no rule {rule_id:?}"))?;
+        let member = self
+            .store
+            .member_by_external_id(external_id)
+            .await?
+            .with_context(|| format!("no member {external_id:?}"))?;
+        let s = &self.settings.raw.programme;
+        let locale = member.locale.clone().unwrap_or_else(|| s.default_locale.clone());
+        let zone = member.time_zone.clone().unwrap_or_else(|| s.time_zone.clone());
+        let tz = jiff::tz::TimeZone::get(&zone).unwrap_or_else(|_| self.settings.programme_tz.clone());
+        let now = self.now();
+        let occ = evaluate::next_occurrence(rule, &member, &tz, now, &locale);
+        let vars = match &occ {
+            Some(o) => o.vars.clone(),
+            None => {
+                let mut v = serde_json::Map::new();
+                let today = now.to_zoned_datetime(tz.clone()).date();
+                v.insert("key".into(), format!("preview:{today}").into());
+                v.insert("date".into(), today.to_string().into());
+                if let crate::triggers::Trigger::Inactivity { days } = rule.trigger {
+                    v.insert("days".into(), days.into());
+                }
+                v
+            }
+        };
+        let ctx = context::build(&member, &vars, &s.name, &rule.id, &locale, &zone);
+        let templates = self.templates.current();
+        let mut messages = Vec::new();
+        for &channel in &rule.channels {
+            let to = crate::plan::address(&member, channel);
+            let rendered = templates.render(&rule.template, channel, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+            messages.push(PreviewMessage { channel, to, rendered });
+        }
+        Ok(Preview { rule: rule.id.clone(), member: member.external_id, due: occ.map(|o| o.due), messages })
+    }
+}
+
+/// A rule's message as one member would receive it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub rule: String,
+    pub member: String,
+    /// When it would be sent; `None` when no occurrence falls within a year.
+    pub due: Option<Timestamp>,
+    pub messages: Vec<PreviewMessage>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreviewMessage {
+    pub channel: ChannelKind,
+    pub to: Option<String>,
+    pub rendered: Rendered,
+}
+
+/// Every rule's template must exist for each of its channels: checked at start-up, not at the
+/// first send.
+pub fn check_rule_templates(settings: &Settings, templates: &TemplateSet) -> anyhow::Result<()> {
+    let t = templates.current();
+    let mut problems = Vec::new();
+    for (i, rule) in settings.rules.iter().enumerate() {
+        for &channel in &rule.channels {
+            if !t.has(&rule.template, channel) {
+                problems.push(format!(
+                    "rules[{i}].template: {:?} has no {channel} variant (rule {:?})",
+                    rule.template, rule.id
+                ));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { anyhow::bail!("{}", problems.join("\n")) }
+}

@@ -1,0 +1,235 @@
+//! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
+//! `check-config`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::{LogFormat, Settings};
+use crate::members::import::{self, Format};
+use crate::store::{MessageFilter, State, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about = "Sends loyalty-programme members the right message, at the right local time, exactly once")]
+pub struct Cli {
+    /// The configuration file (TOML). Without one, the built-in defaults: ./tidings.db and the outbox.
+    #[arg(long, short, global = true, env = "TIDINGS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        /// Seed a few hundred sample members so messages appear within a minute.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Bring the database schema up to date.
+    Migrate {
+        /// Only list the migrations and whether each is applied.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Import members from CSV (with a header row) or JSON Lines.
+    Import {
+        file: PathBuf,
+        /// Defaults from the file's extension (.csv, .jsonl).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+    /// Render a rule's message for one member, on each of the rule's channels.
+    Preview {
+        #[arg(long)]
+        rule: String,
+        /// The member's external id.
+        #[arg(long)]
+        member: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What would be sent over the next days, per day, rule and channel; sends nothing.
+    Forecast {
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List messages and their states.
+    Messages {
+        #[arg(long)]
+        rule: Option<String>,
+        /// The member's external id.
+        #[arg(long)]
+        member: Option<String>,
+        /// scheduled, claimed, sending, sent, failed, dead, skipped, ambiguous.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Show each message's history.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Check the configuration and templates, then exit.
+    CheckConfig,
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref(), std::env::vars())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| match &cli.config {
+            Some(p) => format!("configuration {}", p.display()),
+            None => "configuration (built-in defaults and TIDINGS_ variables)".into(),
+        })?;
+    init_logging(&settings);
+    match cli.command {
+        Command::Serve { demo } => {
+            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            if demo {
+                seed_demo(&app).await?;
+            }
+            let shutdown = CancellationToken::new();
+            crate::daemon::cancel_on_signals(shutdown.clone());
+            crate::daemon::serve(app, shutdown).await
+        }
+        Command::Migrate { status } => {
+            let store = Store::open(&settings.raw.database.url).await?;
+            if !status {
+                store.migrate().await?;
+            }
+            for (version, description, applied) in store.migration_status().await? {
+                println!("{version:>5} {} {description}", if applied { "applied" } else { "pending" });
+            }
+            Ok(())
+        }
+        Command::Import { file, format } => {
+            let format = format
+                .or_else(|| Format::from_path(&file))
+                .context("cannot tell the format from the file name: pass --format csv or --format jsonl")?;
+            let store = Store::open(&settings.raw.database.url).await?;
+            store.migrate().await?;
+            let report = import::import_file(&store, &file, format, jiff::Timestamp::now()).await?;
+            for e in &report.errors {
+                eprintln!("{}:{e}", file.display());
+            }
+            println!(
+                "{} inserted, {} updated, {} unchanged, {} rejected",
+                report.counts.inserted,
+                report.counts.updated,
+                report.counts.unchanged,
+                report.errors.iter().map(|e| e.line).collect::<std::collections::BTreeSet<_>>().len()
+            );
+            if report.errors.is_empty() { Ok(()) } else { std::process::exit(2) }
+        }
+        Command::Preview { rule, member, json } => {
+            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            let p = app.preview(&rule, &member).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                print_preview(&p);
+            }
+            Ok(())
+        }
+        Command::Forecast { days, json } => {
+            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            let rows = app.forecast(days).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<12} {:<20} {:<7} {:>9} {:>9}", "day", "rule", "channel", "messages", "skipped");
+                for r in &rows {
+                    println!("{:<12} {:<20} {:<7} {:>9} {:>9}", r.day.to_string(), r.rule, r.channel, r.messages, r.skipped);
+                }
+                let total: u64 = rows.iter().map(|r| r.messages).sum();
+                println!("{total} messages over {days} days");
+            }
+            Ok(())
+        }
+        Command::Messages { rule, member, state, limit, history } => {
+            let store = Store::open(&settings.raw.database.url).await?;
+            let state = state
+                .map(|s| State::parse(&s).with_context(|| format!("--state: unknown state {s:?}")))
+                .transpose()?;
+            let rows = store.messages(&MessageFilter { rule_id: rule, member, state, limit }).await?;
+            for m in rows {
+                println!(
+                    "{:>6} {:<9} {:<16} {:<12} {:<6} {:<22} {}",
+                    m.id,
+                    m.state,
+                    m.rule_id,
+                    m.member,
+                    m.channel,
+                    m.run_at.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+                    m.reason.unwrap_or_default()
+                );
+                if history {
+                    for h in store.history(m.id).await? {
+                        println!("         {} {:<9} {}", h.at, h.state, h.detail.unwrap_or_default());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            let t = app.templates.current();
+            println!("configuration ok: {} rules, templates {:?}", app.settings.rules.len(), t.keys());
+            println!(
+                "channels: sms={} email={} push={}",
+                app.channels.sms.name(),
+                app.channels.email.name(),
+                app.channels.push.name()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn seed_demo(app: &App) -> anyhow::Result<()> {
+    let now = app.now();
+    let (members, events) = crate::members::demo::sample(now, 300, 2026);
+    let counts = app.store.upsert_members(&members, now).await?;
+    let ev = app.store.record_events(&events, now).await?;
+    tracing::info!(inserted = counts.inserted, unchanged = counts.unchanged, events = ev.recorded, "demo members seeded");
+    Ok(())
+}
+
+fn print_preview(p: &crate::app::Preview) {
+    println!("rule {} for member {}", p.rule, p.member);
+    match p.due {
+        Some(due) => println!("next due {due}"),
+        None => println!("no occurrence within a year; rendered as if today"),
+    }
+    for m in &p.messages {
+        println!("--- {} to {}", m.channel, m.to.as_deref().unwrap_or("(no address: would be skipped)"));
+        match &m.rendered {
+            crate::channels::Rendered::Sms { text } => {
+                println!("{text}");
+            }
+            crate::channels::Rendered::Email { subject, html, text } => {
+                println!("Subject: {subject}\n\n{text}\n\n[html: {} bytes]", html.len());
+            }
+            crate::channels::Rendered::Push { title, body } => println!("{title}\n{body}"),
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.raw.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match settings.raw.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,184 @@
+//! `tidings serve`: the daemon's life. Periodic jobs (the evaluation tick, housekeeping) run on
+//! tokio-cron-scheduler in UTC; a dispatch worker sends what is due; HTTP serves health and the
+//! API. SIGTERM drains in-flight sends within the grace period; SIGHUP reloads templates
+//! atomically. Under systemd it reports readiness and pets the watchdog.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::dispatch::{Dispatcher, Step};
+use crate::http::{self, Http};
+
+/// Runs until `shutdown` is cancelled, then drains.
+pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ready = Arc::new(AtomicBool::new(false));
+    tracing::info!(instance = %app.instance_id, database = %app.settings.raw.database.url,
+        sms = app.channels.sms.name(), email = app.channels.email.name(), push = app.channels.push.name(),
+        rules = app.settings.rules.len(), "starting");
+
+    // HTTP first, so a bad address fails start-up before anything else runs.
+    let http_task = if app.settings.raw.http.enabled {
+        let addr = &app.settings.raw.http.addr;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("http.addr {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "http listening");
+        let router = http::app(Http { app: app.clone(), ready: ready.clone() });
+        let stop = shutdown.clone();
+        Some(tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+        }))
+    } else {
+        None
+    };
+
+    // Catch up at once rather than waiting for the first tick.
+    run_tick(&app, &TickGuard::default()).await;
+
+    let scheduler = JobScheduler::new().await.context("scheduler")?;
+    let guard = TickGuard::default();
+    let tick_app = app.clone();
+    scheduler
+        .add(Job::new_async(app.settings.raw.evaluation.tick.as_str(), move |_, _| {
+            let app = tick_app.clone();
+            let guard = guard.clone();
+            Box::pin(async move { run_tick(&app, &guard).await })
+        })?)
+        .await?;
+    let hk_app = app.clone();
+    scheduler
+        .add(Job::new_async("30 */5 * * * *", move |_, _| {
+            let app = hk_app.clone();
+            Box::pin(async move { housekeeping(&app).await })
+        })?)
+        .await?;
+    scheduler.start().await.context("starting the scheduler")?;
+
+    let worker = tokio::spawn(work(app.dispatcher(), app.wake.clone(), app.settings.poll, shutdown.clone()));
+    let reloader = tokio::spawn(reload_on_sighup(app.clone(), shutdown.clone()));
+    let watchdog = tokio::spawn(watchdog(shutdown.clone()));
+
+    ready.store(true, Ordering::SeqCst);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!("ready");
+
+    shutdown.cancelled().await;
+    ready.store(false, Ordering::SeqCst);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let grace = app.settings.grace.unsigned_abs();
+    tracing::info!(grace = ?grace, "shutting down: draining in-flight sends");
+    let mut scheduler = scheduler;
+    let _ = scheduler.shutdown().await;
+    match tokio::time::timeout(grace, worker).await {
+        Ok(_) => tracing::info!("dispatch drained"),
+        Err(_) => tracing::warn!("grace period over with sends in flight; their leases will expire"),
+    }
+    reloader.abort();
+    watchdog.abort();
+    if let Some(task) = http_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    if let crate::channels::Provider::Smtp(smtp) = &app.channels.email {
+        smtp.close().await;
+    }
+    app.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keeps ticks from overlapping: a tick that finds the previous one still running is skipped.
+#[derive(Clone, Default)]
+struct TickGuard(Arc<tokio::sync::Mutex<()>>);
+
+async fn run_tick(app: &App, guard: &TickGuard) {
+    let Ok(_held) = guard.0.try_lock() else {
+        tracing::warn!("previous tick still running; skipping this one");
+        return;
+    };
+    let span = tracing::info_span!("tick", now = %app.now());
+    let _enter = span.enter();
+    let started = std::time::Instant::now();
+    match app.tick().await {
+        Ok(r) => tracing::info!(members = r.members, planned = r.planned, enqueued = r.enqueued,
+            skipped = r.skipped, took_ms = started.elapsed().as_millis() as u64, "tick"),
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "tick failed"),
+    }
+}
+
+async fn housekeeping(app: &App) {
+    match app.store.settle(app.now()).await {
+        Ok(()) => {}
+        Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+    }
+    if let Ok(counts) = app.store.count_by_state().await {
+        tracing::info!(?counts, "messages by state");
+    }
+}
+
+/// The dispatch worker: one step at a time; when idle, waits for the next due message, a wake-up
+/// from the evaluator, or the poll interval, whichever is first. Stops between steps on shutdown.
+pub async fn work(d: Dispatcher, wake: Arc<tokio::sync::Notify>, poll: jiff::SignedDuration, shutdown: CancellationToken) {
+    let poll = poll.unsigned_abs().max(Duration::from_millis(10));
+    while !shutdown.is_cancelled() {
+        let wait = match d.step().await {
+            Ok(Step::Worked(_)) => continue,
+            Ok(Step::Idle) => match d.next_due().await {
+                Ok(Some(due)) => d.clock.now().duration_until(due).unsigned_abs().min(poll),
+                _ => poll,
+            },
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "dispatch step failed");
+                poll
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        match app.templates.reload().and_then(|()| Ok(crate::app::check_rule_templates(&app.settings, &app.templates))) {
+            Ok(Ok(())) => tracing::info!("templates reloaded"),
+            Ok(Err(e)) => tracing::error!(error = %e, "templates reloaded but a rule's template is missing"),
+            Err(e) => tracing::error!(error = %e, "template reload failed; keeping the previous set"),
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+async fn watchdog(shutdown: CancellationToken) {
+    let Some(timeout) = sd_notify::watchdog_enabled() else { return };
+    let every = timeout / 2;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+        }
+        token.cancel();
+    });
+}

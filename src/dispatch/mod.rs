@@ -1,0 +1,150 @@
+//! Dispatch: claim due messages in batches under a lease, render them, hand them to their
+//! channel's provider, and finalize with a fenced update. No database transaction is open while
+//! a provider is called: claim, mark-sending and finalize are each their own short transaction.
+
+pub mod retry;
+
+use crate::clock::InstantExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use rand::Rng;
+use tracing::Instrument;
+
+use crate::channels::{Channels, Outgoing, Rendered};
+use crate::clock::SharedClock;
+use crate::members::Member;
+use crate::plan::address;
+use crate::render::TemplateSet;
+use crate::render::context;
+use crate::store::{Claimed, Finalize, Store};
+use retry::RetryPolicy;
+
+/// Everything a worker needs; cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub store: Store,
+    pub channels: Arc<Channels>,
+    pub templates: Arc<TemplateSet>,
+    pub clock: SharedClock,
+    /// This instance's id: the lease owner on every claim.
+    pub owner: String,
+    pub batch_size: u32,
+    pub concurrency: usize,
+    pub lease: jiff::SignedDuration,
+    pub retry: RetryPolicy,
+    pub programme_name: String,
+    pub default_locale: String,
+    pub default_zone: String,
+}
+
+/// What one step of the worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing was due.
+    Idle,
+    /// A batch of this many messages was processed.
+    Worked(usize),
+}
+
+impl Dispatcher {
+    /// Claims one batch of due messages and sees each to its next state.
+    pub async fn step(&self) -> anyhow::Result<Step> {
+        let now = self.clock.now();
+        let lease_until = now.plus(self.lease);
+        let claimed = self.store.claim(&self.owner, now, lease_until, self.batch_size).await?;
+        if claimed.is_empty() {
+            return Ok(Step::Idle);
+        }
+        let n = claimed.len();
+        let mut ids: Vec<i64> = claimed.iter().map(|c| c.member_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let members: HashMap<i64, Member> =
+            self.store.members_by_ids(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let templates = self.templates.current();
+
+        let mut results: Vec<(i64, u32, Finalize)> = Vec::with_capacity(n);
+        let mut ready: Vec<(Claimed, Outgoing)> = Vec::with_capacity(n);
+        for c in claimed {
+            match self.prepare(&c, members.get(&c.member_id), &templates) {
+                Ok(out) => ready.push((c, out)),
+                Err(fin) => results.push((c.id, c.attempt, fin)),
+            }
+        }
+
+        let marks: Vec<(i64, u32, String)> = ready
+            .iter()
+            .map(|(c, o)| (c.id, c.attempt, serde_json::to_string(&o.rendered).expect("rendered serializes")))
+            .collect();
+        let moved = self.store.mark_sending(&self.owner, &marks, self.clock.now()).await?;
+        ready.retain(|(c, _)| moved.contains(&c.id));
+
+        let sent = futures::stream::iter(ready)
+            .map(|(c, out)| {
+                let provider = self.channels.get(c.channel);
+                let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
+                    channel = %c.channel, rule = %c.rule_id, attempt = c.attempt);
+                async move {
+                    let outcome = provider.send(&out, self.clock.now()).await;
+                    let jitter = rand::rng().random::<f64>();
+                    let fin = retry::decide(&self.retry, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
+                    match &fin {
+                        Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
+                        Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),
+                        Finalize::Failed { error } | Finalize::Dead { error } => tracing::error!(error, "not sent"),
+                        Finalize::Skipped { reason } => tracing::info!(reason, "skipped"),
+                    }
+                    (c.id, c.attempt, fin)
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        results.extend(sent);
+        self.store.finalize(&self.owner, &results, self.clock.now()).await?;
+        Ok(Step::Worked(n))
+    }
+
+    /// Runs steps until nothing is due now. For tests and the CLI; the daemon loops with waits.
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        while let Step::Worked(n) = self.step().await? {
+            total += n;
+        }
+        Ok(total)
+    }
+
+    /// Renders one claimed message, or says why it cannot be sent.
+    fn prepare(&self, c: &Claimed, member: Option<&Member>, templates: &crate::render::Templates) -> Result<Outgoing, Finalize> {
+        let Some(member) = member else {
+            return Err(Finalize::Failed { error: "member no longer exists".into() });
+        };
+        let Some(to) = address(member, c.channel) else {
+            return Err(Finalize::Skipped { reason: format!("member has no {} address now", c.channel) });
+        };
+        let locale = member.locale.clone().unwrap_or_else(|| self.default_locale.clone());
+        let zone = member.time_zone.clone().unwrap_or_else(|| self.default_zone.clone());
+        let ctx = context::build(member, &c.vars, &self.programme_name, &c.rule_id, &locale, &zone);
+        let rendered: Rendered = templates
+            .render(&c.template, c.channel, &ctx)
+            .map_err(|e| Finalize::Failed { error: format!("render: {e}") })?;
+        Ok(Outgoing {
+            id: c.id,
+            dedupe_key: c.dedupe_key.clone(),
+            rule_id: c.rule_id.clone(),
+            member: member.external_id.clone(),
+            member_name: member.name.clone(),
+            to,
+            rendered,
+        })
+    }
+
+    /// The earliest instant something is due, if anything is scheduled.
+    pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
+        Ok(self.store.next_due().await?)
+    }
+}

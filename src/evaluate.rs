@@ -1,0 +1,158 @@
+//! The evaluation tick: for each enabled rule, the window since its watermark up to
+//! `now + lookahead`; members read in keyset batches; triggers find occurrences, the planner
+//! turns them into messages, and the store inserts them idempotently. The watermark moves only
+//! after a whole pass, so a crash mid-tick re-evaluates the same window, harmlessly.
+
+use crate::clock::InstantExt;
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use crate::config::Settings;
+use crate::members::Member;
+use crate::plan::{self, NewMessage};
+use crate::store::Store;
+use crate::triggers::{self, Occurrence, Rule, Window};
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TickReport {
+    pub members: u64,
+    pub planned: u64,
+    /// Newly inserted (planned minus those already there).
+    pub enqueued: u64,
+    pub skipped: u64,
+}
+
+/// Resolves members' zones once per pass.
+#[derive(Default)]
+pub struct Zones(HashMap<String, TimeZone>);
+
+impl Zones {
+    pub fn of(&mut self, member: &Member, fallback: &TimeZone) -> TimeZone {
+        match &member.time_zone {
+            None => fallback.clone(),
+            Some(name) => {
+                self.0.entry(name.clone()).or_insert_with(|| TimeZone::get(name).unwrap_or_else(|_| fallback.clone())).clone()
+            }
+        }
+    }
+}
+
+/// One rule with the window it is evaluated over.
+struct Pass<'a> {
+    rule: &'a Rule,
+    window: Window,
+    /// When the rule was last evaluated; members changed since were not seen by it.
+    seen_at: Option<Timestamp>,
+}
+
+/// Runs every pass over one batch of members, calling `found` for each occurrence.
+fn occurrences_in(
+    batch: &[Member],
+    settings: &Settings,
+    passes: &[Pass<'_>],
+    zones: &mut Zones,
+    mut found: impl FnMut(&Rule, &Member, &Occurrence),
+) {
+    for member in batch {
+        let tz = zones.of(member, &settings.programme_tz);
+        let locale = member.locale.as_deref().unwrap_or(&settings.raw.programme.default_locale);
+        for pass in passes {
+            let changed = pass.seen_at.is_none_or(|at| member.updated_at > at);
+            for occ in triggers::evaluate(pass.rule, member, &tz, pass.window, changed, locale) {
+                found(pass.rule, member, &occ);
+            }
+        }
+    }
+}
+
+/// Runs one evaluation tick at `now`.
+pub async fn tick(store: &Store, settings: &Settings, now: Timestamp) -> anyhow::Result<TickReport> {
+    let to = now.plus(settings.lookahead);
+    let mut passes = Vec::new();
+    for rule in settings.rules.iter().filter(|r| r.enabled) {
+        let (from, seen_at) = match store.watermark(&rule.id).await? {
+            Some((until, at)) => (until, Some(at)),
+            // A new rule catches up only as far as its lateness allows.
+            None => (now.minus(rule.max_lateness), None),
+        };
+        if from < to || seen_at.is_none() {
+            passes.push(Pass { rule, window: Window { from: from.min(to), to, now }, seen_at });
+        }
+    }
+    let mut report = TickReport::default();
+    if passes.is_empty() {
+        return Ok(report);
+    }
+    let mut zones = Zones::default();
+    let mut after = 0;
+    loop {
+        let batch = store.members_after(after, settings.raw.evaluation.member_batch).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        report.members += batch.len() as u64;
+        let mut pending: Vec<NewMessage> = Vec::new();
+        occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
+            pending.extend(plan::plan(rule, member, occ, now));
+        });
+        report.planned += pending.len() as u64;
+        report.skipped += pending.iter().filter(|m| m.skip.is_some()).count() as u64;
+        report.enqueued += store.enqueue(&pending, now).await?;
+    }
+    for pass in &passes {
+        store.set_watermark(&pass.rule.id, to, now).await?;
+    }
+    Ok(report)
+}
+
+/// One line of a forecast: how many messages a rule would send on a channel on a day.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct ForecastRow {
+    pub day: Date,
+    pub rule: String,
+    pub channel: String,
+    pub messages: u64,
+    /// Would be skipped (no address on the channel).
+    pub skipped: u64,
+}
+
+/// What would be sent from `now` for `days` days, by day (in the programme's zone), rule and
+/// channel, without sending or storing anything.
+pub async fn forecast(store: &Store, settings: &Settings, now: Timestamp, days: u32) -> anyhow::Result<Vec<ForecastRow>> {
+    let to = now.plus(jiff::SignedDuration::from_hours(24 * i64::from(days)));
+    let window = Window { from: now, to, now };
+    let passes: Vec<Pass> =
+        settings.rules.iter().filter(|r| r.enabled).map(|rule| Pass { rule, window, seen_at: Some(now) }).collect();
+    let mut rows: BTreeMap<(Date, String, String), (u64, u64)> = BTreeMap::new();
+    let mut zones = Zones::default();
+    let mut after = 0;
+    loop {
+        let batch = store.members_after(after, settings.raw.evaluation.member_batch).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
+            for m in plan::plan(rule, member, occ, now) {
+                let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();
+                let entry = rows.entry((day, m.rule_id.clone(), m.channel.to_string())).or_default();
+                if m.skip.is_some() {
+                    entry.1 += 1;
+                } else {
+                    entry.0 += 1;
+                }
+            }
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|((day, rule, channel), (messages, skipped))| ForecastRow { day, rule, channel, messages, skipped })
+        .collect())
+}
+
+/// The member's next occurrence of `rule` within about a year, for previews.
+pub fn next_occurrence(rule: &Rule, member: &Member, tz: &TimeZone, now: Timestamp, locale: &str) -> Option<Occurrence> {
+    let to = now.plus(jiff::SignedDuration::from_hours(24 * 400));
+    triggers::evaluate(rule, member, tz, Window { from: now, to, now }, true, locale).into_iter().next()
+}

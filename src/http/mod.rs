@@ -1,0 +1,220 @@
+//! The HTTP face of the daemon: health and readiness for supervisors, and the ingest API the
+//! host loyalty system calls (members, events), plus read-only views of messages.
+//! `app()` builds the router so tests call it without a socket.
+
+use crate::clock::InstantExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::members::EventInput;
+use crate::members::validate::{FieldError, member_from_json};
+use crate::store::{MessageFilter, State as MessageState};
+
+/// Shared with handlers.
+#[derive(Clone)]
+pub struct Http {
+    pub app: App,
+    /// False once shutdown began: `/readyz` then answers 503 so traffic drains away.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The router.
+pub fn app(http: Http) -> Router {
+    let limit = http.app.settings.raw.http.body_limit;
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/members", post(upsert_members))
+        .route("/api/members/{external_id}", get(get_member))
+        .route("/api/events", post(record_events))
+        .route("/api/messages", get(list_messages))
+        .route("/api/messages/{id}/history", get(message_history))
+        .route("/api/forecast", get(forecast))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(http)
+}
+
+/// An error as JSON: `{"error": {"message": …, "field": …}}`. Internal details are logged, not sent.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn bad(field: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, message: message.into(), field: field.map(str::to_string) }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), field: None }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        tracing::error!(error = %e, "request failed");
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "internal error".into(), field: None }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"message": self.message, "field": self.field}}))).into_response()
+    }
+}
+
+async fn readyz(State(h): State<Http>) -> Response {
+    if !h.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match h.app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+/// One item of a batch that was rejected.
+#[derive(Debug, Serialize)]
+struct ItemError {
+    index: usize,
+    field: Option<String>,
+    problem: String,
+}
+
+/// A JSON body that is one object or a list of them.
+fn items(body: Value) -> Result<Vec<Value>, ApiError> {
+    match body {
+        Value::Array(items) => Ok(items),
+        obj @ Value::Object(_) => Ok(vec![obj]),
+        _ => Err(ApiError::bad(None, "expected a JSON object or a list of objects")),
+    }
+}
+
+async fn upsert_members(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
+    let mut good = Vec::new();
+    let mut errors = Vec::new();
+    for (index, item) in items(body)?.into_iter().enumerate() {
+        let result = match item.as_object() {
+            Some(obj) => member_from_json(obj),
+            None => Err(vec![FieldError { field: String::new(), problem: "not an object".into() }]),
+        };
+        match result {
+            Ok(m) => good.push(m),
+            Err(fields) => errors.extend(fields.into_iter().map(|f| ItemError {
+                index,
+                field: Some(f.field).filter(|f| !f.is_empty()),
+                problem: f.problem,
+            })),
+        }
+    }
+    let counts = h.app.store.upsert_members(&good, h.app.now()).await?;
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Ok((status, Json(json!({"inserted": counts.inserted, "updated": counts.updated,
+        "unchanged": counts.unchanged, "errors": errors})))
+        .into_response())
+}
+
+async fn get_member(State(h): State<Http>, Path(external_id): Path<String>) -> Result<Response, ApiError> {
+    match h.app.store.member_by_external_id(&external_id).await? {
+        Some(m) => Ok(Json(m).into_response()),
+        None => Err(ApiError::not_found(format!("no member {external_id:?}"))),
+    }
+}
+
+/// An event as the API takes it; `at` defaults to now.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    #[serde(default)]
+    event_id: Option<String>,
+    member: String,
+    kind: String,
+    #[serde(default)]
+    amount: Option<f64>,
+    #[serde(default)]
+    at: Option<jiff::Timestamp>,
+}
+
+async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
+    let now = h.app.now();
+    let mut good = Vec::new();
+    let mut errors = Vec::new();
+    for (index, item) in items(body)?.into_iter().enumerate() {
+        match serde_json::from_value::<EventBody>(item) {
+            Ok(e) if e.kind.trim().is_empty() => {
+                errors.push(ItemError { index, field: Some("kind".into()), problem: "missing".into() })
+            }
+            Ok(e) if e.at.is_some_and(|at| at > now.plus(jiff::SignedDuration::from_hours(24))) => {
+                errors.push(ItemError { index, field: Some("at".into()), problem: "is more than a day in the future".into() })
+            }
+            Ok(e) => good.push(EventInput {
+                event_id: e.event_id,
+                member: e.member,
+                kind: e.kind.trim().to_string(),
+                amount: e.amount,
+                at: e.at.unwrap_or(now),
+            }),
+            Err(e) => errors.push(ItemError { index, field: None, problem: e.to_string() }),
+        }
+    }
+    let counts = h.app.store.record_events(&good, now).await?;
+    let status = if errors.is_empty() && counts.unknown_members.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, Json(json!({"recorded": counts.recorded, "duplicate": counts.duplicate,
+        "unknown_members": counts.unknown_members, "errors": errors})))
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageQuery {
+    rule: Option<String>,
+    member: Option<String>,
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_messages(State(h): State<Http>, Query(q): Query<MessageQuery>) -> Result<Response, ApiError> {
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(MessageState::parse(s).ok_or_else(|| ApiError::bad(Some("state"), format!("unknown state {s:?}")))?),
+    };
+    let filter = MessageFilter { rule_id: q.rule, member: q.member, state, limit: q.limit.unwrap_or(100).min(1000) };
+    Ok(Json(h.app.store.messages(&filter).await?).into_response())
+}
+
+async fn message_history(State(h): State<Http>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let history = h.app.store.history(id).await?;
+    if history.is_empty() {
+        return Err(ApiError::not_found(format!("no message {id}")));
+    }
+    Ok(Json(history).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ForecastQuery {
+    days: Option<u32>,
+}
+
+async fn forecast(State(h): State<Http>, Query(q): Query<ForecastQuery>) -> Result<Response, ApiError> {
+    let days = q.days.unwrap_or(7);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::bad(Some("days"), "must be between 1 and 366"));
+    }
+    Ok(Json(h.app.forecast(days).await?).into_response())
+}

@@ -1,0 +1,66 @@
+//! Members and their events: the input of the pipeline. A member is who we write to; an event
+//! (a purchase, a visit, any named kind) is what they did, and moves `last_activity_at`.
+
+pub mod demo;
+pub mod import;
+pub mod validate;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A member as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// The store's row id.
+    pub id: i64,
+    /// The host loyalty system's id for the member; unique.
+    pub external_id: String,
+    pub name: String,
+    /// E.164, e.g. `+8613800138000`.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// A BCP 47 tag such as `zh-CN` or `en`.
+    pub locale: Option<String>,
+    /// An IANA zone such as `Asia/Shanghai`.
+    pub time_zone: Option<String>,
+    pub birth_date: Option<Date>,
+    pub member_since: Option<Date>,
+    pub tier: Option<String>,
+    pub points: i64,
+    /// Free attributes from the host system, available to templates.
+    pub attributes: Map<String, Value>,
+    pub last_activity_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A member as it arrives from the API or an import, before it has a row id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberInput {
+    pub external_id: String,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+    pub birth_date: Option<Date>,
+    pub member_since: Option<Date>,
+    pub tier: Option<String>,
+    pub points: i64,
+    pub attributes: Map<String, Value>,
+}
+
+/// Something a member did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventInput {
+    /// The host system's id for the event; a retried event with the same id is ignored.
+    pub event_id: Option<String>,
+    /// The member's external id.
+    pub member: String,
+    /// `purchase`, `visit`, or any named kind.
+    pub kind: String,
+    pub amount: Option<f64>,
+    pub at: Timestamp,
+}

@@ -1,0 +1,146 @@
+//! Planning: occurrences become message rows. Pure functions: given the rule, the member, an
+//! occurrence and "now", decide per channel whether a message is scheduled (and when) or skipped
+//! (and why). Never touches the database; inserting the plan is the store's job, idempotent on
+//! the dedupe key.
+
+pub mod send_time;
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::channels::ChannelKind;
+use crate::members::Member;
+use crate::triggers::{Occurrence, Rule};
+
+/// A message row to insert (ignored when its dedupe key exists).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub dedupe_key: String,
+    pub rule_id: String,
+    pub member_id: i64,
+    pub occurrence: String,
+    pub channel: ChannelKind,
+    pub template: String,
+    pub vars: Map<String, Value>,
+    pub run_at: Timestamp,
+    /// After this instant the message is skipped rather than sent late.
+    pub deadline: Option<Timestamp>,
+    /// `None`: scheduled. `Some(reason)`: recorded as skipped.
+    pub skip: Option<String>,
+}
+
+/// The dedupe key of one (rule, member, occurrence, channel).
+pub fn dedupe_key(rule_id: &str, member_id: i64, occurrence: &str, channel: ChannelKind) -> String {
+    format!("{rule_id}:{member_id}:{occurrence}:{channel}")
+}
+
+/// The member's address on a channel, if they have one.
+pub fn address(member: &Member, channel: ChannelKind) -> Option<String> {
+    match channel {
+        ChannelKind::Sms => member.phone.clone().filter(|p| !p.is_empty()),
+        ChannelKind::Email => member.email.clone().filter(|e| !e.is_empty()),
+        // Device tokens arrive with the push providers; the outbox addresses the member.
+        ChannelKind::Push => Some(format!("member:{}", member.external_id)),
+    }
+}
+
+/// One message per channel of the rule for this occurrence.
+pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> Vec<NewMessage> {
+    let deadline = occ.due.checked_add(rule.max_lateness).ok();
+    let late = deadline.is_some_and(|d| now > d);
+    rule.channels
+        .iter()
+        .map(|&channel| {
+            let skip = if late {
+                Some(format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness))
+            } else if address(member, channel).is_none() {
+                Some(match channel {
+                    ChannelKind::Sms => "no phone number".to_string(),
+                    ChannelKind::Email => "no email address".to_string(),
+                    ChannelKind::Push => "no push target".to_string(),
+                })
+            } else {
+                None
+            };
+            NewMessage {
+                dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
+                rule_id: rule.id.clone(),
+                member_id: member.id,
+                occurrence: occ.key.clone(),
+                channel,
+                template: rule.template.clone(),
+                vars: occ.vars.clone(),
+                run_at: occ.due,
+                deadline,
+                skip,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triggers::{Feb29, Trigger};
+    use jiff::SignedDuration;
+    use jiff::civil::{date, time};
+
+    fn member() -> Member {
+        Member {
+            id: 7,
+            external_id: "M7".into(),
+            name: "Ada".into(),
+            phone: Some("+14155550100".into()),
+            email: None,
+            locale: None,
+            time_zone: None,
+            birth_date: Some(date(1990, 5, 1)),
+            member_since: None,
+            tier: None,
+            points: 0,
+            attributes: Map::new(),
+            last_activity_at: None,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn rule() -> Rule {
+        Rule {
+            id: "bday".into(),
+            trigger: Trigger::Birthday { feb29: Feb29::Feb28 },
+            channels: vec![ChannelKind::Sms, ChannelKind::Email],
+            template: "birthday".into(),
+            send_at: time(9, 30, 0, 0),
+            offset_days: 0,
+            max_lateness: SignedDuration::from_hours(6),
+            enabled: true,
+        }
+    }
+
+    fn occ(due: &str) -> Occurrence {
+        Occurrence { key: "birthday:2026".into(), date: date(2026, 5, 1), due: due.parse().unwrap(), vars: Map::new() }
+    }
+
+    #[test]
+    fn one_message_per_channel_with_a_stable_key() {
+        let now: Timestamp = "2026-05-01T09:00:00Z".parse().unwrap();
+        let plan = plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), now);
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[0].dedupe_key, "bday:7:birthday:2026:sms");
+        assert_eq!(plan[0].skip, None);
+        assert_eq!(plan[0].deadline, Some("2026-05-01T15:30:00Z".parse().unwrap()));
+        assert_eq!(plan[1].dedupe_key, "bday:7:birthday:2026:email");
+        assert_eq!(plan[1].skip.as_deref(), Some("no email address"));
+    }
+
+    #[test]
+    fn an_occurrence_past_its_lateness_is_skipped_not_sent() {
+        let now: Timestamp = "2026-05-01T15:31:00Z".parse().unwrap();
+        let plan = plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), now);
+        assert!(plan.iter().all(|m| m.skip.as_deref().is_some_and(|s| s.starts_with("late:"))), "{plan:?}");
+        let on_time: Timestamp = "2026-05-01T15:30:00Z".parse().unwrap();
+        let plan2 = super::plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), on_time);
+        assert_eq!(plan2[0].skip, None);
+    }
+}

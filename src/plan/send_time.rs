@@ -1,0 +1,57 @@
+//! Member-local send times: a civil day and time of day in a zone, made an instant, with DST
+//! handled explicitly. A time that falls in a gap (spring forward) is sent at the first valid
+//! instant after it, the end of the gap; a time that occurs twice (fall back) is sent at the first.
+
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use jiff::tz::{AmbiguousOffset, TimeZone};
+
+/// The instant at which `day` `time` happens in `tz`.
+pub fn local_instant(day: Date, time: Time, tz: &TimeZone) -> Timestamp {
+    let dt = day.to_datetime(time);
+    match tz.to_ambiguous_timestamp(dt).offset() {
+        AmbiguousOffset::Unambiguous { offset } | AmbiguousOffset::Fold { before: offset, .. } => {
+            offset.to_timestamp(dt).expect("civil times in use are in range")
+        }
+        AmbiguousOffset::Gap { before, .. } => {
+            // Read with the offset before the gap, the civil time lands after the transition;
+            // the transition itself is the first valid instant at or after the wanted time.
+            let late = before.to_timestamp(dt).expect("civil times in use are in range");
+            tz.preceding(late).next().map(|t| t.timestamp()).unwrap_or(late)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::{date, time};
+
+    fn check(zone: &str, day: Date, at: Time, expected: &str) {
+        let tz = TimeZone::get(zone).unwrap();
+        assert_eq!(local_instant(day, at, &tz).to_string(), expected, "{zone} {day} {at}");
+    }
+
+    #[test]
+    fn ordinary_days_use_the_zone_offset() {
+        check("Asia/Shanghai", date(2026, 11, 23), time(9, 30, 0, 0), "2026-11-23T01:30:00Z");
+        check("America/New_York", date(2026, 7, 1), time(9, 30, 0, 0), "2026-07-01T13:30:00Z");
+        check("Asia/Kolkata", date(2026, 1, 1), time(9, 0, 0, 0), "2026-01-01T03:30:00Z");
+        check("Asia/Kathmandu", date(2026, 1, 1), time(9, 0, 0, 0), "2026-01-01T03:15:00Z");
+    }
+
+    #[test]
+    fn a_time_in_the_spring_gap_goes_at_the_end_of_the_gap() {
+        // 2026-03-08 02:00 EST becomes 03:00 EDT in New York: 02:30 does not exist.
+        check("America/New_York", date(2026, 3, 8), time(2, 30, 0, 0), "2026-03-08T07:00:00Z");
+        // Europe: 2026-03-29 02:00 CET becomes 03:00 CEST.
+        check("Europe/Berlin", date(2026, 3, 29), time(2, 15, 0, 0), "2026-03-29T01:00:00Z");
+    }
+
+    #[test]
+    fn a_time_in_the_autumn_fold_goes_at_its_first_occurrence() {
+        // 2026-11-01 01:30 happens twice in New York; the first is EDT (-04).
+        check("America/New_York", date(2026, 11, 1), time(1, 30, 0, 0), "2026-11-01T05:30:00Z");
+        check("Europe/London", date(2026, 10, 25), time(1, 30, 0, 0), "2026-10-25T00:30:00Z");
+    }
+}

@@ -1,0 +1,466 @@
+//! Messages in the store: idempotent enqueue, claims under a lease, fenced finalize, history.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Result, Store, StoreError, opt_ts, ts};
+use crate::channels::ChannelKind;
+use crate::plan::NewMessage;
+
+/// The states a message moves through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for `run_at` (also between retries).
+    Scheduled,
+    /// Taken by a worker under a lease; nothing has gone on the wire yet.
+    Claimed,
+    /// Handed to the provider; a crash now leaves it `ambiguous`.
+    Sending,
+    Sent,
+    /// A permanent error: never retried.
+    Failed,
+    /// Transient errors until the attempts ran out.
+    Dead,
+    /// Not sent, on purpose: late, no address.
+    Skipped,
+    /// The worker died while the provider had it: it may or may not have gone out, so it is
+    /// neither resent nor dropped silently.
+    Ambiguous,
+}
+
+impl State {
+    pub const ALL: [State; 8] = [
+        State::Scheduled,
+        State::Claimed,
+        State::Sending,
+        State::Sent,
+        State::Failed,
+        State::Dead,
+        State::Skipped,
+        State::Ambiguous,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Scheduled => "scheduled",
+            State::Claimed => "claimed",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Dead => "dead",
+            State::Skipped => "skipped",
+            State::Ambiguous => "ambiguous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message a worker holds under its lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub rule_id: String,
+    pub member_id: i64,
+    pub occurrence: String,
+    pub channel: ChannelKind,
+    pub template: String,
+    pub vars: Map<String, Value>,
+    pub run_at: Timestamp,
+    pub deadline: Option<Timestamp>,
+    /// This attempt's number (1 for the first); with the lease owner, the finalize fence.
+    pub attempt: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finalize {
+    Sent { provider: String, provider_id: String },
+    Retry { at: Timestamp, error: String },
+    Failed { error: String },
+    Dead { error: String },
+    Skipped { reason: String },
+}
+
+/// A message as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub rule_id: String,
+    pub member_id: i64,
+    pub member: String,
+    pub occurrence: String,
+    pub channel: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub run_at: Timestamp,
+    pub provider: Option<String>,
+    pub provider_id: Option<String>,
+    pub rendered: Option<Value>,
+    pub sent_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub state: String,
+    pub detail: Option<String>,
+}
+
+/// Filters for listing messages; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub rule_id: Option<String>,
+    pub member: Option<String>,
+    pub state: Option<State>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Inserts planned messages; one whose dedupe key exists is ignored. Returns how many were new.
+    pub async fn enqueue(&self, msgs: &[NewMessage], now: Timestamp) -> Result<u64> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let now_ms = now.as_millisecond();
+        let mut inserted = 0;
+        let mut tx = self.begin().await?;
+        for m in msgs {
+            let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
+                                       run_at, deadline, state, reason, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            )
+            .bind(&m.dedupe_key)
+            .bind(&m.rule_id)
+            .bind(m.member_id)
+            .bind(&m.occurrence)
+            .bind(m.channel.as_str())
+            .bind(&m.template)
+            .bind(Value::Object(m.vars.clone()).to_string())
+            .bind(m.run_at.as_millisecond())
+            .bind(m.deadline.map(|d| d.as_millisecond()))
+            .bind(state.as_str())
+            .bind(&m.skip)
+            .bind(now_ms)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                inserted += 1;
+                let detail = m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at));
+                history(&mut tx, id, now_ms, state, Some(&detail)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Settles what expired leases and deadlines left behind, then claims up to `limit` due
+    /// messages for `owner` until `lease_until`.
+    ///
+    /// - claimed but never handed to a provider, lease expired: back to scheduled (safe to send);
+    /// - sending when the lease expired: ambiguous (it may have gone out; never resent blindly);
+    /// - scheduled past its deadline: skipped as late.
+    pub async fn claim(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Claimed>> {
+        let now_ms = now.as_millisecond();
+        let mut tx = self.begin().await?;
+        settle(&mut tx, now_ms).await?;
+        let rows = sqlx::query(            "UPDATE messages SET state = 'claimed', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
+                    updated_at = ?
+             WHERE id IN (SELECT id FROM messages WHERE state = 'scheduled' AND run_at <= ?
+                          ORDER BY run_at, id LIMIT ?)
+             RETURNING id, dedupe_key, rule_id, member_id, occurrence, channel, template, vars, run_at,
+                       deadline, attempts",
+        )
+        .bind(owner)
+        .bind(lease_until.as_millisecond())
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Marks claimed messages as handed to their provider, storing what was rendered. Fenced:
+    /// only messages this owner still holds at this attempt move; their ids are returned, and
+    /// only those may be sent.
+    pub async fn mark_sending(
+        &self,
+        owner: &str,
+        batch: &[(i64, u32, String)],
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
+        let mut moved = Vec::with_capacity(batch.len());
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        let mut tx = self.begin().await?;
+        for (id, attempt, rendered) in batch {
+            let n = sqlx::query(
+                "UPDATE messages SET state = 'sending', rendered = ?, updated_at = ?
+                 WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = 'claimed'",
+            )
+            .bind(rendered)
+            .bind(now.as_millisecond())
+            .bind(id)
+            .bind(owner)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                history(&mut tx, *id, now.as_millisecond(), State::Sending, Some(&format!("attempt {attempt} by {owner}")))
+                    .await?;
+                moved.push(*id);
+            }
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Records how attempts ended. Fenced on lease owner and attempt: a worker whose lease was
+    /// taken over cannot overwrite the newer result. Returns how many were applied.
+    pub async fn finalize(&self, owner: &str, results: &[(i64, u32, Finalize)], now: Timestamp) -> Result<u64> {
+        let now_ms = now.as_millisecond();
+        let mut applied = 0;
+        let mut tx = self.begin().await?;
+        for (id, attempt, result) in results {
+            let (state, reason, provider, provider_id, run_at, sent_at): (State, Option<&str>, _, _, Option<i64>, _) =
+                match result {
+                    Finalize::Sent { provider, provider_id } => {
+                        (State::Sent, None, Some(provider.as_str()), Some(provider_id.as_str()), None, Some(now_ms))
+                    }
+                    Finalize::Retry { at, error } => {
+                        (State::Scheduled, Some(error.as_str()), None, None, Some(at.as_millisecond()), None)
+                    }
+                    Finalize::Failed { error } => (State::Failed, Some(error.as_str()), None, None, None, None),
+                    Finalize::Dead { error } => (State::Dead, Some(error.as_str()), None, None, None, None),
+                    Finalize::Skipped { reason } => (State::Skipped, Some(reason.as_str()), None, None, None, None),
+                };
+            let n = sqlx::query(
+                "UPDATE messages SET state = ?, reason = ?, provider = coalesce(?, provider),
+                        provider_id = coalesce(?, provider_id), run_at = coalesce(?, run_at),
+                        sent_at = coalesce(?, sent_at), lease_owner = NULL, lease_until = NULL, updated_at = ?
+                 WHERE id = ? AND lease_owner = ? AND attempts = ? AND state IN ('claimed', 'sending')",
+            )
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(provider)
+            .bind(provider_id)
+            .bind(run_at)
+            .bind(sent_at)
+            .bind(now_ms)
+            .bind(id)
+            .bind(owner)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                applied += 1;
+                let detail = match result {
+                    Finalize::Sent { provider, provider_id } => format!("{provider} accepted: {provider_id}"),
+                    Finalize::Retry { at, error } => format!("attempt {attempt} failed: {error}; retry at {at}"),
+                    Finalize::Failed { error } | Finalize::Dead { error } => format!("attempt {attempt}: {error}"),
+                    Finalize::Skipped { reason } => reason.clone(),
+                };
+                history(&mut tx, *id, now_ms, state, Some(&detail)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Settles expired leases and deadlines without claiming (housekeeping).
+    pub async fn settle(&self, now: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        settle(&mut tx, now.as_millisecond()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The earliest `run_at` of a scheduled message, for an idle worker to wait until.
+    pub async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let ms: Option<i64> = sqlx::query_scalar("SELECT min(run_at) FROM messages WHERE state = 'scheduled'")
+            .fetch_one(&self.read)
+            .await?;
+        opt_ts(ms)
+    }
+
+    /// How many messages are in each state.
+    pub async fn count_by_state(&self) -> Result<BTreeMap<String, i64>> {
+        let rows = sqlx::query("SELECT state, count(*) AS n FROM messages GROUP BY state").fetch_all(&self.read).await?;
+        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
+    }
+
+    /// Messages matching the filter, newest first.
+    pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.dedupe_key, m.rule_id, m.member_id, mb.external_id AS member, m.occurrence, m.channel,
+                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at
+             FROM messages m JOIN members mb ON mb.id = m.member_id
+             WHERE (?1 IS NULL OR m.rule_id = ?1) AND (?2 IS NULL OR mb.external_id = ?2)
+               AND (?3 IS NULL OR m.state = ?3)
+             ORDER BY m.id DESC LIMIT ?4",
+        )
+        .bind(&f.rule_id)
+        .bind(&f.member)
+        .bind(f.state.map(State::as_str))
+        .bind(if f.limit == 0 { 100 } else { f.limit })
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let rendered: Option<String> = r.try_get("rendered")?;
+                Ok(MessageRow {
+                    id: r.try_get("id")?,
+                    dedupe_key: r.try_get("dedupe_key")?,
+                    rule_id: r.try_get("rule_id")?,
+                    member_id: r.try_get("member_id")?,
+                    member: r.try_get("member")?,
+                    occurrence: r.try_get("occurrence")?,
+                    channel: r.try_get("channel")?,
+                    state: r.try_get("state")?,
+                    reason: r.try_get("reason")?,
+                    attempts: r.try_get("attempts")?,
+                    run_at: ts(r.try_get("run_at")?)?,
+                    provider: r.try_get("provider")?,
+                    provider_id: r.try_get("provider_id")?,
+                    rendered: rendered.and_then(|s| serde_json::from_str(&s).ok()),
+                    sent_at: opt_ts(r.try_get("sent_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every state change of one message, oldest first.
+    pub async fn history(&self, message_id: i64) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query("SELECT at, state, detail FROM message_history WHERE message_id = ? ORDER BY id")
+            .bind(message_id)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(HistoryEntry { at: ts(r.try_get("at")?)?, state: r.try_get("state")?, detail: r.try_get("detail")? }))
+            .collect()
+    }
+}
+
+/// Settles what expired leases and deadlines left behind (see [`Store::claim`]).
+async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) -> Result<()> {
+        for (from, to, detail) in [
+            ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
+            ("sending", State::Ambiguous, "lease expired while the provider had it; delivery unknown, not resent"),
+        ] {
+            sqlx::query(
+                "INSERT INTO message_history (message_id, at, state, detail)
+                 SELECT id, ?, ?, ? || ' (worker ' || coalesce(lease_owner, '?') || ')'
+                 FROM messages WHERE state = ? AND lease_until < ?",
+            )
+            .bind(now_ms)
+            .bind(to.as_str())
+            .bind(detail)
+            .bind(from)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
+                        lease_owner = NULL, lease_until = NULL, updated_at = ?
+                 WHERE state = ? AND lease_until < ?",
+            )
+            .bind(to.as_str())
+            .bind(to.as_str())
+            .bind(detail)
+            .bind(now_ms)
+            .bind(from)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let late = "late: past the rule's maximum lateness before it could be sent";
+        sqlx::query(
+            "INSERT INTO message_history (message_id, at, state, detail)
+             SELECT id, ?, 'skipped', ? FROM messages
+             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+        )
+        .bind(now_ms)
+        .bind(late)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE messages SET state = 'skipped', reason = ?, updated_at = ?
+             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+        )
+        .bind(late)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn history(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: i64,
+    at: i64,
+    state: State,
+    detail: Option<&str>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO message_history (message_id, at, state, detail) VALUES (?, ?, ?, ?)")
+        .bind(id)
+        .bind(at)
+        .bind(state.as_str())
+        .bind(detail)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn claimed_from_row(r: &SqliteRow) -> Result<Claimed> {
+    let channel: String = r.try_get("channel")?;
+    let vars: String = r.try_get("vars")?;
+    let attempts: i64 = r.try_get("attempts")?;
+    Ok(Claimed {
+        id: r.try_get("id")?,
+        dedupe_key: r.try_get("dedupe_key")?,
+        rule_id: r.try_get("rule_id")?,
+        member_id: r.try_get("member_id")?,
+        occurrence: r.try_get("occurrence")?,
+        channel: ChannelKind::parse(&channel).ok_or_else(|| StoreError::Corrupt(format!("channel {channel:?}")))?,
+        template: r.try_get("template")?,
+        vars: match serde_json::from_str(&vars) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(StoreError::Corrupt(format!("vars {vars:?}"))),
+        },
+        run_at: ts(r.try_get("run_at")?)?,
+        deadline: opt_ts(r.try_get("deadline")?)?,
+        attempt: u32::try_from(attempts).map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
+    })
+}

@@ -1,0 +1,123 @@
+//! The store: every SQL statement of the daemon lives here (and in `migrations/`). SQLite in WAL
+//! mode; writes go through one connection that opens transactions with `BEGIN IMMEDIATE`, so
+//! writers queue instead of failing with "database is locked", while reads use their own pool.
+//!
+//! Instants are epoch milliseconds, civil dates `YYYY-MM-DD` text; conversion happens here.
+
+mod members;
+mod messages;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use members::{EventCounts, UpsertCounts};
+pub use messages::{Claimed, Finalize, HistoryEntry, MessageFilter, MessageRow, State};
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the SQLite database at `url`, e.g. `sqlite://tidings.db`.
+    pub async fn open(url: &str) -> Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(Store { write, read })
+    }
+
+    /// Brings the schema up to date; safe to run at every start.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATIONS.run(&self.write).await?;
+        Ok(())
+    }
+
+    /// The migrations this build knows and whether each is applied.
+    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.read)
+            .await
+            .unwrap_or_default();
+        Ok(MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
+            .collect())
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Where evaluation of a rule stopped (`evaluated_until`) and when it ran (`evaluated_at`).
+    pub async fn watermark(&self, rule_id: &str) -> Result<Option<(Timestamp, Timestamp)>> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT evaluated_until, evaluated_at FROM rule_state WHERE rule_id = ?")
+                .bind(rule_id)
+                .fetch_optional(&self.write)
+                .await?;
+        row.map(|(until, at)| Ok((ts(until)?, ts(at)?))).transpose()
+    }
+
+    pub async fn set_watermark(&self, rule_id: &str, until: Timestamp, now: Timestamp) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rule_state (rule_id, evaluated_until, evaluated_at) VALUES (?, ?, ?)
+             ON CONFLICT (rule_id) DO UPDATE SET evaluated_until = excluded.evaluated_until,
+                                                 evaluated_at = excluded.evaluated_at",
+        )
+        .bind(rule_id)
+        .bind(until.as_millisecond())
+        .bind(now.as_millisecond())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
+
+fn ts(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("instant {ms}: {e}")))
+}
+
+fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(ts).transpose()
+}

@@ -1,0 +1,228 @@
+//! Triggers: which members have an occurrence of a rule inside an evaluation window.
+//!
+//! Pure: evaluation takes the rule, one member, the window and the zones as arguments and returns
+//! occurrences. It never touches the database or the clock. Each occurrence carries a stable key
+//! (`birthday:2027`, `inactive30:2026-11-02`) that, with the rule, member and channel, makes the
+//! message's dedupe key.
+
+mod dates;
+
+use std::collections::BTreeMap;
+
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use serde_json::{Map, Value, json};
+
+use crate::channels::ChannelKind;
+use crate::members::Member;
+use crate::plan::send_time::local_instant;
+
+pub use dates::{Feb29, anniversary_in};
+
+/// A rule: when to write to whom, on which channels, with which template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub trigger: Trigger,
+    pub channels: Vec<ChannelKind>,
+    pub template: String,
+    /// Member-local time of day to send at.
+    pub send_at: Time,
+    /// Days from the occurrence to the send day (`-1`: the day before).
+    pub offset_days: i32,
+    /// A message due longer ago than this is skipped rather than sent late.
+    pub max_lateness: SignedDuration,
+    pub enabled: bool,
+}
+
+/// What makes a rule fire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Birthday { feb29: Feb29 },
+    Anniversary { feb29: Feb29 },
+    /// Every member, every year on `month`-`day`.
+    Holiday { month: i8, day: i8, names: BTreeMap<String, String> },
+    /// Once when a member crosses `days` without activity; again only after new activity.
+    Inactivity { days: u32 },
+}
+
+impl Trigger {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Birthday { .. } => "birthday",
+            Trigger::Anniversary { .. } => "anniversary",
+            Trigger::Holiday { .. } => "holiday",
+            Trigger::Inactivity { .. } => "inactivity",
+        }
+    }
+}
+
+/// The instants being evaluated: `(from, to]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// The evaluation's "now": inactivity crossings found late are sent at the next slot after it.
+    pub now: Timestamp,
+}
+
+/// One due occurrence of a rule for a member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    /// Stable across evaluations, e.g. `birthday:2027`.
+    pub key: String,
+    /// The member-local day of the occurrence itself (the birthday, not the send day).
+    pub date: Date,
+    /// When to send, member-local time converted to an instant.
+    pub due: Timestamp,
+    /// Occurrence variables for templates (`years`, `holiday`, `days`, `date`, `key`).
+    pub vars: Map<String, Value>,
+}
+
+/// The occurrences of `rule` for `member` whose send instant falls in the window.
+///
+/// `changed_since_from` says the member was created or changed after `window.from`: such a member
+/// was not seen by earlier windows, so their occurrences due since `from - max_lateness` are found
+/// too (a member imported at 10:00 on their birthday still gets the 09:30 greeting).
+pub fn evaluate(
+    rule: &Rule,
+    member: &Member,
+    tz: &TimeZone,
+    window: Window,
+    changed_since_from: bool,
+    locale: &str,
+) -> Vec<Occurrence> {
+    if !rule.enabled {
+        return Vec::new();
+    }
+    let from = if changed_since_from {
+        window.from.min(window.now.checked_sub(rule.max_lateness).unwrap_or(window.from))
+    } else {
+        window.from
+    };
+    match &rule.trigger {
+        Trigger::Inactivity { days } => inactivity(rule, member, tz, window, from, changed_since_from, *days),
+        _ => dated(rule, member, tz, from, window.to, locale),
+    }
+}
+
+/// Birthday, anniversary and holiday: walk the member-local days that may hold a send instant in
+/// `(from, to]`, and keep those whose occurrence day matches.
+fn dated(rule: &Rule, member: &Member, tz: &TimeZone, from: Timestamp, to: Timestamp, locale: &str) -> Vec<Occurrence> {
+    let mut out = Vec::new();
+    let first = from.to_zoned_datetime(tz.clone()).date().saturating_sub(1.day());
+    let last = to.to_zoned_datetime(tz.clone()).date().saturating_add(1.day());
+    let mut send_day = first;
+    while send_day <= last {
+        let Ok(date) = send_day.checked_sub(rule.offset_days.days()) else { break };
+        if let Some((key, vars)) = matches(rule, member, date, locale) {
+            let due = local_instant(send_day, rule.send_at, tz);
+            if from < due && due <= to {
+                out.push(occurrence(key, date, due, vars));
+            }
+        }
+        match send_day.tomorrow() {
+            Ok(next) => send_day = next,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Whether `date` is an occurrence of a dated trigger for `member`: its key and variables.
+fn matches(rule: &Rule, member: &Member, date: Date, locale: &str) -> Option<(String, Map<String, Value>)> {
+    let mut vars = Map::new();
+    let key = match &rule.trigger {
+        Trigger::Birthday { feb29 } => {
+            let born = member.birth_date?;
+            if anniversary_in(born, date.year(), *feb29)? != date || date.year() <= born.year() {
+                return None;
+            }
+            vars.insert("age".into(), json!(date.year() - born.year()));
+            format!("birthday:{}", date.year())
+        }
+        Trigger::Anniversary { feb29 } => {
+            let since = member.member_since?;
+            if anniversary_in(since, date.year(), *feb29)? != date || date.year() <= since.year() {
+                return None;
+            }
+            vars.insert("years".into(), json!(date.year() - since.year()));
+            format!("anniversary:{}", date.year())
+        }
+        Trigger::Holiday { month, day, names } => {
+            if date.month() != *month || date.day() != *day {
+                return None;
+            }
+            vars.insert("holiday".into(), json!(holiday_name(names, locale, &rule.id)));
+            format!("holiday:{date}")
+        }
+        Trigger::Inactivity { .. } => return None,
+    };
+    Some((key, vars))
+}
+
+/// Inactivity: the crossing is `days` after the member's last activity (or their first sighting).
+/// It fires when the crossing falls in the window, or, for a member changed since the last
+/// window, when it already lies in the past; either way at the member's next send slot.
+fn inactivity(
+    rule: &Rule,
+    member: &Member,
+    tz: &TimeZone,
+    window: Window,
+    from: Timestamp,
+    changed: bool,
+    days: u32,
+) -> Vec<Occurrence> {
+    let base = member.last_activity_at.unwrap_or(member.created_at);
+    let Ok(crossing) = base.checked_add(SignedDuration::from_hours(24 * i64::from(days))) else {
+        return Vec::new();
+    };
+    if crossing > window.to || (!changed && crossing <= from) {
+        return Vec::new();
+    }
+    let not_before = crossing.max(window.now);
+    let due = next_slot(not_before, rule.send_at, tz);
+    let crossing_day = crossing.to_zoned_datetime(tz.clone()).date();
+    let mut vars = Map::new();
+    vars.insert("days".into(), json!(days));
+    if let Some(last) = member.last_activity_at {
+        vars.insert("last_activity".into(), json!(last.to_zoned_datetime(tz.clone()).date().to_string()));
+    }
+    vec![occurrence(format!("inactive{days}:{crossing_day}"), crossing_day, due, vars)]
+}
+
+/// The first member-local `send_at` at or after `t`.
+pub fn next_slot(t: Timestamp, send_at: Time, tz: &TimeZone) -> Timestamp {
+    let mut day = t.to_zoned_datetime(tz.clone()).date();
+    loop {
+        let at = local_instant(day, send_at, tz);
+        if at >= t {
+            return at;
+        }
+        day = day.tomorrow().expect("dates this far out are not in use");
+    }
+}
+
+fn occurrence(key: String, date: Date, due: Timestamp, mut vars: Map<String, Value>) -> Occurrence {
+    vars.insert("key".into(), json!(key));
+    vars.insert("date".into(), json!(date.to_string()));
+    Occurrence { key, date, due, vars }
+}
+
+/// The holiday's display name in the member's locale: exact, then same language, then English,
+/// then any, then the rule id.
+fn holiday_name(names: &BTreeMap<String, String>, locale: &str, fallback: &str) -> String {
+    let lang = |l: &str| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    names
+        .iter()
+        .find(|(l, _)| l.eq_ignore_ascii_case(locale))
+        .or_else(|| names.iter().find(|(l, _)| lang(l) == lang(locale)))
+        .or_else(|| names.iter().find(|(l, _)| lang(l) == "en"))
+        .or_else(|| names.iter().next())
+        .map(|(_, n)| n.clone())
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+#[cfg(test)]
+mod tests;
