@@ -36,7 +36,7 @@ impl Outbox {
             "to": msg.to,
             "message": msg.rendered,
         });
-        tracing::info!(target: "tidings::outbox", message.id = msg.id, member.id = %msg.member,
+        tracing::event!(target: "tidings::outbox", tracing::Level::INFO, message.id = msg.id, member.id = %msg.member,
             channel = %msg.rendered.channel(), to = %msg.to, "{line}");
         let mut text = line.to_string();
         text.push('\n');
