@@ -1,1 +1,4 @@
+//! The integration tests: one binary, one module per area, shared peers in `support`.
 
+mod support;
+mod twilio;
