@@ -608,7 +608,7 @@ impl Config {
         let backoff_max = duration("dispatch.backoff_max", &self.dispatch.backoff_max);
         let grace = duration("dispatch.grace", &self.dispatch.grace);
         let poll = duration("dispatch.poll", &self.dispatch.poll);
-        if lease <= SignedDuration::ZERO {
+        if lease <= SignedDuration::ZERO && parse_duration(&self.dispatch.lease).is_ok() {
             problems.push(ConfigProblem::new("dispatch.lease", "must be longer than zero"));
         }
         if self.dispatch.batch_size == 0 {
@@ -880,4 +880,106 @@ pub fn parse_month_day(text: &str) -> Result<(i8, i8), String> {
     let d: i8 = d.parse().map_err(|_| bad())?;
     jiff::civil::Date::new(2024, m, d).map_err(|_| bad())?;
     Ok((m, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn problems(toml: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        match Config::from_toml(toml, "test.toml", env(vars)).and_then(Config::check) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.key).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_with_the_outbox() {
+        let s = Settings::defaults();
+        assert_eq!(s.raw.database.url, "sqlite://tidings.db");
+        assert_eq!(s.raw.http.addr, "127.0.0.1:8080");
+        assert_eq!(s.raw.channels.sms, "outbox");
+        let ids: Vec<_> = s.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["birthday", "anniversary", "new-year", "winback-30"]);
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tidings.example.toml");
+        // Secrets come from files in the example; give them through the environment instead.
+        let s = Settings::load(Some(&path), env(&[])).expect("example parses");
+        assert_eq!(s.raw.programme.time_zone, "Asia/Shanghai");
+        assert_eq!(s.rules.len(), 5);
+        assert!(s.raw.twilio.is_some() && s.raw.smtp.is_some());
+    }
+
+    #[test]
+    fn environment_overrides_name_their_variable() {
+        let c = Config::from_toml("", "t", env(&[("TIDINGS_HTTP_ADDR", "127.0.0.1:9999"), ("PATH", "/bin")])).unwrap();
+        assert_eq!(c.http.addr, "127.0.0.1:9999");
+        let c = Config::from_toml("[dispatch]\nbatch_size = 5", "t", env(&[("TIDINGS_DISPATCH_BATCH_SIZE", "7")]))
+            .unwrap();
+        assert_eq!(c.dispatch.batch_size, 7);
+        assert_eq!(problems("", &[("TIDINGS_HTTP_ADRR", "x")]), ["TIDINGS_HTTP_ADRR"]);
+        assert_eq!(problems("", &[("TIDINGS_DISPATCH_BATCH_SIZE", "many")]), ["TIDINGS_DISPATCH_BATCH_SIZE"]);
+    }
+
+    #[test]
+    fn a_wrong_key_is_named_at_load() {
+        let err = Config::from_toml("[http]\nadress = \"x\"", "t.toml", env(&[])).unwrap_err().to_string();
+        assert!(err.contains("adress") && err.contains("t.toml"), "{err}");
+        let err = Config::from_toml("[[rules]]\nid = \"a\"\ntriger = \"birthday\"", "t.toml", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("triger"), "{err}");
+    }
+
+    #[test]
+    fn meaning_is_checked_with_the_key_named() {
+        assert_eq!(problems("[programme]\ntime_zone = \"Mars/Base\"", &[]), ["programme.time_zone"]);
+        assert_eq!(problems("[http]\naddr = \"localhost\"", &[]), ["http.addr"]);
+        assert_eq!(problems("[dispatch]\nlease = \"soon\"", &[]), ["dispatch.lease"]);
+        assert_eq!(problems("[evaluation]\ntick = \"every minute\"", &[]), ["evaluation.tick"]);
+        let rule = |extra: &str| {
+            format!("[[rules]]\nid = \"r\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n{extra}")
+        };
+        assert_eq!(problems(&rule("send_at = \"25:00\""), &[]), ["rules[0].send_at"]);
+        assert_eq!(problems(&rule("feb29 = \"mar2\""), &[]), ["rules[0].feb29"]);
+        assert_eq!(problems(&rule("days = 3"), &[]), ["rules[0].days"]);
+        assert_eq!(problems(&rule("max_lateness = \"6 hours\""), &[]), ["rules[0].max_lateness"]);
+        assert_eq!(
+            problems("[[rules]]\nid = \"h\"\ntrigger = \"holiday\"\nchannels = [\"fax\"]\ntemplate = \"holiday\"", &[]),
+            ["rules[0].channels", "rules[0].date"]
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_is_reported_at_start_up_with_its_key() {
+        let toml = "[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"AC1\"\nfrom = \"+14155550100\"";
+        assert_eq!(problems(toml, &[]), ["twilio.auth_token"]);
+        assert_eq!(problems(toml, &[("TIDINGS_TWILIO_AUTH_TOKEN", "secret")]), Vec::<String>::new());
+        assert_eq!(problems("[channels]\nemail = \"smtp\"", &[]), ["channels.email"]);
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let c = Config::from_toml("[twilio]\naccount_sid = \"AC1\"\nauth_token = \"hunter2\"", "t", env(&[])).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        for (text, secs) in [("90s", 90), ("30m", 1800), ("6h", 21600), ("2d", 172_800), ("1h30m", 5400)] {
+            assert_eq!(parse_duration(text).unwrap().as_secs(), secs, "{text}");
+        }
+        for bad in ["", "6", "h", "6 hours", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -151,7 +151,7 @@ async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
             got = hup.recv() => if got.is_none() { return },
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-        match app.templates.reload().and_then(|()| Ok(crate::app::check_rule_templates(&app.settings, &app.templates))) {
+        match app.templates.reload().map(|()| crate::app::check_rule_templates(&app.settings, &app.templates)) {
             Ok(Ok(())) => tracing::info!("templates reloaded"),
             Ok(Err(e)) => tracing::error!(error = %e, "templates reloaded but a rule's template is missing"),
             Err(e) => tracing::error!(error = %e, "template reload failed; keeping the previous set"),

@@ -71,6 +71,12 @@ impl Smtp {
         anyhow::bail!("smtp: not built yet")
     }
 
+    pub fn check(_cfg: &SmtpConfig) -> Vec<crate::config::ConfigProblem> {
+        Vec::new()
+    }
+
+    pub async fn close(&self) {}
+
     pub async fn send(&self, _msg: &Outgoing) -> SendOutcome {
         SendOutcome::Permanent { error: "smtp: not built yet".into() }
     }

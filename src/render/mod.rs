@@ -56,4 +56,8 @@ impl Templates {
     pub fn has(&self, _key: &str, _channel: ChannelKind) -> bool {
         false
     }
+
+    pub fn keys(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
