@@ -36,8 +36,8 @@ impl Outbox {
             "to": msg.to,
             "message": msg.rendered,
         });
-        tracing::info!(target: "tidings::outbox", message.id = msg.id, member.id = %msg.member,
-            channel = %msg.rendered.channel(), to = %msg.to, "{line}");
+        tracing::info!(target: "tidings::outbox", { message.id = msg.id, member.id = %msg.member,
+            channel = %msg.rendered.channel(), to = %msg.to }, "{line}");
         let mut text = line.to_string();
         text.push('\n');
         let mut guard = self.file.lock().await;
