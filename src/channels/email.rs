@@ -1,7 +1,7 @@
 //! Email over SMTP with lettre: a pool of connections bounded by a semaphore, TCP_NODELAY,
 //! STARTTLS or implicit TLS, AUTH, multipart text + HTML.
 //!
-//! lettre's own pool is not used: it leaves Nagle on (about 40 ms stalled per command on
+//! lettre's own pool is not used: it leaves Nagle on (about 40 ms stalled per message on
 //! loopback) and its `max_size` caps idle, not concurrent, connections. Here a semaphore with
 //! `pool_size` permits bounds the sends in flight, each holding at most one connection, so at most
 //! `pool_size` connections are ever open. A connection goes back to the idle list only after a
@@ -497,7 +497,7 @@ fn helo_name(configured: Option<&str>) -> ClientId {
         Some(name) if !name.is_empty() => ClientId::Domain(name.to_owned()),
         // lettre's default falls back to an address literal; "localhost" reads better in logs.
         _ => match ClientId::default() {
-            ClientId::Domain(host) => ClientId::Domain(host),
+            host @ ClientId::Domain(_) => host,
             _ => ClientId::Domain("localhost".to_owned()),
         },
     }
