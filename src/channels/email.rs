@@ -1,10 +1,43 @@
 //! Email over SMTP with lettre: a pool of connections bounded by a semaphore, TCP_NODELAY,
 //! STARTTLS or implicit TLS, AUTH, multipart text + HTML.
+//!
+//! lettre's own pool is not used: it leaves Nagle on (about 40 ms stalled per message on
+//! loopback) and its `max_size` caps idle, not concurrent, connections. Here a semaphore with
+//! `pool_size` permits bounds the sends in flight, each holding at most one connection, so at most
+//! `pool_size` connections are ever open. A connection goes back to the idle list only after a
+//! send that succeeded; one that errored or timed out is dropped.
+//!
+//! Outcomes: a 5xx reply to MAIL, RCPT or DATA is permanent (the server refuses this message); a
+//! 4xx, an I/O, TLS or timeout error is transient. Anything that goes wrong before the transaction
+//! (connecting, the greeting, STARTTLS, AUTH) is about the relay or our configuration, never the
+//! message, so it is transient even when the server answered 5xx: a wrong password must not fail
+//! every queued message for good.
 
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{Address, Message};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
-use crate::channels::{Outgoing, SendOutcome};
-use crate::config::Secret;
+use crate::channels::{Outgoing, Rendered, SendOutcome};
+use crate::config::{ConfigProblem, Secret, resolve_secret};
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -45,6 +78,9 @@ pub struct SmtpConfig {
     /// Extra PEM root certificate to trust (a private relay's CA).
     #[serde(default)]
     pub root_certificate: Option<std::path::PathBuf>,
+    /// The name given in EHLO; this host's name (or `localhost`) when unset.
+    #[serde(default)]
+    pub helo_name: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -60,24 +96,561 @@ fn default_timeout_secs() -> u64 {
     30
 }
 
-/// The SMTP provider.
-#[derive(Debug, Clone)]
+/// An idle connection older than this is closed rather than reused: relays drop idle sessions
+/// after a few minutes, sometimes silently, and a dead socket would cost a send its whole timeout.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// The SMTP provider. Cheap to clone: clones share one pool.
+#[derive(Clone)]
 pub struct Smtp {
-    // Filled in by the implementation.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    port: u16,
+    tls: SmtpTls,
+    /// Built once; `None` for `tls = "none"`.
+    tls_parameters: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    from: Mailbox,
+    helo: ClientId,
+    timeout: Duration,
+    /// One permit per connection slot; closed by [`Smtp::close`].
+    permits: Semaphore,
+    pool_size: u32,
+    idle: Mutex<Vec<IdleConnection>>,
+}
+
+struct IdleConnection {
+    conn: AsyncSmtpConnection,
+    since: Instant,
+}
+
+impl fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("Smtp")
+            .field("host", &inner.host)
+            .field("port", &inner.port)
+            .field("tls", &inner.tls)
+            .field("from", &inner.from.to_string())
+            .field("authenticated", &inner.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the configuration resolves to, or everything wrong with it.
+struct Settled {
+    from: Mailbox,
+    credentials: Option<Credentials>,
+    root_certificate: Option<Certificate>,
+}
+
+fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
+    let mut problems = Vec::new();
+    if cfg.host.trim().is_empty() {
+        problems.push(ConfigProblem::new("smtp.host", "must not be empty"));
+    }
+    let from = match cfg.from.parse::<Mailbox>() {
+        Ok(from) => Some(from),
+        Err(e) => {
+            problems.push(ConfigProblem::new(
+                "smtp.from",
+                format!(
+                    "{:?} is not a mailbox: {}",
+                    cfg.from,
+                    lower_first(&e.to_string())
+                ),
+            ));
+            None
+        }
+    };
+    let credentials = match &cfg.username {
+        Some(user) => match resolve_secret(
+            cfg.password.as_ref(),
+            cfg.password_file.as_deref(),
+            "smtp.password",
+        ) {
+            Ok(password) => Some(Credentials::new(user.clone(), password.expose().to_owned())),
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        },
+        None => {
+            if cfg.password.is_some() || cfg.password_file.is_some() {
+                problems.push(ConfigProblem::new(
+                    "smtp.username",
+                    "a password is set but no username",
+                ));
+            }
+            None
+        }
+    };
+    if cfg.pool_size == 0 {
+        problems.push(ConfigProblem::new("smtp.pool_size", "must be at least 1"));
+    }
+    if cfg.timeout_secs == 0 {
+        problems.push(ConfigProblem::new(
+            "smtp.timeout_secs",
+            "must be at least 1",
+        ));
+    }
+    let root_certificate = match &cfg.root_certificate {
+        Some(path) => match load_root_certificate(path) {
+            Ok(cert) => Some(cert),
+            Err(problem) => {
+                problems.push(ConfigProblem::new("smtp.root_certificate", problem));
+                None
+            }
+        },
+        None => None,
+    };
+    match from {
+        Some(from) if problems.is_empty() => Ok(Settled {
+            from,
+            credentials,
+            root_certificate,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn load_root_certificate(path: &std::path::Path) -> Result<Certificate, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // lettre accepts a file with no certificate in it; say so here instead of failing every
+    // handshake later.
+    match CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => {}
+        Ok(_) => return Err(format!("{} holds no PEM certificate", path.display())),
+        Err(e) => return Err(format!("{} is not valid PEM: {e}", path.display())),
+    }
+    Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 impl Smtp {
-    pub fn new(_cfg: &SmtpConfig) -> anyhow::Result<Self> {
-        anyhow::bail!("smtp: not built yet")
+    /// Builds the provider: resolves the password, parses `from`, loads the root certificate and
+    /// prepares TLS. Connects to nothing.
+    pub fn new(cfg: &SmtpConfig) -> anyhow::Result<Self> {
+        let settled = settle(cfg).map_err(|problems| {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("{}", problems.join("; "))
+        })?;
+        let pool_size = u32::try_from(cfg.pool_size)
+            .map_err(|_| anyhow::anyhow!("smtp.pool_size: too large"))?;
+        let tls_parameters = match cfg.tls {
+            SmtpTls::None => None,
+            SmtpTls::Starttls | SmtpTls::Implicit => {
+                let mut builder = TlsParameters::builder(cfg.host.clone());
+                if let Some(cert) = settled.root_certificate {
+                    builder = builder.add_root_certificate(cert);
+                }
+                Some(
+                    builder
+                        .build()
+                        .map_err(|e| anyhow::anyhow!("smtp: cannot set up tls: {e}"))?,
+                )
+            }
+        };
+        Ok(Smtp {
+            inner: Arc::new(Inner {
+                host: cfg.host.clone(),
+                port: cfg.port,
+                tls: cfg.tls,
+                tls_parameters,
+                credentials: settled.credentials,
+                from: settled.from,
+                helo: helo_name(cfg.helo_name.as_deref()),
+                timeout: Duration::from_secs(cfg.timeout_secs),
+                permits: Semaphore::new(pool_size as usize),
+                pool_size,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
-    pub fn check(_cfg: &SmtpConfig) -> Vec<crate::config::ConfigProblem> {
-        Vec::new()
+    /// Start-up validation without connecting.
+    pub fn check(cfg: &SmtpConfig) -> Vec<ConfigProblem> {
+        settle(cfg).err().unwrap_or_default()
     }
 
-    pub async fn close(&self) {}
+    /// Sends one email. Waiting for a free connection slot is not counted in the timeout; the
+    /// send itself (connecting, TLS, AUTH, the transaction) is.
+    pub async fn send(&self, msg: &Outgoing) -> SendOutcome {
+        let (message_id, email) = match self.compose(msg) {
+            Ok(composed) => composed,
+            Err(error) => return SendOutcome::Permanent { error },
+        };
+        let raw = email.formatted();
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return transient("smtp provider is closed".to_owned());
+        };
+        match tokio::time::timeout(self.inner.timeout, self.deliver(email.envelope(), &raw)).await {
+            Ok(Ok(())) => SendOutcome::Sent {
+                provider_id: message_id,
+            },
+            Ok(Err(Failure::Session(error))) => transient(error),
+            Ok(Err(Failure::Transaction(e))) => {
+                let error = format!("smtp transaction failed: {}", describe(&e));
+                // A client error here means the message cannot be put to this server as it is
+                // (say, a non-ASCII address without SMTPUTF8): retrying changes nothing.
+                if e.is_permanent() || e.is_client() {
+                    SendOutcome::Permanent { error }
+                } else {
+                    transient(error)
+                }
+            }
+            Err(_) => transient(format!(
+                "smtp send timed out after {}s",
+                self.inner.timeout.as_secs()
+            )),
+        }
+    }
 
-    pub async fn send(&self, _msg: &Outgoing) -> SendOutcome {
-        SendOutcome::Permanent { error: "smtp: not built yet".into() }
+    /// Shuts the provider down: waits for the sends in flight, refuses new ones (they come back
+    /// transient) and says QUIT on every pooled connection.
+    pub async fn close(&self) {
+        if let Ok(all) = self.inner.permits.acquire_many(self.inner.pool_size).await {
+            self.inner.permits.close();
+            drop(all);
+        }
+        let idle = std::mem::take(&mut *self.idle());
+        let timeout = self.inner.timeout;
+        futures::future::join_all(idle.into_iter().map(|mut idle| async move {
+            let _ = tokio::time::timeout(timeout, idle.conn.quit()).await;
+        }))
+        .await;
+    }
+
+    /// The message and its Message-ID, or why it can never be sent.
+    fn compose(&self, msg: &Outgoing) -> Result<(String, Message), String> {
+        let Rendered::Email {
+            subject,
+            html,
+            text,
+        } = &msg.rendered
+        else {
+            return Err(format!(
+                "smtp cannot send a {} message",
+                msg.rendered.channel()
+            ));
+        };
+        let address = msg
+            .to
+            .trim()
+            .parse::<Address>()
+            .map_err(|e| format!("invalid email address: {}", lower_first(&e.to_string())))?;
+        let name = msg.member_name.trim();
+        let to = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), address);
+        let message_id = message_id(&msg.dedupe_key, self.inner.from.email.domain());
+        let email = Message::builder()
+            .from(self.inner.from.clone())
+            .to(to)
+            .subject(subject.as_str())
+            .message_id(Some(message_id.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                text.clone(),
+                html.clone(),
+            ))
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        Ok((message_id, email))
+    }
+
+    /// One transaction on a pooled or new connection. The connection goes back to the pool only
+    /// on success; on error (or when the caller's timeout drops this future) it is dropped.
+    async fn deliver(
+        &self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+    ) -> Result<(), Failure> {
+        let mut conn = match self.reuse().await {
+            Some(conn) => conn,
+            None => self.connect().await.map_err(Failure::Session)?,
+        };
+        let response = conn
+            .send(envelope, raw)
+            .await
+            .map_err(Failure::Transaction)?;
+        tracing::debug!(response = %response.message().collect::<Vec<_>>().join(" "), "smtp accepted");
+        self.idle().push(IdleConnection {
+            conn,
+            since: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// The most recently used idle connection that still answers NOOP.
+    async fn reuse(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let IdleConnection { mut conn, since } = self.idle().pop()?;
+            if since.elapsed() < IDLE_LIMIT && conn.test_connected().await {
+                return Some(conn);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+        let inner = &self.inner;
+        let server = format!("{}:{}", inner.host, inner.port);
+        let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
+            .await
+            .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+        let stream: Box<dyn AsyncTokioStream> = match (&inner.tls, &inner.tls_parameters) {
+            (SmtpTls::Implicit, Some(parameters)) => {
+                Box::new(ImplicitTls::handshake(tcp, parameters.clone()).await?)
+            }
+            _ => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &inner.helo)
+            .await
+            .map_err(|e| format!("smtp session with {server} failed: {}", describe(&e)))?;
+        if let (SmtpTls::Starttls, Some(parameters)) = (&inner.tls, &inner.tls_parameters) {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(
+                    "smtp server does not offer STARTTLS; refusing to send in plaintext".to_owned(),
+                );
+            }
+            // After a failed handshake lettre's stream is gone (touching it again panics in debug
+            // builds), so the connection is dropped without a QUIT.
+            conn.starttls(parameters.clone(), &inner.helo)
+                .await
+                .map_err(|e| format!("smtp starttls failed: {}", describe(&e)))?;
+        }
+        if let Some(credentials) = &inner.credentials
+            && let Err(e) = conn
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+        {
+            conn.abort().await;
+            return Err(format!("smtp authentication failed: {}", describe(&e)));
+        }
+        tracing::debug!(%server, encrypted = inner.tls != SmtpTls::None, "smtp connection opened");
+        Ok(conn)
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<IdleConnection>> {
+        // The list is valid whatever a panicking holder was doing: it only pushes and pops.
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why a send did not happen.
+enum Failure {
+    /// Connecting, the greeting, STARTTLS or AUTH failed: the relay's or our fault, never the
+    /// message's.
+    Session(String),
+    /// The server (or lettre, before writing) refused this transaction.
+    Transaction(lettre::transport::smtp::Error),
+}
+
+fn transient(error: String) -> SendOutcome {
+    SendOutcome::Transient {
+        error,
+        retry_after: None,
+    }
+}
+
+/// A lettre error as one lower-case line: the server's reply when there is one, else the root
+/// cause (lettre's own wrapping repeats itself: "connection error: Connection error: …").
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    if let Some(code) = e.status() {
+        let text = std::error::Error::source(e)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return format!("server replied {code} {text}")
+            .trim_end()
+            .to_owned();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    lower_first(&cause.to_string())
+}
+
+/// lettre's and some other crates' messages start with a capital; ours do not.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `<hex(sha256(dedupe_key))[..32]@domain>`: every attempt at one message carries the same id,
+/// so a receiver can drop a duplicate delivered after a lost reply.
+fn message_id(dedupe_key: &str, domain: &str) -> String {
+    let digest = Sha256::digest(dedupe_key.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}@{domain}>")
+}
+
+fn helo_name(configured: Option<&str>) -> ClientId {
+    match configured.map(str::trim) {
+        Some(name) if !name.is_empty() => ClientId::Domain(name.to_owned()),
+        // lettre's default falls back to an address literal; "localhost" reads better in logs.
+        _ => match ClientId::default() {
+            host @ ClientId::Domain(_) => host,
+            _ => ClientId::Domain("localhost".to_owned()),
+        },
+    }
+}
+
+/// Implicit TLS: the handshake must come before the greeting, which `connect_with_transport`
+/// reads at once. So the TCP stream (with TCP_NODELAY) is wrapped in lettre's own network stream,
+/// upgraded there with lettre's rustls set-up, and handed back to lettre as an opaque transport.
+/// `AsyncNetworkStream` is deprecated as public API but is the only way to reuse that set-up.
+#[allow(deprecated)]
+#[derive(Debug)]
+struct ImplicitTls(lettre::transport::smtp::client::AsyncNetworkStream);
+
+#[allow(deprecated)]
+impl ImplicitTls {
+    async fn handshake(tcp: TcpStream, parameters: TlsParameters) -> Result<Self, String> {
+        let mut stream =
+            lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+        stream
+            .upgrade_tls(parameters)
+            .await
+            .map_err(|e| format!("smtp tls handshake failed: {}", describe(&e)))?;
+        Ok(ImplicitTls(stream))
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+// lettre's stream speaks futures-io; the transport it takes must speak tokio's traits.
+impl tokio::io::AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let read =
+            futures::io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, buf.initialize_unfilled());
+        match read {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        futures::io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures::io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        futures::io::AsyncWrite::poll_close(Pin::new(&mut self.0), cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> SmtpConfig {
+        let text =
+            format!("host = \"smtp.example.com\"\nfrom = \"Club <club@example.com>\"\n{extra}");
+        toml::from_str(&text).expect("test config parses")
+    }
+
+    /// The keys `Smtp::check` names for a config with `extra` lines added.
+    fn check(extra: &str, expected: &[&str]) {
+        let keys: Vec<String> = Smtp::check(&config(extra))
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, expected, "for {extra:?}");
+    }
+
+    #[test]
+    fn check_names_the_key() {
+        check("", &[]);
+        check("username = \"club\"\npassword = \"s3cret\"", &[]);
+        check("username = \"club\"", &["smtp.password"]);
+        check(
+            "username = \"club\"\npassword_file = \"/nonexistent/tidings\"",
+            &["smtp.password_file"],
+        );
+        check("password = \"s3cret\"", &["smtp.username"]);
+        check("pool_size = 0", &["smtp.pool_size"]);
+        check("timeout_secs = 0", &["smtp.timeout_secs"]);
+        check(
+            "root_certificate = \"/nonexistent/ca.pem\"",
+            &["smtp.root_certificate"],
+        );
+    }
+
+    #[test]
+    fn check_rejects_an_empty_host_a_bad_from_and_an_empty_pem() {
+        let mut cfg = config("");
+        cfg.host = " ".into();
+        cfg.from = "not an address".into();
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, "no certificate here\n").unwrap();
+        cfg.root_certificate = Some(pem);
+        let keys: Vec<String> = Smtp::check(&cfg).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["smtp.host", "smtp.from", "smtp.root_certificate"]);
+    }
+
+    #[test]
+    fn new_names_the_missing_password_and_never_prints_one() {
+        let err = Smtp::new(&config("username = \"club\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("smtp.password: "), "{err}");
+
+        crate::install_crypto_provider();
+        let smtp = Smtp::new(&config("username = \"club\"\npassword = \"s3cret\"")).unwrap();
+        assert!(!format!("{smtp:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn smtp_is_shareable() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Smtp>();
+    }
+
+    #[test]
+    fn message_id_is_derived_from_the_dedupe_key() {
+        let a = message_id("birthday:m1:2027:email", "example.com");
+        assert_eq!(a, message_id("birthday:m1:2027:email", "example.com"));
+        assert_ne!(a, message_id("birthday:m2:2027:email", "example.com"));
+        assert_eq!(a.len(), "<@example.com>".len() + 32);
+        assert!(a.starts_with('<') && a.ends_with("@example.com>"));
+    }
+
+    #[test]
+    fn helo_name_defaults_to_a_domain() {
+        assert_eq!(
+            helo_name(Some(" mx.example.com ")).to_string(),
+            "mx.example.com"
+        );
+        assert!(matches!(helo_name(None), ClientId::Domain(name) if !name.is_empty()));
     }
 }

@@ -1,4 +1,5 @@
-//! The integration tests: one binary, one module per area, shared peers in `support`.
+//! The integration tests: one binary, sharing the protocol peers in `support`.
 
+mod email;
 mod support;
 mod twilio;

@@ -1,3 +1,4 @@
-//! Test peers: local servers that play the providers' part on loopback.
+//! Protocol-checking peers and the test app harness.
 
+pub mod smtp;
 pub mod twilio;
