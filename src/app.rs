@@ -110,12 +110,8 @@ impl App {
     /// Renders what `rule_id` would send `member` on each of its channels at the member's next
     /// occurrence (or, if none falls within a year, as if it were today).
     pub async fn preview(&self, rule_id: &str, external_id: &str) -> anyhow::Result<Preview> {
-        let rule = self
-            .settings
-            .rules
-            .iter()
-            .find(|r| r.id == rule_id)
-            .with_context(|| format!("no rule {rule_id:?}"))?;
+        let rule =
+            self.settings.rules.iter().find(|r| r.id == rule_id).with_context(|| format!("no rule {rule_id:?}"))?;
         let member = self
             .store
             .member_by_external_id(external_id)

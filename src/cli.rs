@@ -15,7 +15,11 @@ use crate::members::import::{self, Format};
 use crate::store::{MessageFilter, State, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "tidings", version, about = "Sends loyalty-programme members the right message, at the right local time, exactly once")]
+#[command(
+    name = "tidings",
+    version,
+    about = "Sends loyalty-programme members the right message, at the right local time, exactly once"
+)]
 pub struct Cli {
     /// The configuration file (TOML). Without one, the built-in defaults: ./tidings.db and the outbox.
     #[arg(long, short, global = true, env = "TIDINGS_CONFIG")]
@@ -148,7 +152,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("{:<12} {:<20} {:<7} {:>9} {:>9}", "day", "rule", "channel", "messages", "skipped");
                 for r in &rows {
-                    println!("{:<12} {:<20} {:<7} {:>9} {:>9}", r.day.to_string(), r.rule, r.channel, r.messages, r.skipped);
+                    println!(
+                        "{:<12} {:<20} {:<7} {:>9} {:>9}",
+                        r.day.to_string(),
+                        r.rule,
+                        r.channel,
+                        r.messages,
+                        r.skipped
+                    );
                 }
                 let total: u64 = rows.iter().map(|r| r.messages).sum();
                 println!("{total} messages over {days} days");
@@ -157,9 +168,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Messages { rule, member, state, limit, history } => {
             let store = Store::open(&settings.raw.database.url).await?;
-            let state = state
-                .map(|s| State::parse(&s).with_context(|| format!("--state: unknown state {s:?}")))
-                .transpose()?;
+            let state =
+                state.map(|s| State::parse(&s).with_context(|| format!("--state: unknown state {s:?}"))).transpose()?;
             let rows = store.messages(&MessageFilter { rule_id: rule, member, state, limit }).await?;
             for m in rows {
                 println!(
@@ -200,7 +210,12 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
     let (members, events) = crate::members::demo::sample(now, 300, 2026);
     let counts = app.store.upsert_members(&members, now).await?;
     let ev = app.store.record_events(&events, now).await?;
-    tracing::info!(inserted = counts.inserted, unchanged = counts.unchanged, events = ev.recorded, "demo members seeded");
+    tracing::info!(
+        inserted = counts.inserted,
+        unchanged = counts.unchanged,
+        events = ev.recorded,
+        "demo members seeded"
+    );
     Ok(())
 }
 

@@ -245,11 +245,7 @@ pub struct EvaluationConfig {
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
-        EvaluationConfig {
-            tick: default_tick(),
-            lookahead: default_lookahead(),
-            member_batch: default_member_batch(),
-        }
+        EvaluationConfig { tick: default_tick(), lookahead: default_lookahead(), member_batch: default_member_batch() }
     }
 }
 
@@ -561,7 +557,9 @@ impl Config {
                     Ok(v) => set_dotted(&mut doc, key, v),
                     Err(e) => problems.push(ConfigProblem::new(name.clone(), e)),
                 },
-                None => problems.push(ConfigProblem::new(name.clone(), "not a known setting (see README: Configuration)")),
+                None => {
+                    problems.push(ConfigProblem::new(name.clone(), "not a known setting (see README: Configuration)"))
+                }
             }
         }
         if !problems.is_empty() {
@@ -647,10 +645,8 @@ impl Config {
                 Some(t) => problems.extend(Twilio::check(t)),
                 None => problems.push(ConfigProblem::new("channels.sms", "provider twilio needs a [twilio] section")),
             },
-            other => problems.push(ConfigProblem::new(
-                "channels.sms",
-                format!("unknown provider {other:?} (outbox or twilio)"),
-            )),
+            other => problems
+                .push(ConfigProblem::new("channels.sms", format!("unknown provider {other:?} (outbox or twilio)"))),
         }
         match self.channels.email.as_str() {
             "outbox" => {}
@@ -658,10 +654,8 @@ impl Config {
                 Some(s) => problems.extend(Smtp::check(s)),
                 None => problems.push(ConfigProblem::new("channels.email", "provider smtp needs an [smtp] section")),
             },
-            other => problems.push(ConfigProblem::new(
-                "channels.email",
-                format!("unknown provider {other:?} (outbox or smtp)"),
-            )),
+            other => problems
+                .push(ConfigProblem::new("channels.email", format!("unknown provider {other:?} (outbox or smtp)"))),
         }
         if self.channels.push != "outbox" {
             problems.push(ConfigProblem::new(
@@ -922,8 +916,8 @@ mod tests {
     fn environment_overrides_name_their_variable() {
         let c = Config::from_toml("", "t", env(&[("TIDINGS_HTTP_ADDR", "127.0.0.1:9999"), ("PATH", "/bin")])).unwrap();
         assert_eq!(c.http.addr, "127.0.0.1:9999");
-        let c = Config::from_toml("[dispatch]\nbatch_size = 5", "t", env(&[("TIDINGS_DISPATCH_BATCH_SIZE", "7")]))
-            .unwrap();
+        let c =
+            Config::from_toml("[dispatch]\nbatch_size = 5", "t", env(&[("TIDINGS_DISPATCH_BATCH_SIZE", "7")])).unwrap();
         assert_eq!(c.dispatch.batch_size, 7);
         assert_eq!(problems("", &[("TIDINGS_HTTP_ADRR", "x")]), ["TIDINGS_HTTP_ADRR"]);
         assert_eq!(problems("", &[("TIDINGS_DISPATCH_BATCH_SIZE", "many")]), ["TIDINGS_DISPATCH_BATCH_SIZE"]);
@@ -946,7 +940,9 @@ mod tests {
         assert_eq!(problems("[dispatch]\nlease = \"soon\"", &[]), ["dispatch.lease"]);
         assert_eq!(problems("[evaluation]\ntick = \"every minute\"", &[]), ["evaluation.tick"]);
         let rule = |extra: &str| {
-            format!("[[rules]]\nid = \"r\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n{extra}")
+            format!(
+                "[[rules]]\nid = \"r\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n{extra}"
+            )
         };
         assert_eq!(problems(&rule("send_at = \"25:00\""), &[]), ["rules[0].send_at"]);
         assert_eq!(problems(&rule("feb29 = \"mar2\""), &[]), ["rules[0].feb29"]);

@@ -29,9 +29,9 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
         tracing::info!(addr = %listener.local_addr()?, "http listening");
         let router = http::app(Http { app: app.clone(), ready: ready.clone() });
         let stop = shutdown.clone();
-        Some(tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
-        }))
+        Some(tokio::spawn(
+            async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await },
+        ))
     } else {
         None
     };
@@ -103,8 +103,14 @@ async fn run_tick(app: &App, guard: &TickGuard) {
     let _enter = span.enter();
     let started = std::time::Instant::now();
     match app.tick().await {
-        Ok(r) => tracing::info!(members = r.members, planned = r.planned, enqueued = r.enqueued,
-            skipped = r.skipped, took_ms = started.elapsed().as_millis() as u64, "tick"),
+        Ok(r) => tracing::info!(
+            members = r.members,
+            planned = r.planned,
+            enqueued = r.enqueued,
+            skipped = r.skipped,
+            took_ms = started.elapsed().as_millis() as u64,
+            "tick"
+        ),
         Err(e) => tracing::error!(error = %format!("{e:#}"), "tick failed"),
     }
 }
@@ -121,7 +127,12 @@ async fn housekeeping(app: &App) {
 
 /// The dispatch worker: one step at a time; when idle, waits for the next due message, a wake-up
 /// from the evaluator, or the poll interval, whichever is first. Stops between steps on shutdown.
-pub async fn work(d: Dispatcher, wake: Arc<tokio::sync::Notify>, poll: jiff::SignedDuration, shutdown: CancellationToken) {
+pub async fn work(
+    d: Dispatcher,
+    wake: Arc<tokio::sync::Notify>,
+    poll: jiff::SignedDuration,
+    shutdown: CancellationToken,
+) {
     let poll = poll.unsigned_abs().max(Duration::from_millis(10));
     while !shutdown.is_cancelled() {
         let wait = match d.step().await {
@@ -174,7 +185,8 @@ async fn watchdog(shutdown: CancellationToken) {
 /// Cancels `token` on SIGTERM or SIGINT.
 pub fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),

@@ -34,9 +34,11 @@ impl Zones {
     pub fn of(&mut self, member: &Member, fallback: &TimeZone) -> TimeZone {
         match &member.time_zone {
             None => fallback.clone(),
-            Some(name) => {
-                self.0.entry(name.clone()).or_insert_with(|| TimeZone::get(name).unwrap_or_else(|_| fallback.clone())).clone()
-            }
+            Some(name) => self
+                .0
+                .entry(name.clone())
+                .or_insert_with(|| TimeZone::get(name).unwrap_or_else(|_| fallback.clone()))
+                .clone(),
         }
     }
 }
@@ -121,7 +123,12 @@ pub struct ForecastRow {
 
 /// What would be sent from `now` for `days` days, by day (in the programme's zone), rule and
 /// channel, without sending or storing anything.
-pub async fn forecast(store: &Store, settings: &Settings, now: Timestamp, days: u32) -> anyhow::Result<Vec<ForecastRow>> {
+pub async fn forecast(
+    store: &Store,
+    settings: &Settings,
+    now: Timestamp,
+    days: u32,
+) -> anyhow::Result<Vec<ForecastRow>> {
     let to = now.plus(jiff::SignedDuration::from_hours(24 * i64::from(days)));
     let window = Window { from: now, to, now };
     let passes: Vec<Pass> =
@@ -152,7 +159,13 @@ pub async fn forecast(store: &Store, settings: &Settings, now: Timestamp, days: 
 }
 
 /// The member's next occurrence of `rule` within about a year, for previews.
-pub fn next_occurrence(rule: &Rule, member: &Member, tz: &TimeZone, now: Timestamp, locale: &str) -> Option<Occurrence> {
+pub fn next_occurrence(
+    rule: &Rule,
+    member: &Member,
+    tz: &TimeZone,
+    now: Timestamp,
+    locale: &str,
+) -> Option<Occurrence> {
     let to = now.plus(jiff::SignedDuration::from_hours(24 * 400));
     triggers::evaluate(rule, member, tz, Window { from: now, to, now }, true, locale).into_iter().next()
 }

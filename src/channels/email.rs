@@ -23,9 +23,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
-};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, Message};
 use rustls::pki_types::CertificateDer;
@@ -157,21 +155,13 @@ fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
         Err(e) => {
             problems.push(ConfigProblem::new(
                 "smtp.from",
-                format!(
-                    "{:?} is not a mailbox: {}",
-                    cfg.from,
-                    lower_first(&e.to_string())
-                ),
+                format!("{:?} is not a mailbox: {}", cfg.from, lower_first(&e.to_string())),
             ));
             None
         }
     };
     let credentials = match &cfg.username {
-        Some(user) => match resolve_secret(
-            cfg.password.as_ref(),
-            cfg.password_file.as_deref(),
-            "smtp.password",
-        ) {
+        Some(user) => match resolve_secret(cfg.password.as_ref(), cfg.password_file.as_deref(), "smtp.password") {
             Ok(password) => Some(Credentials::new(user.clone(), password.expose().to_owned())),
             Err(problem) => {
                 problems.push(problem);
@@ -180,10 +170,7 @@ fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
         },
         None => {
             if cfg.password.is_some() || cfg.password_file.is_some() {
-                problems.push(ConfigProblem::new(
-                    "smtp.username",
-                    "a password is set but no username",
-                ));
+                problems.push(ConfigProblem::new("smtp.username", "a password is set but no username"));
             }
             None
         }
@@ -192,10 +179,7 @@ fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
         problems.push(ConfigProblem::new("smtp.pool_size", "must be at least 1"));
     }
     if cfg.timeout_secs == 0 {
-        problems.push(ConfigProblem::new(
-            "smtp.timeout_secs",
-            "must be at least 1",
-        ));
+        problems.push(ConfigProblem::new("smtp.timeout_secs", "must be at least 1"));
     }
     let root_certificate = match &cfg.root_certificate {
         Some(path) => match load_root_certificate(path) {
@@ -208,11 +192,7 @@ fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
         None => None,
     };
     match from {
-        Some(from) if problems.is_empty() => Ok(Settled {
-            from,
-            credentials,
-            root_certificate,
-        }),
+        Some(from) if problems.is_empty() => Ok(Settled { from, credentials, root_certificate }),
         _ => Err(problems),
     }
 }
@@ -237,8 +217,7 @@ impl Smtp {
             let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("{}", problems.join("; "))
         })?;
-        let pool_size = u32::try_from(cfg.pool_size)
-            .map_err(|_| anyhow::anyhow!("smtp.pool_size: too large"))?;
+        let pool_size = u32::try_from(cfg.pool_size).map_err(|_| anyhow::anyhow!("smtp.pool_size: too large"))?;
         let tls_parameters = match cfg.tls {
             SmtpTls::None => None,
             SmtpTls::Starttls | SmtpTls::Implicit => {
@@ -246,11 +225,7 @@ impl Smtp {
                 if let Some(cert) = settled.root_certificate {
                     builder = builder.add_root_certificate(cert);
                 }
-                Some(
-                    builder
-                        .build()
-                        .map_err(|e| anyhow::anyhow!("smtp: cannot set up tls: {e}"))?,
-                )
+                Some(builder.build().map_err(|e| anyhow::anyhow!("smtp: cannot set up tls: {e}"))?)
             }
         };
         Ok(Smtp {
@@ -287,24 +262,15 @@ impl Smtp {
             return transient("smtp provider is closed".to_owned());
         };
         match tokio::time::timeout(self.inner.timeout, self.deliver(email.envelope(), &raw)).await {
-            Ok(Ok(())) => SendOutcome::Sent {
-                provider_id: message_id,
-            },
+            Ok(Ok(())) => SendOutcome::Sent { provider_id: message_id },
             Ok(Err(Failure::Session(error))) => transient(error),
             Ok(Err(Failure::Transaction(e))) => {
                 let error = format!("smtp transaction failed: {}", describe(&e));
                 // A client error here means the message cannot be put to this server as it is
                 // (say, a non-ASCII address without SMTPUTF8): retrying changes nothing.
-                if e.is_permanent() || e.is_client() {
-                    SendOutcome::Permanent { error }
-                } else {
-                    transient(error)
-                }
+                if e.is_permanent() || e.is_client() { SendOutcome::Permanent { error } } else { transient(error) }
             }
-            Err(_) => transient(format!(
-                "smtp send timed out after {}s",
-                self.inner.timeout.as_secs()
-            )),
+            Err(_) => transient(format!("smtp send timed out after {}s", self.inner.timeout.as_secs())),
         }
     }
 
@@ -325,16 +291,8 @@ impl Smtp {
 
     /// The message and its Message-ID, or why it can never be sent.
     fn compose(&self, msg: &Outgoing) -> Result<(String, Message), String> {
-        let Rendered::Email {
-            subject,
-            html,
-            text,
-        } = &msg.rendered
-        else {
-            return Err(format!(
-                "smtp cannot send a {} message",
-                msg.rendered.channel()
-            ));
+        let Rendered::Email { subject, html, text } = &msg.rendered else {
+            return Err(format!("smtp cannot send a {} message", msg.rendered.channel()));
         };
         let address = msg
             .to
@@ -349,34 +307,21 @@ impl Smtp {
             .to(to)
             .subject(subject.as_str())
             .message_id(Some(message_id.clone()))
-            .multipart(MultiPart::alternative_plain_html(
-                text.clone(),
-                html.clone(),
-            ))
+            .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
             .map_err(|e| format!("cannot build the message: {e}"))?;
         Ok((message_id, email))
     }
 
     /// One transaction on a pooled or new connection. The connection goes back to the pool only
     /// on success; on error (or when the caller's timeout drops this future) it is dropped.
-    async fn deliver(
-        &self,
-        envelope: &lettre::address::Envelope,
-        raw: &[u8],
-    ) -> Result<(), Failure> {
+    async fn deliver(&self, envelope: &lettre::address::Envelope, raw: &[u8]) -> Result<(), Failure> {
         let mut conn = match self.reuse().await {
             Some(conn) => conn,
             None => self.connect().await.map_err(Failure::Session)?,
         };
-        let response = conn
-            .send(envelope, raw)
-            .await
-            .map_err(Failure::Transaction)?;
+        let response = conn.send(envelope, raw).await.map_err(Failure::Transaction)?;
         tracing::debug!(response = %response.message().collect::<Vec<_>>().join(" "), "smtp accepted");
-        self.idle().push(IdleConnection {
-            conn,
-            since: Instant::now(),
-        });
+        self.idle().push(IdleConnection { conn, since: Instant::now() });
         Ok(())
     }
 
@@ -396,12 +341,9 @@ impl Smtp {
         let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
             .await
             .map_err(|e| format!("cannot connect to {server}: {e}"))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
         let stream: Box<dyn AsyncTokioStream> = match (&inner.tls, &inner.tls_parameters) {
-            (SmtpTls::Implicit, Some(parameters)) => {
-                Box::new(ImplicitTls::handshake(tcp, parameters.clone()).await?)
-            }
+            (SmtpTls::Implicit, Some(parameters)) => Box::new(ImplicitTls::handshake(tcp, parameters.clone()).await?),
             _ => Box::new(tcp),
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &inner.helo)
@@ -410,9 +352,7 @@ impl Smtp {
         if let (SmtpTls::Starttls, Some(parameters)) = (&inner.tls, &inner.tls_parameters) {
             if !conn.can_starttls() {
                 conn.abort().await;
-                return Err(
-                    "smtp server does not offer STARTTLS; refusing to send in plaintext".to_owned(),
-                );
+                return Err("smtp server does not offer STARTTLS; refusing to send in plaintext".to_owned());
             }
             // After a failed handshake lettre's stream is gone (touching it again panics in debug
             // builds), so the connection is dropped without a QUIT.
@@ -421,9 +361,7 @@ impl Smtp {
                 .map_err(|e| format!("smtp starttls failed: {}", describe(&e)))?;
         }
         if let Some(credentials) = &inner.credentials
-            && let Err(e) = conn
-                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
+            && let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await
         {
             conn.abort().await;
             return Err(format!("smtp authentication failed: {}", describe(&e)));
@@ -434,10 +372,7 @@ impl Smtp {
 
     fn idle(&self) -> MutexGuard<'_, Vec<IdleConnection>> {
         // The list is valid whatever a panicking holder was doing: it only pushes and pops.
-        self.inner
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -451,22 +386,15 @@ enum Failure {
 }
 
 fn transient(error: String) -> SendOutcome {
-    SendOutcome::Transient {
-        error,
-        retry_after: None,
-    }
+    SendOutcome::Transient { error, retry_after: None }
 }
 
 /// A lettre error as one lower-case line: the server's reply when there is one, else the root
 /// cause (lettre's own wrapping repeats itself: "connection error: Connection error: …").
 fn describe(e: &lettre::transport::smtp::Error) -> String {
     if let Some(code) = e.status() {
-        let text = std::error::Error::source(e)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        return format!("server replied {code} {text}")
-            .trim_end()
-            .to_owned();
+        let text = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
+        return format!("server replied {code} {text}").trim_end().to_owned();
     }
     let mut cause: &dyn std::error::Error = e;
     while let Some(source) = cause.source() {
@@ -514,12 +442,8 @@ struct ImplicitTls(lettre::transport::smtp::client::AsyncNetworkStream);
 #[allow(deprecated)]
 impl ImplicitTls {
     async fn handshake(tcp: TcpStream, parameters: TlsParameters) -> Result<Self, String> {
-        let mut stream =
-            lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-        stream
-            .upgrade_tls(parameters)
-            .await
-            .map_err(|e| format!("smtp tls handshake failed: {}", describe(&e)))?;
+        let mut stream = lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
+        stream.upgrade_tls(parameters).await.map_err(|e| format!("smtp tls handshake failed: {}", describe(&e)))?;
         Ok(ImplicitTls(stream))
     }
 }
@@ -537,8 +461,7 @@ impl tokio::io::AsyncRead for ImplicitTls {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let read =
-            futures::io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, buf.initialize_unfilled());
+        let read = futures::io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, buf.initialize_unfilled());
         match read {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
@@ -551,11 +474,7 @@ impl tokio::io::AsyncRead for ImplicitTls {
 }
 
 impl tokio::io::AsyncWrite for ImplicitTls {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         futures::io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
     }
 
@@ -573,17 +492,13 @@ mod tests {
     use super::*;
 
     fn config(extra: &str) -> SmtpConfig {
-        let text =
-            format!("host = \"smtp.example.com\"\nfrom = \"Club <club@example.com>\"\n{extra}");
+        let text = format!("host = \"smtp.example.com\"\nfrom = \"Club <club@example.com>\"\n{extra}");
         toml::from_str(&text).expect("test config parses")
     }
 
     /// The keys `Smtp::check` names for a config with `extra` lines added.
     fn check(extra: &str, expected: &[&str]) {
-        let keys: Vec<String> = Smtp::check(&config(extra))
-            .into_iter()
-            .map(|p| p.key)
-            .collect();
+        let keys: Vec<String> = Smtp::check(&config(extra)).into_iter().map(|p| p.key).collect();
         assert_eq!(keys, expected, "for {extra:?}");
     }
 
@@ -592,17 +507,11 @@ mod tests {
         check("", &[]);
         check("username = \"club\"\npassword = \"s3cret\"", &[]);
         check("username = \"club\"", &["smtp.password"]);
-        check(
-            "username = \"club\"\npassword_file = \"/nonexistent/tidings\"",
-            &["smtp.password_file"],
-        );
+        check("username = \"club\"\npassword_file = \"/nonexistent/tidings\"", &["smtp.password_file"]);
         check("password = \"s3cret\"", &["smtp.username"]);
         check("pool_size = 0", &["smtp.pool_size"]);
         check("timeout_secs = 0", &["smtp.timeout_secs"]);
-        check(
-            "root_certificate = \"/nonexistent/ca.pem\"",
-            &["smtp.root_certificate"],
-        );
+        check("root_certificate = \"/nonexistent/ca.pem\"", &["smtp.root_certificate"]);
     }
 
     #[test]
@@ -620,9 +529,7 @@ mod tests {
 
     #[test]
     fn new_names_the_missing_password_and_never_prints_one() {
-        let err = Smtp::new(&config("username = \"club\""))
-            .unwrap_err()
-            .to_string();
+        let err = Smtp::new(&config("username = \"club\"")).unwrap_err().to_string();
         assert!(err.starts_with("smtp.password: "), "{err}");
 
         crate::install_crypto_provider();
@@ -647,10 +554,7 @@ mod tests {
 
     #[test]
     fn helo_name_defaults_to_a_domain() {
-        assert_eq!(
-            helo_name(Some(" mx.example.com ")).to_string(),
-            "mx.example.com"
-        );
+        assert_eq!(helo_name(Some(" mx.example.com ")).to_string(), "mx.example.com");
         assert!(matches!(helo_name(None), ClientId::Domain(name) if !name.is_empty()));
     }
 }

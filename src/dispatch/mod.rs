@@ -90,7 +90,15 @@ impl Dispatcher {
                 async move {
                     let outcome = provider.send(&out, self.clock.now()).await;
                     let jitter = rand::rng().random::<f64>();
-                    let fin = retry::decide(&self.retry, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
+                    let fin = retry::decide(
+                        &self.retry,
+                        c.attempt,
+                        outcome,
+                        provider.name(),
+                        self.clock.now(),
+                        c.deadline,
+                        jitter,
+                    );
                     match &fin {
                         Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
                         Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),
@@ -119,7 +127,12 @@ impl Dispatcher {
     }
 
     /// Renders one claimed message, or says why it cannot be sent.
-    fn prepare(&self, c: &Claimed, member: Option<&Member>, templates: &crate::render::Templates) -> Result<Outgoing, Finalize> {
+    fn prepare(
+        &self,
+        c: &Claimed,
+        member: Option<&Member>,
+        templates: &crate::render::Templates,
+    ) -> Result<Outgoing, Finalize> {
         let Some(member) = member else {
             return Err(Finalize::Failed { error: "member no longer exists".into() });
         };

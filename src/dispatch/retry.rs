@@ -50,7 +50,9 @@ pub fn decide(
             let after = retry_after.and_then(|d| SignedDuration::try_from(d).ok());
             let at = now.plus(backoff(policy, attempt, after, jitter));
             match deadline {
-                Some(d) if at > d => Finalize::Dead { error: format!("{error} (a retry at {at} would be past its deadline {d})") },
+                Some(d) if at > d => {
+                    Finalize::Dead { error: format!("{error} (a retry at {at} would be past its deadline {d})") }
+                }
                 _ => Finalize::Retry { at, error },
             }
         }

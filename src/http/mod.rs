@@ -122,8 +122,11 @@ async fn upsert_members(State(h): State<Http>, Json(body): Json<Value>) -> Resul
     }
     let counts = h.app.store.upsert_members(&good, h.app.now()).await?;
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    Ok((status, Json(json!({"inserted": counts.inserted, "updated": counts.updated,
-        "unchanged": counts.unchanged, "errors": errors})))
+    Ok((
+        status,
+        Json(json!({"inserted": counts.inserted, "updated": counts.updated,
+        "unchanged": counts.unchanged, "errors": errors})),
+    )
         .into_response())
 }
 
@@ -158,7 +161,11 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
                 errors.push(ItemError { index, field: Some("kind".into()), problem: "missing".into() })
             }
             Ok(e) if e.at.is_some_and(|at| at > now.plus(jiff::SignedDuration::from_hours(24))) => {
-                errors.push(ItemError { index, field: Some("at".into()), problem: "is more than a day in the future".into() })
+                errors.push(ItemError {
+                    index,
+                    field: Some("at".into()),
+                    problem: "is more than a day in the future".into(),
+                })
             }
             Ok(e) => good.push(EventInput {
                 event_id: e.event_id,
@@ -176,8 +183,11 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    Ok((status, Json(json!({"recorded": counts.recorded, "duplicate": counts.duplicate,
-        "unknown_members": counts.unknown_members, "errors": errors})))
+    Ok((
+        status,
+        Json(json!({"recorded": counts.recorded, "duplicate": counts.duplicate,
+        "unknown_members": counts.unknown_members, "errors": errors})),
+    )
         .into_response())
 }
 
@@ -192,7 +202,9 @@ struct MessageQuery {
 async fn list_messages(State(h): State<Http>, Query(q): Query<MessageQuery>) -> Result<Response, ApiError> {
     let state = match q.state.as_deref() {
         None => None,
-        Some(s) => Some(MessageState::parse(s).ok_or_else(|| ApiError::bad(Some("state"), format!("unknown state {s:?}")))?),
+        Some(s) => {
+            Some(MessageState::parse(s).ok_or_else(|| ApiError::bad(Some("state"), format!("unknown state {s:?}")))?)
+        }
     };
     let filter = MessageFilter { rule_id: q.rule, member: q.member, state, limit: q.limit.unwrap_or(100).min(1000) };
     Ok(Json(h.app.store.messages(&filter).await?).into_response())

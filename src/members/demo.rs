@@ -53,7 +53,11 @@ pub fn sample(now: Timestamp, count: usize, seed: u64) -> (Vec<MemberInput>, Vec
         let today = now.to_zoned_datetime(tz).date();
         let chinese = locale.starts_with("zh");
         let name = if chinese {
-            format!("{}{}", ZH_SURNAMES[rng.random_range(0..ZH_SURNAMES.len())], ZH_GIVEN[rng.random_range(0..ZH_GIVEN.len())])
+            format!(
+                "{}{}",
+                ZH_SURNAMES[rng.random_range(0..ZH_SURNAMES.len())],
+                ZH_GIVEN[rng.random_range(0..ZH_GIVEN.len())]
+            )
         } else {
             format!("{} {}", EN_FIRST[rng.random_range(0..EN_FIRST.len())], EN_LAST[rng.random_range(0..EN_LAST.len())])
         };
@@ -66,8 +70,10 @@ pub fn sample(now: Timestamp, count: usize, seed: u64) -> (Vec<MemberInput>, Vec
         };
         let birth_date = birthday.with().year(birthday.year() - age).build().unwrap_or(birthday);
         let years: i16 = rng.random_range(1..9);
-        let since = if i % 7 == 1 { today } else { today.checked_sub(rng.random_range(20..3000_i32).days()).unwrap_or(today) };
-        let member_since = since.with().year(since.year() - if i % 7 == 1 { years } else { 0 }).build().unwrap_or(since);
+        let since =
+            if i % 7 == 1 { today } else { today.checked_sub(rng.random_range(20..3000_i32).days()).unwrap_or(today) };
+        let member_since =
+            since.with().year(since.year() - if i % 7 == 1 { years } else { 0 }).build().unwrap_or(since);
         let external_id = format!("demo-{:04}", i + 1);
         let mut attributes = Map::new();
         attributes.insert("source".into(), json!("demo"));

@@ -79,11 +79,9 @@ fn parse<R: Read>(
             }
             chunk.push(m);
         }
-        Err(fields) => errors.extend(fields.into_iter().map(|e| RowError {
-            line,
-            field: Some(e.field),
-            problem: e.problem,
-        })),
+        Err(fields) => {
+            errors.extend(fields.into_iter().map(|e| RowError { line, field: Some(e.field), problem: e.problem }))
+        }
     };
     match format {
         Format::Csv => {
@@ -151,7 +149,12 @@ pub enum ImportError {
 }
 
 /// Imports a file into the store.
-pub async fn import_file(store: &Store, path: &Path, format: Format, now: Timestamp) -> Result<ImportReport, ImportError> {
+pub async fn import_file(
+    store: &Store,
+    path: &Path,
+    format: Format,
+    now: Timestamp,
+) -> Result<ImportReport, ImportError> {
     let file = std::fs::File::open(path)?;
     import_reader(store, file, format, now).await
 }

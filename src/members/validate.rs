@@ -98,7 +98,9 @@ pub fn member_from_json(obj: &Map<String, Value>) -> Result<MemberInput, Vec<Fie
 
 /// Checks a CSV record given as (header, value) pairs. Empty cells are absent values; columns
 /// that are not member fields become text attributes.
-pub fn member_from_strings<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<MemberInput, Vec<FieldError>> {
+pub fn member_from_strings<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<MemberInput, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut f = Fields::default();
     for (header, value) in pairs {
@@ -187,7 +189,8 @@ fn finish(f: Fields, mut errors: Vec<FieldError>) -> Result<MemberInput, Vec<Fie
     });
     let locale = f.locale.and_then(|l| {
         let ok = l.len() <= 35
-            && l.split(['-', '_']).all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()));
+            && l.split(['-', '_'])
+                .all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()));
         if ok {
             Some(l.replace('_', "-"))
         } else {
@@ -312,7 +315,8 @@ mod tests {
 
     #[test]
     fn csv_columns_that_are_not_fields_become_attributes() {
-        let m = member_from_strings([("external_id", "M2"), ("name", "Ada"), ("city", "Leeds"), ("points", "")]).unwrap();
+        let m =
+            member_from_strings([("external_id", "M2"), ("name", "Ada"), ("city", "Leeds"), ("points", "")]).unwrap();
         assert_eq!(m.attributes.get("city"), Some(&json!("Leeds")));
         assert_eq!(m.points, 0);
     }

@@ -53,7 +53,8 @@ mod tests {
 
     #[test]
     fn greets_by_given_name() {
-        for (full, first) in [("王小明", "小明"), ("李伟", "伟"), ("Ada Lovelace", "Ada"), ("Cher", "Cher"), ("", "")] {
+        for (full, first) in [("王小明", "小明"), ("李伟", "伟"), ("Ada Lovelace", "Ada"), ("Cher", "Cher"), ("", "")]
+        {
             assert_eq!(first_name(full), first, "{full}");
         }
     }

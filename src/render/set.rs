@@ -26,7 +26,11 @@ impl TemplateSet {
     /// Loads and validates the set; an error names each broken file.
     pub fn load(source: Source, default_locale: &str) -> Result<TemplateSet, LoadError> {
         let templates = Self::read(&source, default_locale)?;
-        Ok(TemplateSet { source, default_locale: default_locale.to_string(), current: RwLock::new(Arc::new(templates)) })
+        Ok(TemplateSet {
+            source,
+            default_locale: default_locale.to_string(),
+            current: RwLock::new(Arc::new(templates)),
+        })
     }
 
     fn read(source: &Source, default_locale: &str) -> Result<Templates, LoadError> {

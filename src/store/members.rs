@@ -146,10 +146,8 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {MEMBER_COLUMNS} FROM members WHERE id IN (SELECT value FROM json_each(?))"
         ));
-        let rows = sqlx::query(sql)
-            .bind(serde_json::to_string(ids).expect("ids serialize"))
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query(sql).bind(serde_json::to_string(ids).expect("ids serialize")).fetch_all(&self.read).await?;
         rows.iter().map(member_from_row).collect()
     }
 
@@ -159,8 +157,7 @@ impl Store {
 }
 
 fn date(text: Option<String>, column: &str) -> Result<Option<Date>> {
-    text.map(|t| t.parse::<Date>().map_err(|e| StoreError::Corrupt(format!("{column} {t:?}: {e}"))))
-        .transpose()
+    text.map(|t| t.parse::<Date>().map_err(|e| StoreError::Corrupt(format!("{column} {t:?}: {e}")))).transpose()
 }
 
 fn member_from_row(r: &SqliteRow) -> Result<Member> {

@@ -186,7 +186,8 @@ impl Store {
         let now_ms = now.as_millisecond();
         let mut tx = self.begin().await?;
         settle(&mut tx, now_ms).await?;
-        let rows = sqlx::query(            "UPDATE messages SET state = 'claimed', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
+        let rows = sqlx::query(
+            "UPDATE messages SET state = 'claimed', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
                     updated_at = ?
              WHERE id IN (SELECT id FROM messages WHERE state = 'scheduled' AND run_at <= ?
                           ORDER BY run_at, id LIMIT ?)
@@ -208,12 +209,7 @@ impl Store {
     /// Marks claimed messages as handed to their provider, storing what was rendered. Fenced:
     /// only messages this owner still holds at this attempt move; their ids are returned, and
     /// only those may be sent.
-    pub async fn mark_sending(
-        &self,
-        owner: &str,
-        batch: &[(i64, u32, String)],
-        now: Timestamp,
-    ) -> Result<Vec<i64>> {
+    pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
         let mut moved = Vec::with_capacity(batch.len());
         if batch.is_empty() {
             return Ok(moved);
@@ -233,8 +229,14 @@ impl Store {
             .await?
             .rows_affected();
             if n == 1 {
-                history(&mut tx, *id, now.as_millisecond(), State::Sending, Some(&format!("attempt {attempt} by {owner}")))
-                    .await?;
+                history(
+                    &mut tx,
+                    *id,
+                    now.as_millisecond(),
+                    State::Sending,
+                    Some(&format!("attempt {attempt} by {owner}")),
+                )
+                .await?;
                 moved.push(*id);
             }
         }
@@ -313,7 +315,8 @@ impl Store {
 
     /// How many messages are in each state.
     pub async fn count_by_state(&self) -> Result<BTreeMap<String, i64>> {
-        let rows = sqlx::query("SELECT state, count(*) AS n FROM messages GROUP BY state").fetch_all(&self.read).await?;
+        let rows =
+            sqlx::query("SELECT state, count(*) AS n FROM messages GROUP BY state").fetch_all(&self.read).await?;
         rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
     }
 
@@ -364,65 +367,67 @@ impl Store {
             .fetch_all(&self.read)
             .await?;
         rows.iter()
-            .map(|r| Ok(HistoryEntry { at: ts(r.try_get("at")?)?, state: r.try_get("state")?, detail: r.try_get("detail")? }))
+            .map(|r| {
+                Ok(HistoryEntry { at: ts(r.try_get("at")?)?, state: r.try_get("state")?, detail: r.try_get("detail")? })
+            })
             .collect()
     }
 }
 
 /// Settles what expired leases and deadlines left behind (see [`Store::claim`]).
 async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) -> Result<()> {
-        for (from, to, detail) in [
-            ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
-            ("sending", State::Ambiguous, "lease expired while the provider had it; delivery unknown, not resent"),
-        ] {
-            sqlx::query(
-                "INSERT INTO message_history (message_id, at, state, detail)
-                 SELECT id, ?, ?, ? || ' (worker ' || coalesce(lease_owner, '?') || ')'
-                 FROM messages WHERE state = ? AND lease_until < ?",
-            )
-            .bind(now_ms)
-            .bind(to.as_str())
-            .bind(detail)
-            .bind(from)
-            .bind(now_ms)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
-                        lease_owner = NULL, lease_until = NULL, updated_at = ?
-                 WHERE state = ? AND lease_until < ?",
-            )
-            .bind(to.as_str())
-            .bind(to.as_str())
-            .bind(detail)
-            .bind(now_ms)
-            .bind(from)
-            .bind(now_ms)
-            .execute(&mut **tx)
-            .await?;
-        }
-        let late = "late: past the rule's maximum lateness before it could be sent";
+    for (from, to, detail) in [
+        ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
+        ("sending", State::Ambiguous, "lease expired while the provider had it; delivery unknown, not resent"),
+    ] {
         sqlx::query(
             "INSERT INTO message_history (message_id, at, state, detail)
-             SELECT id, ?, 'skipped', ? FROM messages
-             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+                 SELECT id, ?, ?, ? || ' (worker ' || coalesce(lease_owner, '?') || ')'
+                 FROM messages WHERE state = ? AND lease_until < ?",
         )
         .bind(now_ms)
-        .bind(late)
-        .bind(now_ms)
+        .bind(to.as_str())
+        .bind(detail)
+        .bind(from)
         .bind(now_ms)
         .execute(&mut **tx)
         .await?;
         sqlx::query(
-            "UPDATE messages SET state = 'skipped', reason = ?, updated_at = ?
-             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+            "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
+                        lease_owner = NULL, lease_until = NULL, updated_at = ?
+                 WHERE state = ? AND lease_until < ?",
         )
-        .bind(late)
+        .bind(to.as_str())
+        .bind(to.as_str())
+        .bind(detail)
         .bind(now_ms)
-        .bind(now_ms)
+        .bind(from)
         .bind(now_ms)
         .execute(&mut **tx)
         .await?;
+    }
+    let late = "late: past the rule's maximum lateness before it could be sent";
+    sqlx::query(
+        "INSERT INTO message_history (message_id, at, state, detail)
+             SELECT id, ?, 'skipped', ? FROM messages
+             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+    )
+    .bind(now_ms)
+    .bind(late)
+    .bind(now_ms)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE messages SET state = 'skipped', reason = ?, updated_at = ?
+             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+    )
+    .bind(late)
+    .bind(now_ms)
+    .bind(now_ms)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -47,11 +47,8 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await?;
+        let write =
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         Ok(Store { write, read })
     }
@@ -68,10 +65,7 @@ impl Store {
             .fetch_all(&self.read)
             .await
             .unwrap_or_default();
-        Ok(MIGRATIONS
-            .iter()
-            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
-            .collect())
+        Ok(MIGRATIONS.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
     }
 
     /// Checks that the database answers (for `/readyz`).

@@ -39,12 +39,22 @@ pub struct Rule {
 /// What makes a rule fire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
-    Birthday { feb29: Feb29 },
-    Anniversary { feb29: Feb29 },
+    Birthday {
+        feb29: Feb29,
+    },
+    Anniversary {
+        feb29: Feb29,
+    },
     /// Every member, every year on `month`-`day`.
-    Holiday { month: i8, day: i8, names: BTreeMap<String, String> },
+    Holiday {
+        month: i8,
+        day: i8,
+        names: BTreeMap<String, String>,
+    },
     /// Once when a member crosses `days` without activity; again only after new activity.
-    Inactivity { days: u32 },
+    Inactivity {
+        days: u32,
+    },
 }
 
 impl Trigger {

@@ -45,10 +45,8 @@ fn window(from: &str, to: &str) -> Window {
 /// Evaluates and returns (key, due) pairs.
 fn check(rule: &Rule, member: &Member, zone: &str, w: Window, changed: bool, expected: &[(&str, &str)]) {
     let tz = TimeZone::get(zone).unwrap();
-    let got: Vec<(String, String)> = evaluate(rule, member, &tz, w, changed, "en")
-        .into_iter()
-        .map(|o| (o.key, o.due.to_string()))
-        .collect();
+    let got: Vec<(String, String)> =
+        evaluate(rule, member, &tz, w, changed, "en").into_iter().map(|o| (o.key, o.due.to_string())).collect();
     let expected: Vec<(String, String)> = expected.iter().map(|(k, d)| (k.to_string(), d.to_string())).collect();
     assert_eq!(got, expected, "{:?} in {zone} over {w:?}", rule.trigger);
 }
@@ -62,10 +60,14 @@ fn birthday_fires_at_member_local_send_time() {
     // Outside the window: nothing.
     check(&r, &member(), "UTC", window("2026-03-15T09:30:00Z", "2026-03-16T00:00:00Z"), false, &[]);
     // The window is (from, to]: the send instant itself is included at the end.
-    check(&r, &member(), "UTC", window("2026-03-15T00:00:00Z", "2026-03-15T09:30:00Z"), false, &[(
-        "birthday:2026",
-        "2026-03-15T09:30:00Z",
-    )]);
+    check(
+        &r,
+        &member(),
+        "UTC",
+        window("2026-03-15T00:00:00Z", "2026-03-15T09:30:00Z"),
+        false,
+        &[("birthday:2026", "2026-03-15T09:30:00Z")],
+    );
 }
 
 #[test]
@@ -81,20 +83,32 @@ fn feb29_birthdays_follow_the_configured_rule_in_common_years() {
     let mut m = member();
     m.birth_date = Some(date(2000, 2, 29));
     let w = window("2027-02-27T00:00:00Z", "2027-03-02T00:00:00Z");
-    check(&rule(Trigger::Birthday { feb29: Feb29::Feb28 }), &m, "UTC", w, false, &[(
-        "birthday:2027",
-        "2027-02-28T09:30:00Z",
-    )]);
-    check(&rule(Trigger::Birthday { feb29: Feb29::Mar1 }), &m, "UTC", w, false, &[(
-        "birthday:2027",
-        "2027-03-01T09:30:00Z",
-    )]);
+    check(
+        &rule(Trigger::Birthday { feb29: Feb29::Feb28 }),
+        &m,
+        "UTC",
+        w,
+        false,
+        &[("birthday:2027", "2027-02-28T09:30:00Z")],
+    );
+    check(
+        &rule(Trigger::Birthday { feb29: Feb29::Mar1 }),
+        &m,
+        "UTC",
+        w,
+        false,
+        &[("birthday:2027", "2027-03-01T09:30:00Z")],
+    );
     // In a leap year, Feb 29 itself.
     let leap = window("2028-02-27T00:00:00Z", "2028-03-02T00:00:00Z");
-    check(&rule(Trigger::Birthday { feb29: Feb29::Mar1 }), &m, "UTC", leap, false, &[(
-        "birthday:2028",
-        "2028-02-29T09:30:00Z",
-    )]);
+    check(
+        &rule(Trigger::Birthday { feb29: Feb29::Mar1 }),
+        &m,
+        "UTC",
+        leap,
+        false,
+        &[("birthday:2028", "2028-02-29T09:30:00Z")],
+    );
 }
 
 #[test]
@@ -130,24 +144,36 @@ fn send_times_follow_dst_in_the_members_zone() {
     // New York springs forward on 2026-03-08: 02:30 does not exist that day.
     m.birth_date = Some(date(1990, 3, 8));
     r.send_at = time(2, 30, 0, 0);
-    check(&r, &m, "America/New_York", window("2026-03-07T00:00:00Z", "2026-03-09T00:00:00Z"), false, &[(
-        "birthday:2026",
-        "2026-03-08T07:00:00Z",
-    )]);
+    check(
+        &r,
+        &m,
+        "America/New_York",
+        window("2026-03-07T00:00:00Z", "2026-03-09T00:00:00Z"),
+        false,
+        &[("birthday:2026", "2026-03-08T07:00:00Z")],
+    );
     // It falls back on 2026-11-01: 01:30 happens twice; sent once, at the first.
     m.birth_date = Some(date(1990, 11, 1));
     r.send_at = time(1, 30, 0, 0);
-    check(&r, &m, "America/New_York", window("2026-10-31T00:00:00Z", "2026-11-02T00:00:00Z"), false, &[(
-        "birthday:2026",
-        "2026-11-01T05:30:00Z",
-    )]);
+    check(
+        &r,
+        &m,
+        "America/New_York",
+        window("2026-10-31T00:00:00Z", "2026-11-02T00:00:00Z"),
+        false,
+        &[("birthday:2026", "2026-11-01T05:30:00Z")],
+    );
     // 09:30 the week after the change is 13:30Z in summer time, 14:30Z after.
     m.birth_date = Some(date(1990, 11, 2));
     r.send_at = time(9, 30, 0, 0);
-    check(&r, &m, "America/New_York", window("2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z"), false, &[(
-        "birthday:2026",
-        "2026-11-02T14:30:00Z",
-    )]);
+    check(
+        &r,
+        &m,
+        "America/New_York",
+        window("2026-11-01T00:00:00Z", "2026-11-03T00:00:00Z"),
+        false,
+        &[("birthday:2026", "2026-11-02T14:30:00Z")],
+    );
 }
 
 #[test]
@@ -169,10 +195,14 @@ fn inactivity_fires_once_per_crossing() {
     let mut m = member();
     m.last_activity_at = Some("2026-01-01T12:00:00Z".parse().unwrap());
     // The crossing (2026-01-31T12:00Z) is in this window: due at the next 09:30 local.
-    check(&r, &m, "UTC", window("2026-01-31T00:00:00Z", "2026-02-01T00:00:00Z"), false, &[(
-        "inactive30:2026-01-31",
-        "2026-02-01T09:30:00Z",
-    )]);
+    check(
+        &r,
+        &m,
+        "UTC",
+        window("2026-01-31T00:00:00Z", "2026-02-01T00:00:00Z"),
+        false,
+        &[("inactive30:2026-01-31", "2026-02-01T09:30:00Z")],
+    );
     // Later windows do not fire again for the same crossing: a state is not a crossing.
     check(&r, &m, "UTC", window("2026-02-01T00:00:00Z", "2026-02-02T00:00:00Z"), false, &[]);
     check(&r, &m, "UTC", window("2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"), false, &[]);
@@ -183,10 +213,14 @@ fn inactivity_fires_once_per_crossing() {
     // New activity moves the crossing: a new key, only once crossed again.
     m.last_activity_at = Some("2026-12-05T08:00:00Z".parse().unwrap());
     check(&r, &m, "UTC", window("2026-12-06T00:00:00Z", "2027-01-03T00:00:00Z"), true, &[]);
-    check(&r, &m, "UTC", window("2027-01-04T00:00:00Z", "2027-01-05T00:00:00Z"), false, &[(
-        "inactive30:2027-01-04",
-        "2027-01-04T09:30:00Z",
-    )]);
+    check(
+        &r,
+        &m,
+        "UTC",
+        window("2027-01-04T00:00:00Z", "2027-01-05T00:00:00Z"),
+        false,
+        &[("inactive30:2027-01-04", "2027-01-04T09:30:00Z")],
+    );
 }
 
 #[test]

@@ -24,11 +24,7 @@ fn outgoing(dedupe_key: &str, to: &str) -> Outgoing {
         member: "m-1".to_owned(),
         member_name: "李雷".to_owned(),
         to: to.to_owned(),
-        rendered: Rendered::Email {
-            subject: SUBJECT.to_owned(),
-            html: HTML.to_owned(),
-            text: TEXT.to_owned(),
-        },
+        rendered: Rendered::Email { subject: SUBJECT.to_owned(), html: HTML.to_owned(), text: TEXT.to_owned() },
     }
 }
 
@@ -83,10 +79,7 @@ async fn a_plain_send_parses_back_as_multipart_alternative() {
     let peer = peer(SmtpOptions::default()).await;
     let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();
 
-    let id = sent(
-        smtp.send(&outgoing("birthday:m-1:2027:email", "lilei@example.com"))
-            .await,
-    );
+    let id = sent(smtp.send(&outgoing("birthday:m-1:2027:email", "lilei@example.com")).await);
 
     let received = peer.received();
     assert_eq!(received.len(), 1);
@@ -95,56 +88,32 @@ async fn a_plain_send_parses_back_as_multipart_alternative() {
     assert_eq!(r.to, ["lilei@example.com"]);
     assert!(!r.tls);
 
-    let message = MessageParser::default()
-        .parse(&r.data)
-        .expect("the message parses");
+    let message = MessageParser::default().parse(&r.data).expect("the message parses");
     let ctype = message.root_part().content_type().unwrap();
-    assert_eq!(
-        (ctype.ctype(), ctype.subtype()),
-        ("multipart", Some("alternative"))
-    );
+    assert_eq!((ctype.ctype(), ctype.subtype()), ("multipart", Some("alternative")));
     assert_eq!(message.subject(), Some(SUBJECT));
     let to = message.to().and_then(|a| a.first()).unwrap();
     assert_eq!(to.name(), Some("李雷"));
     assert_eq!(to.address(), Some("lilei@example.com"));
     let from = message.from().and_then(|a| a.first()).unwrap();
-    assert_eq!(
-        (from.name(), from.address()),
-        (Some("会员俱乐部"), Some("club@example.com"))
-    );
+    assert_eq!((from.name(), from.address()), (Some("会员俱乐部"), Some("club@example.com")));
     assert_eq!(normalized(&message.body_text(0).unwrap()), TEXT);
     assert_eq!(normalized(&message.body_html(0).unwrap()), HTML);
     for part in [message.text_part(0).unwrap(), message.html_part(0).unwrap()] {
-        assert_eq!(
-            part.content_type().unwrap().attribute("charset"),
-            Some("utf-8")
-        );
+        assert_eq!(part.content_type().unwrap().attribute("charset"), Some("utf-8"));
     }
     assert_eq!(format!("<{}>", message.message_id().unwrap()), id);
     assert!(id.ends_with("@example.com>"), "{id}");
 
     // The Message-ID follows the dedupe key: the same on a second attempt, different for another.
-    let again = sent(
-        smtp.send(&outgoing("birthday:m-1:2027:email", "lilei@example.com"))
-            .await,
-    );
-    let other = sent(
-        smtp.send(&outgoing("birthday:m-2:2027:email", "lilei@example.com"))
-            .await,
-    );
+    let again = sent(smtp.send(&outgoing("birthday:m-1:2027:email", "lilei@example.com")).await);
+    let other = sent(smtp.send(&outgoing("birthday:m-2:2027:email", "lilei@example.com")).await);
     assert_eq!(again, id);
     assert_ne!(other, id);
     let ids: Vec<String> = peer
         .received()
         .iter()
-        .map(|r| {
-            MessageParser::default()
-                .parse(&r.data)
-                .unwrap()
-                .message_id()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|r| MessageParser::default().parse(&r.data).unwrap().message_id().unwrap().to_owned())
         .collect();
     assert_eq!(ids[0], ids[1]);
     assert_ne!(ids[0], ids[2]);
@@ -158,11 +127,7 @@ fn normalized(body: &str) -> String {
 
 #[tokio::test]
 async fn starttls_upgrades_with_the_configured_root() {
-    let peer = peer(SmtpOptions {
-        tls: PeerTls::Starttls,
-        ..SmtpOptions::default()
-    })
-    .await;
+    let peer = peer(SmtpOptions { tls: PeerTls::Starttls, ..SmtpOptions::default() }).await;
     let (cfg, _dir) = tls_config(&peer, SmtpTls::Starttls);
     let smtp = Smtp::new(&cfg).unwrap();
 
@@ -175,11 +140,7 @@ async fn starttls_upgrades_with_the_configured_root() {
 
 #[tokio::test]
 async fn starttls_refuses_an_untrusted_certificate() {
-    let peer = peer(SmtpOptions {
-        tls: PeerTls::Starttls,
-        ..SmtpOptions::default()
-    })
-    .await;
+    let peer = peer(SmtpOptions { tls: PeerTls::Starttls, ..SmtpOptions::default() }).await;
     let (mut cfg, _dir) = tls_config(&peer, SmtpTls::Starttls);
     cfg.root_certificate = None;
     let smtp = Smtp::new(&cfg).unwrap();
@@ -192,11 +153,7 @@ async fn starttls_refuses_an_untrusted_certificate() {
 
 #[tokio::test]
 async fn implicit_tls_encrypts_from_the_first_byte() {
-    let peer = peer(SmtpOptions {
-        tls: PeerTls::Implicit,
-        ..SmtpOptions::default()
-    })
-    .await;
+    let peer = peer(SmtpOptions { tls: PeerTls::Implicit, ..SmtpOptions::default() }).await;
     let (cfg, _dir) = tls_config(&peer, SmtpTls::Implicit);
     let smtp = Smtp::new(&cfg).unwrap();
 
@@ -269,10 +226,7 @@ async fn a_wrong_password_fails_the_send_without_delivering() {
 
     let error = transient_error(smtp.send(&outgoing("k1", "lilei@example.com")).await);
 
-    assert!(
-        error.contains("authentication failed") && error.contains("535"),
-        "{error}"
-    );
+    assert!(error.contains("authentication failed") && error.contains("535"), "{error}");
     assert!(!error.contains("wrong"), "the password leaked: {error}");
     assert!(peer.received().is_empty());
 }
@@ -334,10 +288,7 @@ async fn fifty_sends_share_at_most_pool_size_connections() {
     let sends: Vec<_> = (0..50)
         .map(|i| {
             let smtp = smtp.clone();
-            tokio::spawn(async move {
-                smtp.send(&outgoing(&format!("k{i}"), &format!("m{i}@example.com")))
-                    .await
-            })
+            tokio::spawn(async move { smtp.send(&outgoing(&format!("k{i}"), &format!("m{i}@example.com"))).await })
         })
         .collect();
     for send in sends {
@@ -345,16 +296,8 @@ async fn fifty_sends_share_at_most_pool_size_connections() {
     }
 
     assert_eq!(peer.received().len(), 50);
-    assert!(
-        peer.max_concurrent() <= 4,
-        "{} sessions at once",
-        peer.max_concurrent()
-    );
-    assert!(
-        peer.connections() <= 4,
-        "{} connections",
-        peer.connections()
-    );
+    assert!(peer.max_concurrent() <= 4, "{} sessions at once", peer.max_concurrent());
+    assert!(peer.connections() <= 4, "{} connections", peer.connections());
 
     // Shutdown says QUIT on every pooled connection and takes no more sends.
     smtp.close().await;
@@ -366,29 +309,18 @@ async fn fifty_sends_share_at_most_pool_size_connections() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_times_out_as_transient() {
-    let peer = peer(SmtpOptions {
-        silent: true,
-        ..SmtpOptions::default()
-    })
-    .await;
+    let peer = peer(SmtpOptions { silent: true, ..SmtpOptions::default() }).await;
     let mut cfg = config(&peer, SmtpTls::None);
     cfg.timeout_secs = 1;
     let smtp = Smtp::new(&cfg).unwrap();
 
     let started = std::time::Instant::now();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(10),
-        smtp.send(&outgoing("k1", "lilei@example.com")),
-    )
-    .await
-    .expect("the send gave up by itself");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), smtp.send(&outgoing("k1", "lilei@example.com")))
+        .await
+        .expect("the send gave up by itself");
     let error = transient_error(outcome);
 
     assert!(error.contains("timed out"), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_eq!(peer.connections(), 1);
 }

@@ -35,9 +35,7 @@ fn sms(to: &str, text: &str) -> Outgoing {
         member: "m-1".to_string(),
         member_name: "王小明".to_string(),
         to: to.to_string(),
-        rendered: Rendered::Sms {
-            text: text.to_string(),
-        },
+        rendered: Rendered::Sms { text: text.to_string() },
     }
 }
 
@@ -116,10 +114,7 @@ async fn status_callback_is_sent_when_configured() {
     sent_id(twilio.send(&sms(TO, "hello")).await);
 
     let got = &peer.received()[0];
-    assert_eq!(
-        got.field("StatusCallback"),
-        Some("https://club.example.com/hooks/twilio?tenant=a&x=1")
-    );
+    assert_eq!(got.field("StatusCallback"), Some("https://club.example.com/hooks/twilio?tenant=a&x=1"));
     assert_eq!(peer.violations(), Vec::<String>::new());
 }
 
@@ -157,10 +152,7 @@ async fn retry_after_as_http_date() {
 
     let (_, retry_after) = transient(twilio.send(&sms(TO, "hello")).await);
     let retry_after = retry_after.expect("retry after");
-    assert!(
-        retry_after > Duration::from_secs(100) && retry_after <= Duration::from_secs(120),
-        "{retry_after:?}"
-    );
+    assert!(retry_after > Duration::from_secs(100) && retry_after <= Duration::from_secs(120), "{retry_after:?}");
 }
 
 #[tokio::test]
@@ -183,10 +175,7 @@ async fn invalid_number_is_permanent_and_names_the_code() {
 
     let error = permanent(twilio.send(&sms(INVALID_NUMBER, "hello")).await);
 
-    assert_eq!(
-        error,
-        format!("twilio 21211: The 'To' number {INVALID_NUMBER} is not a valid phone number")
-    );
+    assert_eq!(error, format!("twilio 21211: The 'To' number {INVALID_NUMBER} is not a valid phone number"));
     assert_eq!(peer.count(), 1);
     assert_eq!(peer.violations(), Vec::<String>::new());
 }
@@ -194,17 +183,11 @@ async fn invalid_number_is_permanent_and_names_the_code() {
 #[tokio::test]
 async fn per_number_rule_can_be_added() {
     let (peer, twilio) = start().await;
-    peer.on_number(
-        "+15005550009",
-        Reply::error(400, 21614, "'To' number is not a valid mobile number."),
-    );
+    peer.on_number("+15005550009", Reply::error(400, 21614, "'To' number is not a valid mobile number."));
 
     let error = permanent(twilio.send(&sms("+15005550009", "hello")).await);
 
-    assert_eq!(
-        error,
-        "twilio 21614: 'To' number is not a valid mobile number"
-    );
+    assert_eq!(error, "twilio 21614: 'To' number is not a valid mobile number");
 }
 
 #[tokio::test]
@@ -258,11 +241,7 @@ async fn silent_peer_is_transient_within_the_timeout() {
     let (error, _) = transient(twilio.send(&sms(TO, "hello")).await);
 
     assert_eq!(error, "twilio: no answer within 1s");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     assert_eq!(peer.count(), 1);
 }
 
@@ -271,15 +250,8 @@ async fn not_an_sms_or_not_a_number_is_refused_without_a_request() {
     let (peer, twilio) = start().await;
 
     let mut email = sms(TO, "hello");
-    email.rendered = Rendered::Email {
-        subject: "s".into(),
-        html: "<p>h</p>".into(),
-        text: "h".into(),
-    };
-    assert_eq!(
-        permanent(twilio.send(&email).await),
-        "twilio: the sms provider cannot send email"
-    );
+    email.rendered = Rendered::Email { subject: "s".into(), html: "<p>h</p>".into(), text: "h".into() };
+    assert_eq!(permanent(twilio.send(&email).await), "twilio: the sms provider cannot send email");
     permanent(twilio.send(&sms("13800138000", "hello")).await);
     permanent(twilio.send(&sms(TO, "")).await);
 
@@ -313,18 +285,10 @@ fn check_names_from_when_no_sender() {
 async fn peer_flags_malformed_requests() {
     tidings::install_crypto_provider();
     let peer = TwilioPeer::start(ACCOUNT_SID, AUTH_TOKEN).await;
-    let url = format!(
-        "{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-        peer.base_url()
-    );
+    let url = format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", peer.base_url());
     let client = reqwest::Client::new();
 
-    let no_auth = client
-        .post(&url)
-        .form(&[("To", TO), ("Body", "x"), ("From", FROM)])
-        .send()
-        .await
-        .unwrap();
+    let no_auth = client.post(&url).form(&[("To", TO), ("Body", "x"), ("From", FROM)]).send().await.unwrap();
     assert_eq!(no_auth.status(), 401);
     let body: serde_json::Value = no_auth.json().await.unwrap();
     assert_eq!(body["code"], 20003);
@@ -339,19 +303,12 @@ async fn peer_flags_malformed_requests() {
     assert_eq!(no_sender.status(), 400);
     let body: serde_json::Value = no_sender.json().await.unwrap();
     assert_eq!(body["code"], 21603);
-    assert_eq!(
-        body["more_info"],
-        "https://www.twilio.com/docs/errors/21603"
-    );
+    assert_eq!(body["more_info"], "https://www.twilio.com/docs/errors/21603");
 
     let violations = peer.violations();
     assert_eq!(violations.len(), 3, "{violations:?}");
     assert!(violations.iter().any(|v| v.contains("no basic auth")));
     assert!(violations.iter().any(|v| v.contains("Colour")));
-    assert!(
-        violations
-            .iter()
-            .any(|v| v.contains("neither From nor MessagingServiceSid"))
-    );
+    assert!(violations.iter().any(|v| v.contains("neither From nor MessagingServiceSid")));
     assert!(peer.received().is_empty());
 }

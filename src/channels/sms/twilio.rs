@@ -120,10 +120,7 @@ impl Twilio {
     /// Sends one SMS. `msg.to` is the E.164 number, `msg.rendered` must be [`Rendered::Sms`].
     pub async fn send(&self, msg: &Outgoing) -> SendOutcome {
         let Rendered::Sms { text } = &msg.rendered else {
-            return permanent(format!(
-                "twilio: the sms provider cannot send {}",
-                msg.rendered.channel()
-            ));
+            return permanent(format!("twilio: the sms provider cannot send {}", msg.rendered.channel()));
         };
         // Twilio would answer 400 (21211, 21602) to these; no need to spend a request on it.
         if !is_e164(&msg.to) {
@@ -168,9 +165,7 @@ impl Twilio {
                     error = %describe(e),
                     "twilio accepted the message but its answer broke off; recording it as sent without a provider id"
                 );
-                return SendOutcome::Sent {
-                    provider_id: String::new(),
-                };
+                return SendOutcome::Sent { provider_id: String::new() };
             }
             Err(e) => return self.transport_failure(e),
         };
@@ -202,10 +197,7 @@ impl Twilio {
         } else {
             format!("twilio: request failed: {}", describe(e))
         };
-        SendOutcome::Transient {
-            error,
-            retry_after: None,
-        }
+        SendOutcome::Transient { error, retry_after: None }
     }
 }
 
@@ -215,22 +207,12 @@ fn checked(cfg: &TwilioConfig) -> Result<Checked, Vec<ConfigProblem>> {
 
     let account_sid = cfg.account_sid.trim();
     if account_sid.is_empty() {
-        problems.push(ConfigProblem::new(
-            "twilio.account_sid",
-            "must not be empty",
-        ));
+        problems.push(ConfigProblem::new("twilio.account_sid", "must not be empty"));
     } else if account_sid != cfg.account_sid || account_sid.contains(['/', '?', '#']) {
-        problems.push(ConfigProblem::new(
-            "twilio.account_sid",
-            "must be a bare sid such as AC…",
-        ));
+        problems.push(ConfigProblem::new("twilio.account_sid", "must be a bare sid such as AC…"));
     }
 
-    let service = cfg
-        .messaging_service_sid
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let service = cfg.messaging_service_sid.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let from = cfg.from.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let sender = match (service, from) {
         // Twilio picks from the service's sender pool; sending `From` as well would only pin
@@ -261,35 +243,21 @@ fn checked(cfg: &TwilioConfig) -> Result<Checked, Vec<ConfigProblem>> {
         }
     };
 
-    let status_callback = cfg
-        .status_callback
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let status_callback = cfg.status_callback.as_deref().map(str::trim).filter(|s| !s.is_empty());
     if let Some(url) = status_callback {
         match Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => problems.push(ConfigProblem::new(
-                "twilio.status_callback",
-                format!("{url:?} is not an http(s) url"),
-            )),
+            _ => problems.push(ConfigProblem::new("twilio.status_callback", format!("{url:?} is not an http(s) url"))),
         }
     }
 
     if cfg.timeout_secs == 0 {
-        problems.push(ConfigProblem::new(
-            "twilio.timeout_secs",
-            "must be at least 1",
-        ));
+        problems.push(ConfigProblem::new("twilio.timeout_secs", "must be at least 1"));
     }
 
-    let auth_token = resolve_secret(
-        cfg.auth_token.as_ref(),
-        cfg.auth_token_file.as_deref(),
-        "twilio.auth_token",
-    )
-    .map_err(|p| problems.push(p))
-    .ok();
+    let auth_token = resolve_secret(cfg.auth_token.as_ref(), cfg.auth_token_file.as_deref(), "twilio.auth_token")
+        .map_err(|p| problems.push(p))
+        .ok();
 
     match (endpoint, sender, auth_token) {
         (Some(endpoint), Some(sender), Some(auth_token)) if problems.is_empty() => Ok(Checked {
@@ -316,10 +284,12 @@ fn endpoint(base_url: &str, account_sid: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err("must not have a query or fragment".to_string());
     }
-    url.path_segments_mut()
-        .map_err(|()| "cannot be a base url".to_string())?
-        .pop_if_empty()
-        .extend(["2010-04-01", "Accounts", account_sid, "Messages.json"]);
+    url.path_segments_mut().map_err(|()| "cannot be a base url".to_string())?.pop_if_empty().extend([
+        "2010-04-01",
+        "Accounts",
+        account_sid,
+        "Messages.json",
+    ]);
     Ok(url)
 }
 
@@ -328,9 +298,7 @@ fn is_e164(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {
         return false;
     };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 /// The part of a created Message resource we keep.
@@ -354,19 +322,11 @@ fn classify(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> S
         // calling it transient would send it again, and a duplicate SMS is the one outcome this
         // daemon must not produce. So it counts as sent with an unknown provider id; the caller
         // logs a warning, and only the delivery receipt cannot be matched.
-        let sid = serde_json::from_slice::<Created>(body)
-            .ok()
-            .and_then(|c| c.sid)
-            .unwrap_or_default();
-        return SendOutcome::Sent {
-            provider_id: sid.trim().to_string(),
-        };
+        let sid = serde_json::from_slice::<Created>(body).ok().and_then(|c| c.sid).unwrap_or_default();
+        return SendOutcome::Sent { provider_id: sid.trim().to_string() };
     }
     let error = error_text(status, body);
-    if status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status.is_server_error()
-    {
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
         SendOutcome::Transient { error, retry_after }
     } else {
         // Other 4xx (a bad number, wrong credentials, an unknown account) and unexpected 1xx/3xx:
@@ -447,11 +407,7 @@ mod tests {
     fn retry_after() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
         let check = |value: &str, expected: Option<u64>| {
-            assert_eq!(
-                parse_retry_after(value, now),
-                expected.map(Duration::from_secs),
-                "{value:?}"
-            );
+            assert_eq!(parse_retry_after(value, now), expected.map(Duration::from_secs), "{value:?}");
         };
         check("7", Some(7));
         check(" 0 ", Some(0));
@@ -467,19 +423,10 @@ mod tests {
     fn classify_answers() {
         let check = |status: u16, body: &str, expected: SendOutcome| {
             let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(
-                classify(status, body.as_bytes(), None),
-                expected,
-                "{status} {body}"
-            );
+            assert_eq!(classify(status, body.as_bytes(), None), expected, "{status} {body}");
         };
-        let sent = |id: &str| SendOutcome::Sent {
-            provider_id: id.into(),
-        };
-        let transient = |e: &str| SendOutcome::Transient {
-            error: e.into(),
-            retry_after: None,
-        };
+        let sent = |id: &str| SendOutcome::Sent { provider_id: id.into() };
+        let transient = |e: &str| SendOutcome::Transient { error: e.into(), retry_after: None };
         let permanent = |e: &str| SendOutcome::Permanent { error: e.into() };
         check(201, r#"{"sid":"SM1","status":"queued"}"#, sent("SM1"));
         check(200, r#"{"sid":"SM2"}"#, sent("SM2"));
@@ -490,11 +437,7 @@ mod tests {
             r#"{"code":21211,"message":"The 'To' number +1500 is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400}"#,
             permanent("twilio 21211: The 'To' number +1500 is not a valid phone number"),
         );
-        check(
-            401,
-            r#"{"code":20003,"message":"Authenticate","status":401}"#,
-            permanent("twilio 20003: Authenticate"),
-        );
+        check(401, r#"{"code":20003,"message":"Authenticate","status":401}"#, permanent("twilio 20003: Authenticate"));
         check(404, "not found", permanent("twilio: 404 Not Found"));
         check(
             429,
@@ -502,18 +445,12 @@ mod tests {
             transient("twilio 20429: Too Many Requests"),
         );
         check(503, "", transient("twilio: 503 Service Unavailable"));
-        check(
-            500,
-            r#"{"message":"oops"}"#,
-            transient("twilio: 500 Internal Server Error: oops"),
-        );
+        check(500, r#"{"message":"oops"}"#, transient("twilio: 500 Internal Server Error: oops"));
     }
 
     #[test]
     fn config_problems() {
-        let keys = |cfg: &TwilioConfig| -> Vec<String> {
-            Twilio::check(cfg).into_iter().map(|p| p.key).collect()
-        };
+        let keys = |cfg: &TwilioConfig| -> Vec<String> { Twilio::check(cfg).into_iter().map(|p| p.key).collect() };
         assert!(keys(&config()).is_empty());
 
         let mut cfg = config();
@@ -549,18 +486,9 @@ mod tests {
     #[test]
     fn endpoint_keeps_prefix() {
         let url = |base: &str| endpoint(base, "AC1").unwrap().to_string();
-        assert_eq!(
-            url("https://api.twilio.com"),
-            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
-        );
-        assert_eq!(
-            url("http://127.0.0.1:9/"),
-            "http://127.0.0.1:9/2010-04-01/Accounts/AC1/Messages.json"
-        );
-        assert_eq!(
-            url("http://gw.local/twilio/"),
-            "http://gw.local/twilio/2010-04-01/Accounts/AC1/Messages.json"
-        );
+        assert_eq!(url("https://api.twilio.com"), "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json");
+        assert_eq!(url("http://127.0.0.1:9/"), "http://127.0.0.1:9/2010-04-01/Accounts/AC1/Messages.json");
+        assert_eq!(url("http://gw.local/twilio/"), "http://gw.local/twilio/2010-04-01/Accounts/AC1/Messages.json");
     }
 
     #[test]
@@ -568,15 +496,7 @@ mod tests {
         for ok in ["+15017122661", "+8613800138000", "+12"] {
             assert!(is_e164(ok), "{ok}");
         }
-        for bad in [
-            "15017122661",
-            "+",
-            "+1",
-            "+0123",
-            "+1 501 712",
-            "+1234567890123456",
-            "+86１",
-        ] {
+        for bad in ["15017122661", "+", "+1", "+0123", "+1 501 712", "+1234567890123456", "+86１"] {
             assert!(!is_e164(bad), "{bad}");
         }
     }

@@ -39,12 +39,7 @@ pub struct SmtpOptions {
 
 impl Default for SmtpOptions {
     fn default() -> Self {
-        SmtpOptions {
-            tls: PeerTls::None,
-            auth: None,
-            auth_mechanisms: vec!["PLAIN", "LOGIN"],
-            silent: false,
-        }
+        SmtpOptions { tls: PeerTls::None, auth: None, auth_mechanisms: vec!["PLAIN", "LOGIN"], silent: false }
     }
 }
 
@@ -98,14 +93,9 @@ impl SmtpPeer {
         tidings::install_crypto_provider();
         let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         let cert_pem = certified.cert.pem();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            certified.signing_key.serialize_der(),
-        ));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
         let chain: Vec<CertificateDer<'static>> = vec![certified.cert.der().clone()];
-        let config = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
+        let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key).unwrap();
         let shared = Arc::new(Shared {
             options,
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -133,12 +123,7 @@ impl SmtpPeer {
                 }
             }
         });
-        SmtpPeer {
-            addr,
-            cert_pem,
-            shared,
-            accept,
-        }
+        SmtpPeer { addr, cert_pem, shared, accept }
     }
 
     pub fn port(&self) -> u16 {
@@ -171,10 +156,7 @@ impl SmtpPeer {
 
     /// Answers `RCPT TO:<address>` with `reply` (e.g. `550 5.1.1 no such user`).
     pub fn reply_to_rcpt(&self, address: &str, reply: &str) {
-        self.shared
-            .state()
-            .rcpt_replies
-            .insert(address.to_owned(), reply.to_owned());
+        self.shared.state().rcpt_replies.insert(address.to_owned(), reply.to_owned());
     }
 
     /// Answers the end of the next `n` DATA with `451 4.3.0 try later`.
@@ -242,26 +224,14 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn new(id: usize, shared: &'a Shared) -> Self {
-        Session {
-            id,
-            shared,
-            tls: false,
-            greeted: false,
-            auth: None,
-            mail: None,
-            rcpts: Vec::new(),
-        }
+        Session { id, shared, tls: false, greeted: false, auth: None, mail: None, rcpts: Vec::new() }
     }
 
     fn offers_starttls(&self) -> bool {
         self.shared.options.tls == PeerTls::Starttls && !self.tls
     }
 
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        stream: S,
-        greet: bool,
-    ) -> std::io::Result<End<S>> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: S, greet: bool) -> std::io::Result<End<S>> {
         let mut io = BufReader::new(stream);
         if greet {
             reply(&mut io, "220 localhost ESMTP tidings test peer").await?;
@@ -278,19 +248,12 @@ impl<'a> Session<'a> {
                 "EHLO" => {
                     self.greeted = true;
                     self.reset();
-                    let mut lines = vec![
-                        "localhost".to_owned(),
-                        "SIZE 10485760".to_owned(),
-                        "8BITMIME".to_owned(),
-                    ];
+                    let mut lines = vec!["localhost".to_owned(), "SIZE 10485760".to_owned(), "8BITMIME".to_owned()];
                     if self.offers_starttls() {
                         lines.push("STARTTLS".to_owned());
                     }
                     if self.shared.options.auth.is_some() {
-                        lines.push(format!(
-                            "AUTH {}",
-                            self.shared.options.auth_mechanisms.join(" ")
-                        ));
+                        lines.push(format!("AUTH {}", self.shared.options.auth_mechanisms.join(" ")));
                     }
                     let last = lines.len() - 1;
                     let text: Vec<String> = lines
@@ -305,9 +268,7 @@ impl<'a> Session<'a> {
                     self.reset();
                     reply(&mut io, "250 localhost").await?;
                 }
-                "STARTTLS" if !self.offers_starttls() => {
-                    reply(&mut io, "502 5.5.1 STARTTLS not available").await?
-                }
+                "STARTTLS" if !self.offers_starttls() => reply(&mut io, "502 5.5.1 STARTTLS not available").await?,
                 "STARTTLS" => {
                     reply(&mut io, "220 2.0.0 ready to start TLS").await?;
                     assert!(io.buffer().is_empty(), "client pipelined past STARTTLS");
@@ -348,9 +309,7 @@ impl<'a> Session<'a> {
                     };
                     reply(&mut io, &answer).await?;
                 }
-                "DATA" if self.rcpts.is_empty() => {
-                    reply(&mut io, "503 5.5.1 need RCPT before DATA").await?
-                }
+                "DATA" if self.rcpts.is_empty() => reply(&mut io, "503 5.5.1 need RCPT before DATA").await?,
                 "DATA" => {
                     reply(&mut io, "354 end data with <CR><LF>.<CR><LF>").await?;
                     let Some(data) = read_data(&mut io).await? else {
@@ -413,12 +372,7 @@ impl<'a> Session<'a> {
             Some((m, ir)) => (m.to_ascii_uppercase(), Some(ir.trim().to_owned())),
             None => (arg.to_ascii_uppercase(), None),
         };
-        if !self
-            .shared
-            .options
-            .auth_mechanisms
-            .contains(&mechanism.as_str())
-        {
+        if !self.shared.options.auth_mechanisms.contains(&mechanism.as_str()) {
             return reply(io, "504 5.5.4 mechanism not supported").await;
         }
         let given = match mechanism.as_str() {
@@ -426,9 +380,7 @@ impl<'a> Session<'a> {
                 let Some(response) = challenge(io, initial, "").await? else {
                     return Ok(());
                 };
-                let mut parts = response
-                    .split(|b| *b == 0)
-                    .map(|p| String::from_utf8_lossy(p).into_owned());
+                let mut parts = response.split(|b| *b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
                 let (_authzid, authcid, passwd) = (parts.next(), parts.next(), parts.next());
                 authcid.zip(passwd)
             }
@@ -439,10 +391,7 @@ impl<'a> Session<'a> {
                 let Some(passwd) = challenge(io, None, "UGFzc3dvcmQ6").await? else {
                     return Ok(());
                 };
-                Some((
-                    String::from_utf8_lossy(&name).into_owned(),
-                    String::from_utf8_lossy(&passwd).into_owned(),
-                ))
+                Some((String::from_utf8_lossy(&name).into_owned(), String::from_utf8_lossy(&passwd).into_owned()))
             }
             _ => unreachable!("only PLAIN and LOGIN are implemented"),
         };
@@ -491,10 +440,7 @@ fn path(arg: &str, prefix: &str) -> Option<String> {
     Some(rest[..rest.find('>')?].to_owned())
 }
 
-async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut BufReader<S>,
-    text: &str,
-) -> std::io::Result<()> {
+async fn reply<S: AsyncRead + AsyncWrite + Unpin>(io: &mut BufReader<S>, text: &str) -> std::io::Result<()> {
     io.write_all(format!("{text}\r\n").as_bytes()).await?;
     io.flush().await
 }
@@ -505,32 +451,20 @@ async fn read_line<S: AsyncRead + Unpin>(io: &mut BufReader<S>) -> std::io::Resu
     if io.read_until(b'\n', &mut line).await? == 0 {
         return Ok(None);
     }
-    assert!(
-        line.ends_with(b"\r\n"),
-        "command line not ended by CRLF: {:?}",
-        String::from_utf8_lossy(&line)
-    );
+    assert!(line.ends_with(b"\r\n"), "command line not ended by CRLF: {:?}", String::from_utf8_lossy(&line));
     line.truncate(line.len() - 2);
-    Ok(Some(
-        String::from_utf8(line).expect("command lines are UTF-8"),
-    ))
+    Ok(Some(String::from_utf8(line).expect("command lines are UTF-8")))
 }
 
 /// The DATA section up to the lone `.`, dot-unstuffed; `None` if the stream ends first.
-async fn read_data<S: AsyncRead + Unpin>(
-    io: &mut BufReader<S>,
-) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_data<S: AsyncRead + Unpin>(io: &mut BufReader<S>) -> std::io::Result<Option<Vec<u8>>> {
     let mut data = Vec::new();
     loop {
         let mut line = Vec::new();
         if io.read_until(b'\n', &mut line).await? == 0 {
             return Ok(None);
         }
-        assert!(
-            line.ends_with(b"\r\n"),
-            "bare LF in DATA: {:?}",
-            String::from_utf8_lossy(&line)
-        );
+        assert!(line.ends_with(b"\r\n"), "bare LF in DATA: {:?}", String::from_utf8_lossy(&line));
         if line == b".\r\n" {
             return Ok(Some(data));
         }

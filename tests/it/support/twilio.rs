@@ -54,12 +54,7 @@ const KNOWN_PARAMETERS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// Twilio's JSON error body (`code`, `message`, `more_info`, `status`).
-    Error {
-        status: u16,
-        code: u32,
-        message: String,
-        retry_after: Option<String>,
-    },
+    Error { status: u16, code: u32, message: String, retry_after: Option<String> },
     /// A body that is not Twilio's (a proxy's error page, or a 2xx without a sid).
     Raw { status: u16, body: String },
     /// Keep the request open and never answer.
@@ -68,12 +63,7 @@ pub enum Reply {
 
 impl Reply {
     pub fn error(status: u16, code: u32, message: &str) -> Self {
-        Reply::Error {
-            status,
-            code,
-            message: message.to_string(),
-            retry_after: None,
-        }
+        Reply::Error { status, code, message: message.to_string(), retry_after: None }
     }
 
     /// 429 with Twilio's code 20429 and a `Retry-After` header.
@@ -87,10 +77,7 @@ impl Reply {
     }
 
     pub fn raw(status: u16, body: &str) -> Self {
-        Reply::Raw {
-            status,
-            body: body.to_string(),
-        }
+        Reply::Raw { status, body: body.to_string() }
     }
 }
 
@@ -107,10 +94,7 @@ pub struct Received {
 
 impl Received {
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -143,11 +127,7 @@ impl TwilioPeer {
         let mut numbers = HashMap::new();
         numbers.insert(
             INVALID_NUMBER.to_string(),
-            Reply::error(
-                400,
-                21211,
-                &format!("The 'To' number {INVALID_NUMBER} is not a valid phone number."),
-            ),
+            Reply::error(400, 21211, &format!("The 'To' number {INVALID_NUMBER} is not a valid phone number.")),
         );
         let state = Arc::new(Mutex::new(PeerState {
             account_sid: account_sid.to_string(),
@@ -158,19 +138,13 @@ impl TwilioPeer {
             violations: Vec::new(),
             count: 0,
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind twilio peer");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind twilio peer");
         let addr = listener.local_addr().expect("peer address");
         let app = Router::new().fallback(handle).with_state(state.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("twilio peer");
         });
-        TwilioPeer {
-            addr,
-            state,
-            server,
-        }
+        TwilioPeer { addr, state, server }
     }
 
     pub fn base_url(&self) -> String {
@@ -214,13 +188,7 @@ impl Drop for TwilioPeer {
     }
 }
 
-async fn handle(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let reply = decide(&state, &method, &uri, &headers, &body);
     match reply {
         Answer::Reply(Reply::Hang) => std::future::pending::<Response>().await,
@@ -254,28 +222,19 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
             say(Reply::error(401, 20003, "Authenticate"), &mut twilio_says);
         }
         // Credentials that are merely wrong are the operator's problem, not the protocol's.
-        Some((_, token)) if *token != s.auth_token => {
-            say(Reply::error(401, 20003, "Authenticate"), &mut twilio_says)
-        }
+        Some((_, token)) if *token != s.auth_token => say(Reply::error(401, 20003, "Authenticate"), &mut twilio_says),
         Some(_) => {}
     }
 
     if method != Method::POST {
         violations.push(format!("method {method}, expected POST"));
-        say(
-            Reply::error(405, 20004, "Method not allowed"),
-            &mut twilio_says,
-        );
+        say(Reply::error(405, 20004, "Method not allowed"), &mut twilio_says);
     }
     let expected_path = format!("/2010-04-01/Accounts/{}/Messages.json", s.account_sid);
     if uri.path() != expected_path {
         violations.push(format!("path {}, expected {expected_path}", uri.path()));
         say(
-            Reply::error(
-                404,
-                20404,
-                &format!("The requested resource {} was not found", uri.path()),
-            ),
+            Reply::error(404, 20404, &format!("The requested resource {} was not found", uri.path())),
             &mut twilio_says,
         );
     }
@@ -283,22 +242,14 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
         violations.push("parameters in the query string".to_string());
     }
 
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let form_encoded =
-        content_type.split(';').next().map(str::trim) == Some("application/x-www-form-urlencoded");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let form_encoded = content_type.split(';').next().map(str::trim) == Some("application/x-www-form-urlencoded");
     if !form_encoded {
-        violations.push(format!(
-            "content type {content_type:?}, expected application/x-www-form-urlencoded"
-        ));
+        violations.push(format!("content type {content_type:?}, expected application/x-www-form-urlencoded"));
     }
     // Twilio reads parameters only from a form body; anything else looks like no parameters.
     let fields: Vec<(String, String)> = if form_encoded {
-        form_urlencoded::parse(body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
+        form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
     } else {
         Vec::new()
     };
@@ -315,17 +266,10 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
         }
         seen.push(name);
         if value.contains('\u{fffd}') {
-            violations.push(format!(
-                "parameter {name:?} is not valid utf-8 after decoding"
-            ));
+            violations.push(format!("parameter {name:?} is not valid utf-8 after decoding"));
         }
     }
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
 
     let to = field("To").unwrap_or("");
     let body_text = field("Body").unwrap_or("");
@@ -333,35 +277,18 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
     let service = field("MessagingServiceSid").filter(|f| !f.is_empty());
     if to.is_empty() {
         violations.push("no To".to_string());
-        say(
-            Reply::error(400, 21604, "A 'To' phone number is required."),
-            &mut twilio_says,
-        );
+        say(Reply::error(400, 21604, "A 'To' phone number is required."), &mut twilio_says);
     } else if !is_e164(to) {
         violations.push(format!("To {to:?} is not e.164"));
-        say(
-            Reply::error(
-                400,
-                21211,
-                &format!("The 'To' number {to} is not a valid phone number."),
-            ),
-            &mut twilio_says,
-        );
+        say(Reply::error(400, 21211, &format!("The 'To' number {to} is not a valid phone number.")), &mut twilio_says);
     }
     if body_text.is_empty() {
         violations.push("no Body".to_string());
-        say(
-            Reply::error(400, 21602, "Message body is required."),
-            &mut twilio_says,
-        );
+        say(Reply::error(400, 21602, "Message body is required."), &mut twilio_says);
     } else if body_text.chars().count() > 1600 {
         violations.push("Body longer than 1600 characters".to_string());
         say(
-            Reply::error(
-                400,
-                21617,
-                "The concatenated message body exceeds the 1600 character limit.",
-            ),
+            Reply::error(400, 21617, "The concatenated message body exceeds the 1600 character limit."),
             &mut twilio_says,
         );
     }
@@ -369,28 +296,18 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
         && !is_sid(sid, "MG")
     {
         violations.push(format!("MessagingServiceSid {sid:?} is not MG + 32 hex"));
-        say(
-            Reply::error(
-                400,
-                21701,
-                &format!("The Messaging Service Sid {sid} is invalid."),
-            ),
-            &mut twilio_says,
-        );
+        say(Reply::error(400, 21701, &format!("The Messaging Service Sid {sid} is invalid.")), &mut twilio_says);
     }
     match (from, service) {
         (None, None) => {
             violations.push("neither From nor MessagingServiceSid".to_string());
-            say(
-                Reply::error(400, 21603, "A 'From' phone number is required."),
-                &mut twilio_says,
-            );
+            say(Reply::error(400, 21603, "A 'From' phone number is required."), &mut twilio_says);
         }
         // Twilio accepts both (it sends from the service's pool); our client promises the
         // service SID alone, so this is answered normally but counted.
-        (Some(_), Some(_)) => violations.push(
-            "both From and MessagingServiceSid; the service SID should win alone".to_string(),
-        ),
+        (Some(_), Some(_)) => {
+            violations.push("both From and MessagingServiceSid; the service SID should win alone".to_string())
+        }
         (Some(from), None) if !is_e164(from) => {
             violations.push(format!("From {from:?} is not e.164"));
             say(
@@ -407,14 +324,10 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
         _ => {}
     }
     if let Some(url) = field("StatusCallback") {
-        let ok = reqwest::Url::parse(url)
-            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        let ok = reqwest::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
         if !ok {
             violations.push(format!("StatusCallback {url:?} is not an http(s) url"));
-            say(
-                Reply::error(400, 21609, "Invalid StatusCallback url"),
-                &mut twilio_says,
-            );
+            say(Reply::error(400, 21609, "Invalid StatusCallback url"), &mut twilio_says);
         }
     }
 
@@ -432,11 +345,7 @@ fn decide(state: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body:
     let sid = format!("SM{}", uuid::Uuid::new_v4().simple());
     let resource = resource(&s.account_sid, &sid, to, from, service, body_text);
     let username = credentials.map(|(user, _)| user).unwrap_or_default();
-    s.received.push(Received {
-        fields,
-        username,
-        sid,
-    });
+    s.received.push(Received { fields, username, sid });
     Answer::Created(resource)
 }
 
@@ -448,17 +357,8 @@ fn say(reply: Reply, slot: &mut Option<Reply>) {
 }
 
 /// The Message resource Twilio answers a create with.
-fn resource(
-    account_sid: &str,
-    sid: &str,
-    to: &str,
-    from: Option<&str>,
-    service: Option<&str>,
-    body: &str,
-) -> Value {
-    let now = jiff::Timestamp::now()
-        .strftime("%a, %d %b %Y %H:%M:%S +0000")
-        .to_string();
+fn resource(account_sid: &str, sid: &str, to: &str, from: Option<&str>, service: Option<&str>, body: &str) -> Value {
+    let now = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S +0000").to_string();
     let uri = format!("/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json");
     json!({
         "account_sid": account_sid,
@@ -487,12 +387,7 @@ fn resource(
 
 fn reply_response(reply: Reply) -> Response {
     match reply {
-        Reply::Error {
-            status,
-            code,
-            message,
-            retry_after,
-        } => {
+        Reply::Error { status, code, message, retry_after } => {
             let status = StatusCode::from_u16(status).expect("scripted status");
             let body = json!({
                 "code": code,
@@ -502,10 +397,7 @@ fn reply_response(reply: Reply) -> Response {
             });
             let mut response = (status, axum::Json(body)).into_response();
             if let Some(value) = retry_after {
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&value).expect("retry-after"),
-                );
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&value).expect("retry-after"));
             }
             response
         }
@@ -521,24 +413,20 @@ fn reply_response(reply: Reply) -> Response {
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))
 }
 
 fn is_e164(s: &str) -> bool {
-    s.strip_prefix('+').is_some_and(|d| {
-        (2..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
-    })
+    s.strip_prefix('+')
+        .is_some_and(|d| (2..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
 }
 
 /// Twilio's SIDs: a two-letter prefix and 32 hex digits.
 pub fn is_sid(s: &str, prefix: &str) -> bool {
-    s.strip_prefix(prefix)
-        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.strip_prefix(prefix).is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// SMS segments as Twilio counts them: GSM-7 (160, or 153 per part) unless a character needs
@@ -562,9 +450,5 @@ fn segments(body: &str) -> usize {
         Some(n) => (n, 160, 153),
         None => (body.encode_utf16().count(), 70, 67),
     };
-    if units <= single {
-        1
-    } else {
-        units.div_ceil(part)
-    }
+    if units <= single { 1 } else { units.div_ceil(part) }
 }
