@@ -48,31 +48,56 @@ const EMAIL_OK: [(&str, &str); 3] = [
 
 #[test]
 fn sms_is_plain_and_html_is_escaped() {
-    let mut files = EMAIL_OK.to_vec();
-    files.push(("birthday/en/sms.hbs", "Happy birthday, {{member.name}}!\n"));
-    let t = load(&files);
+    // Through a plain expression and through a helper's output alike.
+    let t = load(&[
+        (
+            "birthday/en/sms.hbs",
+            "Happy birthday, {{member.name}}! {{default member.name \"x\"}}\n",
+        ),
+        ("birthday/en/email.subject.hbs", "Hi {{member.name}}\n"),
+        (
+            "birthday/en/email.html.hbs",
+            "<p>{{member.name}}</p>\n<p>{{default member.name \"x\"}}</p>\n",
+        ),
+        (
+            "birthday/en/email.text.hbs",
+            "{{default member.name \"x\"}}\n",
+        ),
+        ("birthday/en/push.title.hbs", "{{member.name}}\n"),
+        (
+            "birthday/en/push.body.hbs",
+            "{{default member.name \"x\"}}\n",
+        ),
+    ]);
     let mut ctx = fixture_context("en");
-    ctx["member"]["name"] = json!("Ann O'Neil <Jr> & co");
+    let name = "Ann O'Neil <Jr> & co";
+    ctx["member"]["name"] = json!(name);
 
     let sms = t.render("birthday", ChannelKind::Sms, &ctx).unwrap();
     assert_eq!(
         sms,
         Rendered::Sms {
-            text: "Happy birthday, Ann O'Neil <Jr> & co!".into()
+            text: format!("Happy birthday, {name}! {name}")
         }
     );
-
-    let Rendered::Email {
-        subject,
-        html,
-        text,
-    } = t.render("birthday", ChannelKind::Email, &ctx).unwrap()
-    else {
-        panic!("not an email");
-    };
-    assert_eq!(subject, "Hi Emma");
-    assert_eq!(html, "<p>Ann O&#x27;Neil &lt;Jr&gt; &amp; co</p>\n");
-    assert_eq!(text, "Ann O'Neil <Jr> & co");
+    let push = t.render("birthday", ChannelKind::Push, &ctx).unwrap();
+    assert_eq!(
+        push,
+        Rendered::Push {
+            title: name.into(),
+            body: name.into()
+        }
+    );
+    let email = t.render("birthday", ChannelKind::Email, &ctx).unwrap();
+    let escaped = "Ann O&#x27;Neil &lt;Jr&gt; &amp; co";
+    assert_eq!(
+        email,
+        Rendered::Email {
+            subject: format!("Hi {name}"),
+            html: format!("<p>{escaped}</p>\n<p>{escaped}</p>\n"),
+            text: name.into(),
+        }
+    );
 }
 
 #[test]
