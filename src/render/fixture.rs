@@ -57,10 +57,7 @@ mod tests {
 
     #[test]
     fn merge_overrides_only_occurrence_fields_given() {
-        let over = json!({"key": "anniversary:2026", "years": 6})
-            .as_object()
-            .cloned()
-            .unwrap();
+        let over = json!({"key": "anniversary:2026", "years": 6}).as_object().cloned().unwrap();
         let ctx = fixture_with("zh-CN", &over);
         assert_eq!(ctx["occurrence"]["key"], "anniversary:2026");
         assert_eq!(ctx["occurrence"]["years"], 6);

@@ -3,8 +3,7 @@
 //! no scripts, no network. The formatting lives in plain functions so tests need no registry.
 
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, PathAndJson, RenderContext, RenderError,
-    RenderErrorReason, ScopedJson,
+    Context, Handlebars, Helper, HelperDef, PathAndJson, RenderContext, RenderError, RenderErrorReason, ScopedJson,
 };
 use jiff::civil::Date;
 use serde_json::Value;
@@ -52,9 +51,7 @@ const MONTHS: [&str; 12] = [
 /// Formats an ISO civil date (`2026-11-23`) in one of the styles `long` (the default),
 /// `month_day` and `short`.
 pub fn format_date(iso: &str, style: Option<&str>, lang: Lang) -> Result<String, String> {
-    let date: Date = iso
-        .parse()
-        .map_err(|_| format!("{iso:?} is not a date (expected YYYY-MM-DD)"))?;
+    let date: Date = iso.parse().map_err(|_| format!("{iso:?} is not a date (expected YYYY-MM-DD)"))?;
     let (y, m, d) = (date.year(), date.month(), date.day());
     let month = MONTHS[usize::try_from(m - 1).expect("months are 1 to 12")];
     let out = match (style.unwrap_or("long"), lang) {
@@ -65,9 +62,7 @@ pub fn format_date(iso: &str, style: Option<&str>, lang: Lang) -> Result<String,
         ("short", Lang::En) => format!("{} {d}", &month[..3]),
         ("short", Lang::Zh) => format!("{m}/{d}"),
         (other, _) => {
-            return Err(format!(
-                "unknown date style {other:?} (long, month_day or short)"
-            ));
+            return Err(format!("unknown date style {other:?} (long, month_day or short)"));
         }
     };
     Ok(out)
@@ -114,11 +109,7 @@ pub fn format_number(v: &Value) -> Result<String, String> {
 
 /// A float as plain decimal text: never an exponent, and no `.0` on whole numbers.
 fn float_text(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{f:.0}")
-    } else {
-        format!("{f}")
-    }
+    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{f:.0}") } else { format!("{f}") }
 }
 
 /// Formats a non-negative integer as an ordinal: `1st`, `12th`, `23rd` in English, `第3` in Chinese.
@@ -190,21 +181,13 @@ impl HelperDef for DateHelper {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let ps = params(h, 1, 2, "{{date x}} or {{date x \"month_day\"|\"short\"}}")?;
-        let iso = ps[0]
-            .value()
-            .as_str()
-            .ok_or_else(|| fail(format!("date: {} is not a date string", ps[0].value())))?;
+        let iso =
+            ps[0].value().as_str().ok_or_else(|| fail(format!("date: {} is not a date string", ps[0].value())))?;
         let style = match ps.get(1) {
-            Some(p) => Some(
-                p.value()
-                    .as_str()
-                    .ok_or_else(|| fail("date: the style must be a string".into()))?,
-            ),
+            Some(p) => Some(p.value().as_str().ok_or_else(|| fail("date: the style must be a string".into()))?),
             None => None,
         };
-        format_date(iso, style, lang(ctx))
-            .map(text)
-            .map_err(|e| fail(format!("date: {e}")))
+        format_date(iso, style, lang(ctx)).map(text).map_err(|e| fail(format!("date: {e}")))
     }
 }
 
@@ -220,9 +203,7 @@ impl HelperDef for NumberHelper {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let ps = params(h, 1, 1, "{{number x}}")?;
-        format_number(ps[0].value())
-            .map(text)
-            .map_err(|e| fail(format!("number: {e}")))
+        format_number(ps[0].value()).map(text).map_err(|e| fail(format!("number: {e}")))
     }
 }
 
@@ -238,9 +219,7 @@ impl HelperDef for OrdinalHelper {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let ps = params(h, 1, 1, "{{ordinal n}}")?;
-        format_ordinal(ps[0].value(), lang(ctx))
-            .map(text)
-            .map_err(|e| fail(format!("ordinal: {e}")))
+        format_ordinal(ps[0].value(), lang(ctx)).map(text).map_err(|e| fail(format!("ordinal: {e}")))
     }
 }
 
@@ -278,40 +257,21 @@ mod tests {
         fn check(input: (&str, Option<&str>, Lang), expected: Result<&str, &str>) {
             let (iso, style, lang) = input;
             let got = format_date(iso, style, lang);
-            assert_eq!(
-                got.as_deref().map_err(String::as_str),
-                expected,
-                "{input:?}"
-            );
+            assert_eq!(got.as_deref().map_err(String::as_str), expected, "{input:?}");
         }
         check(("2026-11-23", None, Lang::En), Ok("November 23, 2026"));
         check(("2026-11-23", None, Lang::Zh), Ok("2026年11月23日"));
-        check(
-            ("2026-11-23", Some("long"), Lang::En),
-            Ok("November 23, 2026"),
-        );
-        check(
-            ("2026-11-23", Some("month_day"), Lang::En),
-            Ok("November 23"),
-        );
+        check(("2026-11-23", Some("long"), Lang::En), Ok("November 23, 2026"));
+        check(("2026-11-23", Some("month_day"), Lang::En), Ok("November 23"));
         check(("2026-11-23", Some("month_day"), Lang::Zh), Ok("11月23日"));
         check(("2026-11-23", Some("short"), Lang::En), Ok("Nov 23"));
         check(("2026-11-23", Some("short"), Lang::Zh), Ok("11/23"));
         check(("2027-01-05", None, Lang::En), Ok("January 5, 2027"));
         check(("2027-01-05", None, Lang::Zh), Ok("2027年1月5日"));
         check(("2028-02-29", Some("short"), Lang::En), Ok("Feb 29"));
-        check(
-            ("2026-02-30", None, Lang::En),
-            Err("\"2026-02-30\" is not a date (expected YYYY-MM-DD)"),
-        );
-        check(
-            ("yesterday", None, Lang::Zh),
-            Err("\"yesterday\" is not a date (expected YYYY-MM-DD)"),
-        );
-        check(
-            ("2026-11-23", Some("iso"), Lang::En),
-            Err("unknown date style \"iso\" (long, month_day or short)"),
-        );
+        check(("2026-02-30", None, Lang::En), Err("\"2026-02-30\" is not a date (expected YYYY-MM-DD)"));
+        check(("yesterday", None, Lang::Zh), Err("\"yesterday\" is not a date (expected YYYY-MM-DD)"));
+        check(("2026-11-23", Some("iso"), Lang::En), Err("unknown date style \"iso\" (long, month_day or short)"));
     }
 
     #[test]
@@ -341,11 +301,7 @@ mod tests {
     fn ordinals() {
         fn check(input: (Value, Lang), expected: Result<&str, &str>) {
             let got = format_ordinal(&input.0, input.1);
-            assert_eq!(
-                got.as_deref().map_err(String::as_str),
-                expected,
-                "{input:?}"
-            );
+            assert_eq!(got.as_deref().map_err(String::as_str), expected, "{input:?}");
         }
         let en = [
             (0, "0th"),
@@ -368,18 +324,9 @@ mod tests {
         }
         check((json!(3), Lang::Zh), Ok("第3"));
         check((json!("12"), Lang::En), Ok("12th"));
-        check(
-            (json!(-1), Lang::En),
-            Err("-1 is not a non-negative integer"),
-        );
-        check(
-            (json!(1.5), Lang::Zh),
-            Err("1.5 is not a non-negative integer"),
-        );
-        check(
-            (json!(null), Lang::En),
-            Err("null is not a non-negative integer"),
-        );
+        check((json!(-1), Lang::En), Err("-1 is not a non-negative integer"));
+        check((json!(1.5), Lang::Zh), Err("1.5 is not a non-negative integer"));
+        check((json!(null), Lang::En), Err("null is not a non-negative integer"));
     }
 
     #[test]
@@ -406,17 +353,11 @@ mod tests {
             reg.set_strict_mode(true);
             reg.register_escape_fn(handlebars::no_escape);
             register(&mut reg);
-            let got = reg
-                .render_template(input.0, &input.1)
-                .map_err(|e| match e.reason() {
-                    RenderErrorReason::Other(m) => m.clone(),
-                    r => r.to_string(),
-                });
-            assert_eq!(
-                got.as_deref().map_err(String::as_str),
-                expected,
-                "{input:?}"
-            );
+            let got = reg.render_template(input.0, &input.1).map_err(|e| match e.reason() {
+                RenderErrorReason::Other(m) => m.clone(),
+                r => r.to_string(),
+            });
+            assert_eq!(got.as_deref().map_err(String::as_str), expected, "{input:?}");
         }
         let zh = json!({"locale": "zh-CN", "d": "2026-11-23", "n": 12345, "y": 3, "a": null, "b": "", "c": "小明"});
         let en = json!({"locale": "en-GB", "d": "2026-11-23", "n": 12345, "y": 3, "a": null, "b": "", "c": "Sam"});
@@ -424,31 +365,13 @@ mod tests {
         check(("{{date d \"short\"}}", en.clone()), Ok("Nov 23"));
         check(("{{number n}} {{ordinal y}}", zh.clone()), Ok("12,345 第3"));
         check(("{{number n}} {{ordinal y}}", en.clone()), Ok("12,345 3rd"));
-        check(
-            (
-                "{{date d}}, {{ordinal y}}",
-                json!({"d": "2026-11-23", "y": 1}),
-            ),
-            Ok("November 23, 2026, 1st"),
-        );
+        check(("{{date d}}, {{ordinal y}}", json!({"d": "2026-11-23", "y": 1})), Ok("November 23, 2026, 1st"));
         check(("{{default a b c \"friend\"}}", zh.clone()), Ok("小明"));
         check(("{{default a b \"friend\"}}", en.clone()), Ok("friend"));
-        check(
-            ("{{date nope}}", en.clone()),
-            Err("variable nope not found"),
-        );
-        check(
-            ("{{date d \"iso\"}}", en.clone()),
-            Err("date: unknown date style \"iso\" (long, month_day or short)"),
-        );
-        check(
-            ("{{date n}}", en.clone()),
-            Err("date: 12345 is not a date string"),
-        );
+        check(("{{date nope}}", en.clone()), Err("variable nope not found"));
+        check(("{{date d \"iso\"}}", en.clone()), Err("date: unknown date style \"iso\" (long, month_day or short)"));
+        check(("{{date n}}", en.clone()), Err("date: 12345 is not a date string"));
         check(("{{number}}", en.clone()), Err("usage: {{number x}}"));
-        check(
-            ("{{default a nope \"x\"}}", en),
-            Err("variable nope not found"),
-        );
+        check(("{{default a nope \"x\"}}", en), Err("variable nope not found"));
     }
 }

@@ -51,10 +51,7 @@ fn read_fs(root: &Path, rel: &mut Vec<String>, out: &mut Vec<Entry>, problems: &
         match entry {
             Ok(entry) => match entry.file_name().into_string() {
                 Ok(name) => names.push(name),
-                Err(name) => problems.push(format!(
-                    "{}: file name is not UTF-8",
-                    dir.join(name).display()
-                )),
+                Err(name) => problems.push(format!("{}: file name is not UTF-8", dir.join(name).display())),
             },
             Err(e) => problems.push(format!("{}: {e}", dir.display())),
         }
@@ -74,9 +71,7 @@ fn read_fs(root: &Path, rel: &mut Vec<String>, out: &mut Vec<Entry>, problems: &
             Ok(_) => {
                 let text = fs::read(&path)
                     .map_err(|e| e.to_string())
-                    .and_then(|bytes| {
-                        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
-                    });
+                    .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned()));
                 out.push(Entry::File(rel.clone(), text));
             }
             Err(e) => problems.push(format!("{}: {e}", path.display())),
@@ -86,11 +81,7 @@ fn read_fs(root: &Path, rel: &mut Vec<String>, out: &mut Vec<Entry>, problems: &
 }
 
 fn read_embedded(dir: &Dir<'static>, out: &mut Vec<Entry>) {
-    let components = |p: &Path| {
-        p.iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-    };
+    let components = |p: &Path| p.iter().map(|c| c.to_string_lossy().into_owned()).collect::<Vec<_>>();
     let mut entries: Vec<&DirEntry<'static>> = dir.entries().iter().collect();
     entries.sort_by_key(|e| e.path());
     for entry in entries {
@@ -100,10 +91,7 @@ fn read_embedded(dir: &Dir<'static>, out: &mut Vec<Entry>) {
                 read_embedded(d, out);
             }
             DirEntry::File(f) => {
-                let text = f
-                    .contents_utf8()
-                    .map(str::to_owned)
-                    .ok_or_else(|| "not UTF-8 text".to_owned());
+                let text = f.contents_utf8().map(str::to_owned).ok_or_else(|| "not UTF-8 text".to_owned());
                 out.push(Entry::File(components(f.path()), text));
             }
         }
@@ -114,29 +102,12 @@ fn read_embedded(dir: &Dir<'static>, out: &mut Vec<Entry>) {
 type Sources = BTreeMap<(String, String), BTreeMap<Part, String>>;
 
 /// Layout, then compilation, then validation against the fixture; every problem is kept.
-fn build(
-    root: &Path,
-    entries: Vec<Entry>,
-    mut problems: Vec<String>,
-) -> Result<Templates, LoadError> {
+fn build(root: &Path, entries: Vec<Entry>, mut problems: Vec<String>) -> Result<Templates, LoadError> {
     let (mut keys, sources) = layout(root, entries, &mut problems);
     let mut html = registry(handlebars::html_escape);
     let mut plain = registry(handlebars::no_escape);
-    compile(
-        root,
-        &sources,
-        &mut keys,
-        &mut html,
-        &mut plain,
-        &mut problems,
-    );
-    let templates = Templates {
-        html,
-        plain,
-        keys,
-        root: root.to_path_buf(),
-        default_locale: "en".into(),
-    };
+    compile(root, &sources, &mut keys, &mut html, &mut plain, &mut problems);
+    let templates = Templates { html, plain, keys, root: root.to_path_buf(), default_locale: "en".into() };
     problems.extend(validate(&templates));
     if problems.is_empty() {
         Ok(templates)
@@ -149,19 +120,11 @@ fn build(
 
 /// A path below `root`, for messages.
 fn at(root: &Path, parts: &[&str]) -> String {
-    parts
-        .iter()
-        .fold(root.to_path_buf(), |p, c| p.join(c))
-        .display()
-        .to_string()
+    parts.iter().fold(root.to_path_buf(), |p, c| p.join(c)).display().to_string()
 }
 
 /// Sorts the tree into keys, locales and parts, reporting whatever does not fit the layout.
-fn layout(
-    root: &Path,
-    entries: Vec<Entry>,
-    problems: &mut Vec<String>,
-) -> (BTreeMap<String, KeyTemplates>, Sources) {
+fn layout(root: &Path, entries: Vec<Entry>, problems: &mut Vec<String>) -> (BTreeMap<String, KeyTemplates>, Sources) {
     let at = |parts: &[&str]| at(root, parts);
     let mut keys: BTreeMap<String, KeyTemplates> = BTreeMap::new();
     let mut sources: Sources = BTreeMap::new();
@@ -184,10 +147,7 @@ fn layout(
                 if valid_key(key) {
                     keys.entry((*key).to_owned()).or_default();
                 } else {
-                    problems.push(format!(
-                        "{}: a template key is letters, digits, '-' and '_'",
-                        at(&parts)
-                    ));
+                    problems.push(format!("{}: a template key is letters, digits, '-' and '_'", at(&parts)));
                 }
             }
             ([key, "fixture.json"], Some(text)) => {
@@ -210,20 +170,15 @@ fn layout(
                 };
                 if !valid_locale(locale) {
                     problems.push(format!("{}: not a locale tag like en or zh-CN", at(&parts)));
-                } else if let Some(other) =
-                    k.locales.keys().find(|l| l.eq_ignore_ascii_case(locale))
-                {
+                } else if let Some(other) = k.locales.keys().find(|l| l.eq_ignore_ascii_case(locale)) {
                     problems.push(format!("{}: same locale as {other}", at(&parts)));
                 } else {
                     k.locales.insert((*locale).to_owned(), Default::default());
-                    sources
-                        .entry(((*key).to_owned(), (*locale).to_owned()))
-                        .or_default();
+                    sources.entry(((*key).to_owned(), (*locale).to_owned())).or_default();
                 }
             }
             ([key, locale, file], Some(text)) => {
-                let Some(found) = sources.get_mut(&((*key).to_owned(), (*locale).to_owned()))
-                else {
+                let Some(found) = sources.get_mut(&((*key).to_owned(), (*locale).to_owned())) else {
                     continue;
                 };
                 match (Part::from_file_name(file), text) {
@@ -269,38 +224,24 @@ fn compile(
             problems.push(format!("{dir}: no templates"));
             continue;
         }
-        let channels = keys
-            .get_mut(key)
-            .map(|k| k.locales.entry(locale.clone()).or_default());
+        let channels = keys.get_mut(key).map(|k| k.locales.entry(locale.clone()).or_default());
         let Some(channels) = channels else { continue };
         for channel in ChannelKind::ALL {
             let needed = Part::of(channel);
-            let missing: Vec<String> = needed
-                .iter()
-                .filter(|p| !parts.contains_key(p))
-                .map(|p| p.file_name())
-                .collect();
+            let missing: Vec<String> =
+                needed.iter().filter(|p| !parts.contains_key(p)).map(|p| p.file_name()).collect();
             if missing.len() == needed.len() {
                 continue;
             }
             if !missing.is_empty() {
-                problems.push(format!(
-                    "{dir}: {channel} needs {} too",
-                    missing.join(" and ")
-                ));
+                problems.push(format!("{dir}: {channel} needs {} too", missing.join(" and ")));
                 continue;
             }
             let mut compiled = true;
             for part in needed {
-                let registry = if *part == Part::EmailHtml {
-                    &mut *html
-                } else {
-                    &mut *plain
-                };
+                let registry = if *part == Part::EmailHtml { &mut *html } else { &mut *plain };
                 let source = &parts[part];
-                if let Err(e) =
-                    registry.register_template_string(&template_name(key, locale, *part), source)
-                {
+                if let Err(e) = registry.register_template_string(&template_name(key, locale, *part), source) {
                     let file = at(root, &[key, locale, &part.file_name()]);
                     problems.push(compile_problem(&file, source, &e));
                     compiled = false;
@@ -372,11 +313,7 @@ fn block_problem(source: &str) -> Option<(usize, String)> {
         let tag = &rest[start + 2..];
         let tag = tag.strip_prefix('~').unwrap_or(tag);
         if tag.starts_with('!') {
-            let end = if tag.starts_with("!--") {
-                tag.find("--}}")
-            } else {
-                tag.find("}}")
-            };
+            let end = if tag.starts_with("!--") { tag.find("--}}") } else { tag.find("}}") };
             let skipped = end.map_or(tag.len(), |e| e + 2);
             line += tag[..skipped].matches('\n').count();
             rest = &tag[skipped..];
@@ -394,10 +331,7 @@ fn block_problem(source: &str) -> Option<(usize, String)> {
         }
         let name = |t: &str| {
             let t = t.trim_start_matches(['>', '*']).trim_start();
-            t.split(|c: char| c.is_whitespace() || c == '}' || c == '~')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
+            t.split(|c: char| c.is_whitespace() || c == '}' || c == '~').next().unwrap_or_default().to_owned()
         };
         if let Some(t) = tag.strip_prefix('#').or_else(|| tag.strip_prefix('^')) {
             let n = name(t);
@@ -417,16 +351,11 @@ fn block_problem(source: &str) -> Option<(usize, String)> {
         }
         rest = tag;
     }
-    open.into_iter()
-        .next()
-        .map(|(line, n)| (line, format!("{{{{#{n}}}}} is never closed")))
+    open.into_iter().next().map(|(line, n)| (line, format!("{{{{#{n}}}}} is never closed")))
 }
 
 fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// A BCP 47 shape, loosely: a 2–8 letter language, then 1–8 character subtags (`zh-Hant-TW`).
@@ -435,6 +364,5 @@ fn valid_locale(tag: &str) -> bool {
     let lang = subtags.next().unwrap_or_default();
     (2..=8).contains(&lang.len())
         && lang.chars().all(|c| c.is_ascii_alphabetic())
-        && subtags
-            .all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()))
+        && subtags.all(|s| (1..=8).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric()))
 }

@@ -3,11 +3,7 @@
 
 /// Picks one of `available` (locale directory names, as spelled on disk) for a member who wants
 /// `wanted`. Comparison ignores case and treats `_` as `-` (`zh_CN` is `zh-CN`).
-pub(super) fn resolve<'a>(
-    available: &[&'a str],
-    wanted: Option<&str>,
-    fallback: &str,
-) -> Option<&'a str> {
+pub(super) fn resolve<'a>(available: &[&'a str], wanted: Option<&str>, fallback: &str) -> Option<&'a str> {
     let wanted = wanted.map(str::trim).filter(|w| !w.is_empty());
     wanted
         .and_then(|w| best(available, w))
@@ -27,11 +23,7 @@ fn best<'a>(available: &[&'a str], tag: &str) -> Option<&'a str> {
         return Some(exact);
     }
     let lang = primary(&tag);
-    let mut same: Vec<&'a str> = available
-        .iter()
-        .copied()
-        .filter(|a| primary(&normalise(a)) == lang)
-        .collect();
+    let mut same: Vec<&'a str> = available.iter().copied().filter(|a| primary(&normalise(a)) == lang).collect();
     same.sort_by_key(|a| (normalise(a) != lang, *a));
     same.first().copied()
 }

@@ -84,14 +84,8 @@ pub enum Part {
 }
 
 impl Part {
-    pub const ALL: [Part; 6] = [
-        Part::Sms,
-        Part::EmailSubject,
-        Part::EmailHtml,
-        Part::EmailText,
-        Part::PushTitle,
-        Part::PushBody,
-    ];
+    pub const ALL: [Part; 6] =
+        [Part::Sms, Part::EmailSubject, Part::EmailHtml, Part::EmailText, Part::PushTitle, Part::PushBody];
 
     /// The part's name: its file name without `.hbs`.
     pub fn name(self) -> &'static str {
@@ -178,19 +172,11 @@ impl Templates {
     /// Renders `key` for `channel`. The variant is chosen from `ctx["locale"]` with the default
     /// locale as fallback; templates and helpers then see `locale` set to the variant's, so a
     /// Chinese template formats dates the Chinese way whatever the member's own tag was.
-    pub fn render(
-        &self,
-        key: &str,
-        channel: ChannelKind,
-        ctx: &Value,
-    ) -> Result<Rendered, RenderError> {
+    pub fn render(&self, key: &str, channel: ChannelKind, ctx: &Value) -> Result<Rendered, RenderError> {
         let wanted = ctx.get("locale").and_then(Value::as_str);
         let locale = self
             .resolve_locale(key, channel, wanted, &self.default_locale)
-            .ok_or_else(|| RenderError::Missing {
-                key: key.to_owned(),
-                channel,
-            })?;
+            .ok_or_else(|| RenderError::Missing { key: key.to_owned(), channel })?;
         let mut data = ctx.clone();
         if let Some(obj) = data.as_object_mut() {
             obj.insert("locale".into(), Value::String(locale.clone()));
@@ -200,9 +186,7 @@ impl Templates {
 
     /// Whether any locale of `key` can be sent on `channel`.
     pub fn has(&self, key: &str, channel: ChannelKind) -> bool {
-        self.keys
-            .get(key)
-            .is_some_and(|k| k.locales.values().any(|c| c.contains(&channel)))
+        self.keys.get(key).is_some_and(|k| k.locales.values().any(|c| c.contains(&channel)))
     }
 
     /// The template keys, sorted.
@@ -212,19 +196,13 @@ impl Templates {
 
     /// The locale variants of `key`, sorted; empty for an unknown key.
     pub fn locales(&self, key: &str) -> Vec<String> {
-        self.keys
-            .get(key)
-            .map(|k| k.locales.keys().cloned().collect())
-            .unwrap_or_default()
+        self.keys.get(key).map(|k| k.locales.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// The channels the `key`/`locale` variant has.
     pub fn channels(&self, key: &str, locale: &str) -> Vec<ChannelKind> {
         let locales = self.keys.get(key).map(|k| &k.locales);
-        locales
-            .and_then(|l| l.get(locale))
-            .map(|c| c.iter().copied().collect())
-            .unwrap_or_default()
+        locales.and_then(|l| l.get(locale)).map(|c| c.iter().copied().collect()).unwrap_or_default()
     }
 
     /// The context `key` is validated against for `locale`: [`fixture_context`] with the key's
@@ -245,57 +223,32 @@ impl Templates {
     ) -> Result<Rendered, RenderError> {
         let part = |p| self.render_part(key, locale, p, ctx);
         Ok(match channel {
-            ChannelKind::Sms => Rendered::Sms {
-                text: part(Part::Sms)?,
-            },
+            ChannelKind::Sms => Rendered::Sms { text: part(Part::Sms)? },
             ChannelKind::Email => Rendered::Email {
                 subject: part(Part::EmailSubject)?,
                 html: part(Part::EmailHtml)?,
                 text: part(Part::EmailText)?,
             },
-            ChannelKind::Push => Rendered::Push {
-                title: part(Part::PushTitle)?,
-                body: part(Part::PushBody)?,
-            },
+            ChannelKind::Push => Rendered::Push { title: part(Part::PushTitle)?, body: part(Part::PushBody)? },
         })
     }
 
-    fn render_part(
-        &self,
-        key: &str,
-        locale: &str,
-        part: Part,
-        ctx: &Context,
-    ) -> Result<String, RenderError> {
-        let registry = if part == Part::EmailHtml {
-            &self.html
-        } else {
-            &self.plain
-        };
+    fn render_part(&self, key: &str, locale: &str, part: Part, ctx: &Context) -> Result<String, RenderError> {
+        let registry = if part == Part::EmailHtml { &self.html } else { &self.plain };
         let file = self.file(key, locale, part);
-        let out = registry
-            .render_with_context(&template_name(key, locale, part), ctx)
-            .map_err(|e| {
-                let at = match e.line_no {
-                    Some(line) => format!("{file}:{line}"),
-                    None => file.clone(),
-                };
-                RenderError::Failed {
-                    file: at,
-                    message: describe(&e),
-                }
-            })?;
+        let out = registry.render_with_context(&template_name(key, locale, part), ctx).map_err(|e| {
+            let at = match e.line_no {
+                Some(line) => format!("{file}:{line}"),
+                None => file.clone(),
+            };
+            RenderError::Failed { file: at, message: describe(&e) }
+        })?;
         finish(part, out).map_err(|message| RenderError::Failed { file, message })
     }
 
     /// The path of a part's file, for messages.
     fn file(&self, key: &str, locale: &str, part: Part) -> String {
-        self.root
-            .join(key)
-            .join(locale)
-            .join(part.file_name())
-            .display()
-            .to_string()
+        self.root.join(key).join(locale).join(part.file_name()).display().to_string()
     }
 }
 

@@ -40,20 +40,11 @@ pub fn segments(text: &str) -> Segments {
         .collect();
     let (encoding, costs, single, part) = match gsm {
         Some(costs) => (Encoding::Gsm7, costs, 160, 153),
-        None => (
-            Encoding::Ucs2,
-            text.chars().map(char::len_utf16).collect(),
-            70,
-            67,
-        ),
+        None => (Encoding::Ucs2, text.chars().map(char::len_utf16).collect(), 70, 67),
     };
     let units = costs.iter().sum();
     if units <= single {
-        return Segments {
-            encoding,
-            units,
-            count: 1,
-        };
+        return Segments { encoding, units, count: 1 };
     }
     // Parts are filled greedily; an escape pair or a surrogate pair is never split.
     let (mut count, mut used) = (1, 0);
@@ -64,11 +55,7 @@ pub fn segments(text: &str) -> Segments {
         }
         used += cost;
     }
-    Segments {
-        encoding,
-        units,
-        count,
-    }
+    Segments { encoding, units, count }
 }
 
 #[cfg(test)]
@@ -89,10 +76,7 @@ mod tests {
         check(&"a".repeat(307), (Encoding::Gsm7, 307, 3));
         check("€5", (Encoding::Gsm7, 3, 1));
         // 152 septets then an escape pair: the pair does not fit in the first part.
-        check(
-            &format!("{}€{}", "a".repeat(152), "a".repeat(10)),
-            (Encoding::Gsm7, 164, 2),
-        );
+        check(&format!("{}€{}", "a".repeat(152), "a".repeat(10)), (Encoding::Gsm7, 164, 2));
         check("生日快乐", (Encoding::Ucs2, 4, 1));
         check(&"生".repeat(70), (Encoding::Ucs2, 70, 1));
         check(&"生".repeat(71), (Encoding::Ucs2, 71, 2));

@@ -26,10 +26,7 @@ fn problems(files: &[(&str, &str)]) -> Vec<String> {
     let dir = tree(files);
     let err = Templates::load_dir(dir.path()).expect_err("the set should not load");
     let root = dir.path().display().to_string();
-    err.problems
-        .iter()
-        .map(|p| p.replace(&root, "templates"))
-        .collect()
+    err.problems.iter().map(|p| p.replace(&root, "templates")).collect()
 }
 
 fn load(files: &[(&str, &str)]) -> Templates {
@@ -38,10 +35,7 @@ fn load(files: &[(&str, &str)]) -> Templates {
 }
 
 const EMAIL_OK: [(&str, &str); 3] = [
-    (
-        "birthday/en/email.subject.hbs",
-        "Hi {{member.first_name}}\n",
-    ),
+    ("birthday/en/email.subject.hbs", "Hi {{member.first_name}}\n"),
     ("birthday/en/email.html.hbs", "<p>{{member.name}}</p>\n"),
     ("birthday/en/email.text.hbs", "{{member.name}}\n"),
 ];
@@ -50,44 +44,21 @@ const EMAIL_OK: [(&str, &str); 3] = [
 fn sms_is_plain_and_html_is_escaped() {
     // Through a plain expression and through a helper's output alike.
     let t = load(&[
-        (
-            "birthday/en/sms.hbs",
-            "Happy birthday, {{member.name}}! {{default member.name \"x\"}}\n",
-        ),
+        ("birthday/en/sms.hbs", "Happy birthday, {{member.name}}! {{default member.name \"x\"}}\n"),
         ("birthday/en/email.subject.hbs", "Hi {{member.name}}\n"),
-        (
-            "birthday/en/email.html.hbs",
-            "<p>{{member.name}}</p>\n<p>{{default member.name \"x\"}}</p>\n",
-        ),
-        (
-            "birthday/en/email.text.hbs",
-            "{{default member.name \"x\"}}\n",
-        ),
+        ("birthday/en/email.html.hbs", "<p>{{member.name}}</p>\n<p>{{default member.name \"x\"}}</p>\n"),
+        ("birthday/en/email.text.hbs", "{{default member.name \"x\"}}\n"),
         ("birthday/en/push.title.hbs", "{{member.name}}\n"),
-        (
-            "birthday/en/push.body.hbs",
-            "{{default member.name \"x\"}}\n",
-        ),
+        ("birthday/en/push.body.hbs", "{{default member.name \"x\"}}\n"),
     ]);
     let mut ctx = fixture_context("en");
     let name = "Ann O'Neil <Jr> & co";
     ctx["member"]["name"] = json!(name);
 
     let sms = t.render("birthday", ChannelKind::Sms, &ctx).unwrap();
-    assert_eq!(
-        sms,
-        Rendered::Sms {
-            text: format!("Happy birthday, {name}! {name}")
-        }
-    );
+    assert_eq!(sms, Rendered::Sms { text: format!("Happy birthday, {name}! {name}") });
     let push = t.render("birthday", ChannelKind::Push, &ctx).unwrap();
-    assert_eq!(
-        push,
-        Rendered::Push {
-            title: name.into(),
-            body: name.into()
-        }
-    );
+    assert_eq!(push, Rendered::Push { title: name.into(), body: name.into() });
     let email = t.render("birthday", ChannelKind::Email, &ctx).unwrap();
     let escaped = "Ann O&#x27;Neil &lt;Jr&gt; &amp; co";
     assert_eq!(
@@ -103,20 +74,14 @@ fn sms_is_plain_and_html_is_escaped() {
 #[test]
 fn missing_variable_names_file_and_line() {
     let got = problems(&[("birthday/en/sms.hbs", "Hello,\n{{member.nickname}}!\n")]);
-    assert_eq!(
-        got,
-        ["templates/birthday/en/sms.hbs:2: variable member.nickname not found"]
-    );
+    assert_eq!(got, ["templates/birthday/en/sms.hbs:2: variable member.nickname not found"]);
 }
 
 #[test]
 fn missing_variable_in_a_helper_or_block_is_caught_too() {
     let got = problems(&[
         ("birthday/en/sms.hbs", "{{date occurrence.when}}\n"),
-        (
-            "winback/en/sms.hbs",
-            "Hi\n{{#each member.pets}}{{this}}{{/each}}\n",
-        ),
+        ("winback/en/sms.hbs", "Hi\n{{#each member.pets}}{{this}}{{/each}}\n"),
         ("holiday/en/sms.hbs", "{{shout member.name}}\n"),
     ]);
     assert_eq!(
@@ -133,39 +98,17 @@ fn missing_variable_in_a_helper_or_block_is_caught_too() {
 fn compile_error_names_file_and_line() {
     fn check(input: &str, expected: &str) {
         let got = problems(&[("birthday/en/sms.hbs", input)]);
-        assert_eq!(
-            got,
-            [format!("templates/birthday/en/sms.hbs:{expected}")],
-            "{input:?}"
-        );
+        assert_eq!(got, [format!("templates/birthday/en/sms.hbs:{expected}")], "{input:?}");
     }
-    check(
-        "Hello\n{{#if member.tier}}gold\n",
-        "2: {{#if}} is never closed",
-    );
-    check(
-        "{{!-- {{#if}} --}}\n{{#each x}}{{#if y}}\n{{/if}}\n",
-        "2: {{#each}} is never closed",
-    );
-    check(
-        "{{~#if a}}{{^b}}{{/b}}\n\n{{#unless c}}{{/unless}}\n",
-        "1: {{#if}} is never closed",
-    );
+    check("Hello\n{{#if member.tier}}gold\n", "2: {{#if}} is never closed");
+    check("{{!-- {{#if}} --}}\n{{#each x}}{{#if y}}\n{{/if}}\n", "2: {{#each}} is never closed");
+    check("{{~#if a}}{{^b}}{{/b}}\n\n{{#unless c}}{{/unless}}\n", "1: {{#if}} is never closed");
     check("Hi\n{{/if}}\n", "2: {{/if}} closes no block");
-    check(
-        "Hi\n{{#if a}}{{/each}}\n",
-        "2: helper \"if\" was opened, but \"each\" is closing",
-    );
+    check("Hi\n{{#if a}}{{/each}}\n", "2: helper \"if\" was opened, but \"each\" is closing");
     check("Hi {{member.name\n", "1: {{ is never closed");
-    check(
-        "Hi {{member.name\nand {{programme.name}}\n",
-        "1: {{ is never closed",
-    );
+    check("Hi {{member.name\nand {{programme.name}}\n", "1: {{ is never closed");
     check("Hi {{member.name}\n", "1: {{ is never closed");
-    check(
-        "Hi {{member.name)}}\n",
-        "1: invalid handlebars syntax at column 17",
-    );
+    check("Hi {{member.name)}}\n", "1: invalid handlebars syntax at column 17");
 }
 
 #[test]
@@ -193,10 +136,7 @@ fn all_problems_are_reported_at_once() {
         ("birthday/fixture.json", "[1, 2]"),
         ("birthday/zh-CN/sms.txt", "你好"),
         ("birthday/zh-CN/sms.hbs", "你好"),
-        (
-            "holiday/en/email.subject.hbs",
-            "Happy\n{{occurrence.holiday}}\n",
-        ),
+        ("holiday/en/email.subject.hbs", "Happy\n{{occurrence.holiday}}\n"),
         ("holiday/en/email.html.hbs", "<p>Hi</p>\n"),
         ("holiday/en/email.text.hbs", "\n\n"),
         ("win back/en/sms.hbs", "Hi\n"),
@@ -227,47 +167,24 @@ fn an_empty_or_absent_directory_does_not_load() {
     assert_eq!(problems(&[]), ["templates: no templates found"]);
     let err = Templates::load_dir(Path::new("/nonexistent/tidings-templates")).unwrap_err();
     assert_eq!(err.problems.len(), 1);
-    assert!(
-        err.problems[0].starts_with("/nonexistent/tidings-templates: "),
-        "{err}"
-    );
+    assert!(err.problems[0].starts_with("/nonexistent/tidings-templates: "), "{err}");
 }
 
 #[test]
 fn fixture_json_is_merged_over_the_occurrence() {
     let got = problems(&[
         ("anniversary/fixture.json", r#"{"years": 6}"#),
-        (
-            "anniversary/en/sms.hbs",
-            "{{ordinal occurrence.years}} {{occurrence.gift}}\n",
-        ),
+        ("anniversary/en/sms.hbs", "{{ordinal occurrence.years}} {{occurrence.gift}}\n"),
     ]);
-    assert_eq!(
-        got,
-        ["templates/anniversary/en/sms.hbs:1: variable occurrence.gift not found"]
-    );
+    assert_eq!(got, ["templates/anniversary/en/sms.hbs:1: variable occurrence.gift not found"]);
 
     let t = load(&[
         ("anniversary/fixture.json", r#"{"years": 6, "gift": "tea"}"#),
-        (
-            "anniversary/en/sms.hbs",
-            "{{ordinal occurrence.years}} {{occurrence.gift}}\n",
-        ),
+        ("anniversary/en/sms.hbs", "{{ordinal occurrence.years}} {{occurrence.gift}}\n"),
     ]);
     assert_eq!(t.fixture("anniversary", "en")["occurrence"]["gift"], "tea");
-    let got = t
-        .render(
-            "anniversary",
-            ChannelKind::Sms,
-            &t.fixture("anniversary", "en"),
-        )
-        .unwrap();
-    assert_eq!(
-        got,
-        Rendered::Sms {
-            text: "6th tea".into()
-        }
-    );
+    let got = t.render("anniversary", ChannelKind::Sms, &t.fixture("anniversary", "en")).unwrap();
+    assert_eq!(got, Rendered::Sms { text: "6th tea".into() });
 }
 
 #[test]
@@ -285,15 +202,8 @@ fn hidden_files_and_top_level_files_are_ignored() {
 #[test]
 fn plain_parts_lose_trailing_newlines() {
     let t = load(&[("birthday/en/sms.hbs", "Line one\nline two\n\n\n")]);
-    let got = t
-        .render("birthday", ChannelKind::Sms, &fixture_context("en"))
-        .unwrap();
-    assert_eq!(
-        got,
-        Rendered::Sms {
-            text: "Line one\nline two".into()
-        }
-    );
+    let got = t.render("birthday", ChannelKind::Sms, &fixture_context("en")).unwrap();
+    assert_eq!(got, Rendered::Sms { text: "Line one\nline two".into() });
 }
 
 #[test]
@@ -302,14 +212,8 @@ fn a_subject_that_renders_two_lines_fails() {
     let mut ctx = fixture_context("en");
     ctx["member"]["first_name"] = json!("A\nB");
     let err = t.render("birthday", ChannelKind::Email, &ctx).unwrap_err();
-    assert!(
-        file_of(&err).ends_with("birthday/en/email.subject.hbs"),
-        "{err}"
-    );
-    assert!(
-        err.to_string().ends_with(": the subject must be one line"),
-        "{err}"
-    );
+    assert!(file_of(&err).ends_with("birthday/en/email.subject.hbs"), "{err}");
+    assert!(err.to_string().ends_with(": the subject must be one line"), "{err}");
 }
 
 fn file_of(e: &RenderError) -> &str {
@@ -322,19 +226,9 @@ fn file_of(e: &RenderError) -> &str {
 #[test]
 fn a_context_lacking_a_variable_fails_with_file_and_line() {
     let t = load(&[("birthday/en/sms.hbs", "Hi\n{{member.first_name}}\n")]);
-    let err = t
-        .render(
-            "birthday",
-            ChannelKind::Sms,
-            &json!({"locale": "en", "member": {}}),
-        )
-        .unwrap_err();
+    let err = t.render("birthday", ChannelKind::Sms, &json!({"locale": "en", "member": {}})).unwrap_err();
     assert!(file_of(&err).ends_with("birthday/en/sms.hbs:2"), "{err}");
-    assert!(
-        err.to_string()
-            .ends_with(": variable member.first_name not found"),
-        "{err}"
-    );
+    assert!(err.to_string().ends_with(": variable member.first_name not found"), "{err}");
 }
 
 #[test]
@@ -343,13 +237,9 @@ fn unknown_keys_and_channels_are_missing() {
     assert!(t.has("birthday", ChannelKind::Sms));
     assert!(!t.has("birthday", ChannelKind::Email));
     assert!(!t.has("holiday", ChannelKind::Sms));
-    let err = t
-        .render("birthday", ChannelKind::Push, &fixture_context("en"))
-        .unwrap_err();
+    let err = t.render("birthday", ChannelKind::Push, &fixture_context("en")).unwrap_err();
     assert_eq!(err.to_string(), "no template \"birthday\" for channel push");
-    let err = t
-        .render("holiday", ChannelKind::Sms, &fixture_context("en"))
-        .unwrap_err();
+    let err = t.render("holiday", ChannelKind::Sms, &fixture_context("en")).unwrap_err();
     assert!(matches!(err, RenderError::Missing { .. }));
     assert_eq!(t.locales("holiday"), Vec::<String>::new());
 }
@@ -359,11 +249,7 @@ fn locale_resolution_on_the_builtin_set() {
     let t = Templates::builtin();
     let check = |wanted: Option<&str>, fallback: &str, expected: &str| {
         let got = t.resolve_locale("birthday", ChannelKind::Sms, wanted, fallback);
-        assert_eq!(
-            got.as_deref(),
-            Some(expected),
-            "{wanted:?} with fallback {fallback}"
-        );
+        assert_eq!(got.as_deref(), Some(expected), "{wanted:?} with fallback {fallback}");
     };
     check(Some("zh-CN"), "en", "zh-CN");
     check(Some("zh-cn"), "en", "zh-CN");
@@ -374,30 +260,16 @@ fn locale_resolution_on_the_builtin_set() {
     check(None, "zh-CN", "zh-CN");
     check(None, "en", "en");
     check(None, "de", "en");
-    assert_eq!(
-        t.resolve_locale("nope", ChannelKind::Sms, Some("en"), "en"),
-        None
-    );
+    assert_eq!(t.resolve_locale("nope", ChannelKind::Sms, Some("en"), "en"), None);
 }
 
 #[test]
 fn only_variants_with_the_channel_are_candidates() {
     let mut files = EMAIL_OK.to_vec();
-    files.push((
-        "birthday/zh-CN/sms.hbs",
-        "【{{programme.name}}】生日快乐！回T退订\n",
-    ));
+    files.push(("birthday/zh-CN/sms.hbs", "【{{programme.name}}】生日快乐！回T退订\n"));
     let t = load(&files);
-    assert_eq!(
-        t.resolve_locale("birthday", ChannelKind::Email, Some("zh-CN"), "zh-CN")
-            .as_deref(),
-        Some("en")
-    );
-    assert_eq!(
-        t.resolve_locale("birthday", ChannelKind::Sms, Some("en"), "en")
-            .as_deref(),
-        Some("zh-CN")
-    );
+    assert_eq!(t.resolve_locale("birthday", ChannelKind::Email, Some("zh-CN"), "zh-CN").as_deref(), Some("en"));
+    assert_eq!(t.resolve_locale("birthday", ChannelKind::Sms, Some("en"), "en").as_deref(), Some("zh-CN"));
     assert_eq!(t.channels("birthday", "en"), [ChannelKind::Email]);
 }
 
@@ -417,54 +289,30 @@ fn render_picks_the_variant_from_the_context_and_default_locale() {
     assert!(sms(json!("fr")).starts_with("【Jade Club】"));
     assert!(sms(json!(null)).starts_with("【Jade Club】"));
     assert!(sms(json!("")).starts_with("【Jade Club】"));
-    assert!(
-        Templates::builtin()
-            .render("birthday", ChannelKind::Sms, &json!({"locale": "fr"}))
-            .is_err()
-    );
+    assert!(Templates::builtin().render("birthday", ChannelKind::Sms, &json!({"locale": "fr"})).is_err());
 }
 
 #[test]
 fn helpers_format_for_the_variant_not_the_member_tag() {
     // A French member falling back to Chinese gets Chinese dates in the Chinese text.
-    let t = load(&[(
-        "birthday/zh-CN/sms.hbs",
-        "{{date occurrence.date}} {{ordinal occurrence.years}}\n",
-    )]);
+    let t = load(&[("birthday/zh-CN/sms.hbs", "{{date occurrence.date}} {{ordinal occurrence.years}}\n")]);
     let mut ctx = fixture_context("fr");
     ctx["locale"] = json!("fr");
-    let got = t
-        .with_default_locale("zh-CN")
-        .render("birthday", ChannelKind::Sms, &ctx)
-        .unwrap();
-    assert_eq!(
-        got,
-        Rendered::Sms {
-            text: "2026年11月23日 第3".into()
-        }
-    );
+    let got = t.with_default_locale("zh-CN").render("birthday", ChannelKind::Sms, &ctx).unwrap();
+    assert_eq!(got, Rendered::Sms { text: "2026年11月23日 第3".into() });
 }
 
 #[test]
 fn builtin_set_is_complete_and_matches_the_directory() {
     let t = Templates::builtin();
     assert_eq!(t.keys(), ["anniversary", "birthday", "holiday", "winback"]);
-    let on_disk =
-        Templates::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
+    let on_disk = Templates::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
     assert_eq!(on_disk.keys(), t.keys());
     for key in t.keys() {
         assert_eq!(t.locales(&key), ["en", "zh-CN"], "{key}");
         for locale in t.locales(&key) {
-            assert_eq!(
-                t.channels(&key, &locale),
-                ChannelKind::ALL,
-                "{key}/{locale}"
-            );
-            assert_eq!(
-                on_disk.channels(&key, &locale),
-                ChannelKind::ALL,
-                "{key}/{locale}"
-            );
+            assert_eq!(t.channels(&key, &locale), ChannelKind::ALL, "{key}/{locale}");
+            assert_eq!(on_disk.channels(&key, &locale), ChannelKind::ALL, "{key}/{locale}");
         }
     }
 }
@@ -477,9 +325,7 @@ fn builtin_renders_every_variant_within_the_rules() {
         for locale in t.locales(&key) {
             let ctx = t.fixture(&key, &locale);
             for channel in ChannelKind::ALL {
-                let rendered = t
-                    .render(&key, channel, &ctx)
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let rendered = t.render(&key, channel, &ctx).unwrap_or_else(|e| panic!("{e}"));
                 check_rules(&key, &locale, &rendered);
                 insta::assert_snapshot!(format!("{key}__{locale}__{channel}"), show(&rendered));
             }
@@ -494,31 +340,15 @@ fn builtin_renders_for_a_sparse_member() {
     for key in t.keys() {
         for locale in t.locales(&key) {
             let mut ctx = t.fixture(&key, &locale);
-            for field in [
-                "name",
-                "first_name",
-                "email",
-                "tier",
-                "points",
-                "birth_date",
-                "phone",
-            ] {
+            for field in ["name", "first_name", "email", "tier", "points", "birth_date", "phone"] {
                 ctx["member"][field] = Value::Null;
             }
             for channel in ChannelKind::ALL {
-                let rendered = t
-                    .render(&key, channel, &ctx)
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let rendered = t.render(&key, channel, &ctx).unwrap_or_else(|e| panic!("{e}"));
                 check_rules(&key, &locale, &rendered);
                 let all = show(&rendered);
-                assert!(
-                    !all.contains("12,345") && !all.contains("Gold"),
-                    "{key}/{locale}/{channel}: {all}"
-                );
-                assert!(
-                    !all.contains(" ,") && !all.contains(" !") && !all.contains("，，"),
-                    "{all}"
-                );
+                assert!(!all.contains("12,345") && !all.contains("Gold"), "{key}/{locale}/{channel}: {all}");
+                assert!(!all.contains(" ,") && !all.contains(" !") && !all.contains("，，"), "{all}");
             }
         }
     }
@@ -538,22 +368,12 @@ fn check_rules(key: &str, locale: &str, rendered: &Rendered) {
             assert!(!text.contains('\n'), "{at}: {text}");
             assert!(segments(text).count <= 2, "{at}: {:?}", segments(text));
         }
-        Rendered::Email {
-            subject,
-            html,
-            text,
-        } => {
-            assert!(
-                !subject.contains('\n') && subject.chars().count() <= 80,
-                "{at}: {subject}"
-            );
+        Rendered::Email { subject, html, text } => {
+            assert!(!subject.contains('\n') && subject.chars().count() <= 80, "{at}: {subject}");
             assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\""), "{at}");
             assert!(html.trim_end().ends_with("</html>"), "{at}");
             assert!(!html.contains("{{") && !text.contains("{{"), "{at}");
-            assert!(
-                !text.contains("\n\n\n"),
-                "{at}: blank lines pile up:\n{text}"
-            );
+            assert!(!text.contains("\n\n\n"), "{at}: blank lines pile up:\n{text}");
         }
         Rendered::Push { title, body } => {
             assert!(title.chars().count() <= 50, "{at}: {title}");
@@ -566,16 +386,9 @@ fn show(rendered: &Rendered) -> String {
     match rendered {
         Rendered::Sms { text } => {
             let s = segments(text);
-            format!(
-                "{text}\n\n[{:?}, {} units, {} segment(s)]",
-                s.encoding, s.units, s.count
-            )
+            format!("{text}\n\n[{:?}, {} units, {} segment(s)]", s.encoding, s.units, s.count)
         }
-        Rendered::Email {
-            subject,
-            html,
-            text,
-        } => {
+        Rendered::Email { subject, html, text } => {
             format!("Subject: {subject}\n\n----- text -----\n{text}\n----- html -----\n{html}")
         }
         Rendered::Push { title, body } => format!("{title}\n{body}"),
