@@ -1,4 +1,5 @@
 //! Protocol-checking peers and the test app harness.
 
+pub mod app;
 pub mod smtp;
 pub mod twilio;
