@@ -52,7 +52,13 @@ impl Outbox {
             }
         }
         let file = guard.as_mut().expect("opened above");
-        match file.write_all(text.as_bytes()).await {
+        // tokio's File hands writes to a background thread: flush so the line is in the file
+        // when the send is reported.
+        let written = async {
+            file.write_all(text.as_bytes()).await?;
+            file.flush().await
+        };
+        match written.await {
             Ok(()) => SendOutcome::Sent { provider_id: format!("outbox-{}", msg.id) },
             Err(e) => {
                 *guard = None;

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, sharing the protocol peers in `support`.
 
+mod daemon;
 mod email;
 mod pipeline;
 mod support;

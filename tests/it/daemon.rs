@@ -1,0 +1,204 @@
+//! The real `tidings serve` process: readiness and the watchdog over systemd's notify socket,
+//! health over HTTP, a send through the outbox, SIGHUP reloading templates, SIGTERM draining.
+//! Every wait here is for an event (a datagram, a log line, an exit), bounded by a timeout.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Daemon {
+    child: Child,
+    notify: UnixDatagram,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    http_port: u16,
+}
+
+impl Daemon {
+    fn start(dir: &Path, args: &[&str], config: &str) -> Daemon {
+        let sock = dir.join("notify.sock");
+        let notify = UnixDatagram::bind(&sock).expect("notify socket");
+        notify.set_read_timeout(Some(WAIT)).unwrap();
+        std::fs::write(dir.join("tidings.toml"), config).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--config", "tidings.toml", "serve"])
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NOTIFY_SOCKET", &sock)
+            .env("WATCHDOG_USEC", "2000000")
+            .env("TIDINGS_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("TIDINGS_LOG_FORMAT", "json")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("tidings starts");
+        let lines = pump(child.stderr.take().unwrap());
+        Daemon { child, notify, lines, seen: Vec::new(), http_port: port }
+    }
+
+    /// A plain HTTP/1.1 GET; returns the status code.
+    fn get(&self, path: &str) -> u16 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.http_port)).expect("http connects");
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad answer {text:?}"))
+    }
+
+    /// Waits for a notify datagram containing `what`.
+    fn expect_notify(&self, what: &str) {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = self.notify.recv(&mut buf).unwrap_or_else(|e| panic!("no {what} from the daemon: {e}"));
+            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == what) {
+                return;
+            }
+        }
+    }
+
+    /// Waits for a JSON log line whose `message` is `message`; returns it.
+    fn expect_log(&mut self, message: &str) -> serde_json::Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("no log {message:?}; saw:\n{}", self.seen.join("\n")));
+            self.seen.push(line.clone());
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == message {
+                    return v;
+                }
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pump(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn serve_reports_ready_sends_reloads_on_sighup_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates"), &templates);
+    // A member whose birthday greeting was due two minutes ago, UTC.
+    let due = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(2)).unwrap();
+    let due = due.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let member = serde_json::json!({"external_id": "ada", "name": "Ada", "phone": "+14155550100",
+        "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day())});
+    std::fs::write(dir.path().join("members.jsonl"), format!("{member}\n")).unwrap();
+    let config = format!(
+        "[templates]\ndir = \"templates\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
+         channels = [\"sms\"]\ntemplate = \"birthday\"\nsend_at = \"{:02}:{:02}\"\nmax_lateness = \"1h\"\n",
+        due.hour(),
+        due.minute()
+    );
+    std::fs::write(dir.path().join("tidings.toml"), &config).unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--config", "tidings.toml", "import", "members.jsonl"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+
+    let mut d = Daemon::start(dir.path(), &[], &config);
+    d.expect_notify("READY=1");
+    assert_eq!(d.get("/healthz"), 200);
+    assert_eq!(d.get("/readyz"), 200);
+    let sent = d.expect_log("sent");
+    assert_eq!(sent["span"]["member.id"], "ada", "{sent}");
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    assert_eq!(outbox.lines().count(), 1);
+    assert!(outbox.contains("Ada"), "{outbox}");
+    d.expect_notify("WATCHDOG=1");
+
+    // A broken template: the reload is refused and the old set stays.
+    std::fs::write(templates.join("birthday/en/sms.hbs"), "{{#if member.name}}unclosed").unwrap();
+    d.signal("-HUP");
+    d.expect_notify("RELOADING=1");
+    let refused = d.expect_log("template reload failed; keeping the previous set");
+    assert!(refused["error"].as_str().unwrap().contains("sms.hbs"), "{refused}");
+    d.expect_notify("READY=1");
+
+    d.signal("-TERM");
+    d.expect_notify("STOPPING=1");
+    d.expect_log("dispatch drained");
+    let status = d.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    // Nothing more was sent by the shutdown.
+    assert_eq!(std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn demo_members_produce_messages_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), &["--demo"], "");
+    d.expect_notify("READY=1");
+    d.expect_log("sent");
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    assert!(outbox.lines().count() >= 1);
+    d.signal("-TERM");
+    assert!(d.child.wait().unwrap().success());
+    assert!(dir.path().join("tidings.db").exists());
+}
+
+#[test]
+fn the_systemd_unit_runs_the_daemon_as_a_notify_service_with_a_watchdog() {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/tidings.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=30s",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "systemd/tidings.service lacks {line}");
+    }
+}
