@@ -74,10 +74,10 @@ impl Daemon {
                 .recv_timeout(WAIT)
                 .unwrap_or_else(|_| panic!("no log {message:?}; saw:\n{}", self.seen.join("\n")));
             self.seen.push(line.clone());
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == message {
-                    return v;
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == message
+            {
+                return v;
             }
         }
     }
