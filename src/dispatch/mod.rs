@@ -4,17 +4,15 @@
 
 pub mod retry;
 
-use crate::clock::InstantExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use rand::Rng;
 use tracing::Instrument;
 
 use crate::channels::{Channels, Outgoing, Rendered};
-use crate::clock::SharedClock;
+use crate::clock::{InstantExt, SharedClock};
 use crate::members::Member;
 use crate::plan::address;
 use crate::render::TemplateSet;
@@ -75,46 +73,79 @@ impl Dispatcher {
             }
         }
 
-        let marks: Vec<(i64, u32, String)> = ready
-            .iter()
-            .map(|(c, o)| (c.id, c.attempt, serde_json::to_string(&o.rendered).expect("rendered serializes")))
-            .collect();
-        let moved = self.store.mark_sending(&self.owner, &marks, self.clock.now()).await?;
-        ready.retain(|(c, _)| moved.contains(&c.id));
-
-        let sent = futures::stream::iter(ready)
-            .map(|(c, out)| {
-                let provider = self.channels.get(c.channel);
-                let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
-                    channel = %c.channel, rule = %c.rule_id, attempt = c.attempt);
-                async move {
-                    let outcome = provider.send(&out, self.clock.now()).await;
-                    let jitter = rand::rng().random::<f64>();
-                    let fin = retry::decide(
-                        &self.retry,
-                        c.attempt,
-                        outcome,
-                        provider.name(),
-                        self.clock.now(),
-                        c.deadline,
-                        jitter,
-                    );
-                    match &fin {
-                        Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
-                        Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),
-                        Finalize::Failed { error } | Finalize::Dead { error } => tracing::error!(error, "not sent"),
-                        Finalize::Skipped { reason } => tracing::info!(reason, "skipped"),
-                    }
-                    (c.id, c.attempt, fin)
+        // Hand the batch to the providers a group at a time, each group marked `sending` just
+        // before it goes: a crash leaves at most one group ambiguous, while the rest of the batch
+        // is still `claimed` and is sent by the next worker. The lease is renewed meanwhile.
+        let ids: Vec<i64> = ready.iter().map(|(c, _)| c.id).collect();
+        let (sent, error) = self
+            .renewing(&ids, async {
+                let mut sent = Vec::with_capacity(ready.len());
+                let mut rest = ready.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(self.concurrency).collect();
+                    let marks: Vec<(i64, u32, String)> = group
+                        .iter()
+                        .map(|(c, o)| {
+                            (c.id, c.attempt, serde_json::to_string(&o.rendered).expect("rendered serializes"))
+                        })
+                        .collect();
+                    let moved = match self.store.mark_sending(&self.owner, &marks, self.clock.now()).await {
+                        Ok(moved) => moved,
+                        Err(e) => return (sent, Some(e)),
+                    };
+                    let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
+                    sent.extend(futures::future::join_all(sends).await);
                 }
-                .instrument(span)
+                (sent, None)
             })
-            .buffer_unordered(self.concurrency)
-            .collect::<Vec<_>>()
             .await;
         results.extend(sent);
         self.store.finalize(&self.owner, &results, self.clock.now()).await?;
-        Ok(Step::Worked(n))
+        match error {
+            Some(e) => Err(e.into()),
+            None => Ok(Step::Worked(n)),
+        }
+    }
+
+    /// Sends one message and decides what its attempt comes to.
+    async fn send(&self, c: Claimed, out: Outgoing) -> (i64, u32, Finalize) {
+        let provider = self.channels.get(c.channel);
+        let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
+            channel = %c.channel, rule = %c.rule_id, attempt = c.attempt);
+        async move {
+            let outcome = provider.send(&out, self.clock.now()).await;
+            let jitter = rand::rng().random::<f64>();
+            let fin =
+                retry::decide(&self.retry, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
+            match &fin {
+                Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
+                Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),
+                Finalize::Failed { error } | Finalize::Dead { error } => tracing::error!(error, "not sent"),
+                Finalize::Skipped { reason } => tracing::info!(reason, "skipped"),
+            }
+            (c.id, c.attempt, fin)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs `work` while renewing the lease on `ids` every third of the lease, so a slow batch
+    /// is not taken for a dead worker's.
+    async fn renewing<T>(&self, ids: &[i64], work: impl Future<Output = T>) -> T {
+        let every = (self.lease.unsigned_abs() / 3).max(std::time::Duration::from_millis(100));
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = renew.tick() => {
+                    let until = self.clock.now().plus(self.lease);
+                    if let Err(e) = self.store.renew_lease(&self.owner, ids, until).await {
+                        tracing::warn!(error = %e, "could not renew the lease");
+                    }
+                }
+            }
+        }
     }
 
     /// Runs steps until nothing is due now. For tests and the CLI; the daemon loops with waits.

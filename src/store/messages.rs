@@ -297,6 +297,22 @@ impl Store {
         Ok(applied)
     }
 
+    /// Extends this owner's lease on messages it still holds.
+    pub async fn renew_lease(&self, owner: &str, ids: &[i64], until: Timestamp) -> Result<u64> {
+        let n = sqlx::query(
+            "UPDATE messages SET lease_until = ?
+             WHERE lease_owner = ? AND state IN ('claimed', 'sending')
+               AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(until.as_millisecond())
+        .bind(owner)
+        .bind(serde_json::to_string(ids).expect("ids serialize"))
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
     /// Settles expired leases and deadlines without claiming (housekeeping).
     pub async fn settle(&self, now: Timestamp) -> Result<()> {
         let mut tx = self.begin().await?;
