@@ -825,33 +825,31 @@ fn set_dotted(doc: &mut toml::Table, key: &str, value: toml::Value) {
     }
 }
 
-/// `90s`, `30m`, `6h`, `2d`, or combinations such as `1h30m`.
+/// `250ms`, `90s`, `30m`, `6h`, `2d`, or combinations such as `1h30m`.
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let bad = || format!("{text:?} is not a duration (e.g. 90s, 30m, 6h, 2d)");
     let mut total: i64 = 0;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(bad)?;
-        any = true;
-    }
-    if !digits.is_empty() || !any {
+    let mut rest = text.trim();
+    if rest.is_empty() {
         return Err(bad());
     }
-    Ok(SignedDuration::from_secs(total))
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let millis = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total = n.checked_mul(millis).and_then(|ms| total.checked_add(ms)).ok_or_else(bad)?;
+    }
+    Ok(SignedDuration::from_millis(total))
 }
 
 /// `HH:MM`, 24-hour.
@@ -971,10 +969,17 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        for (text, secs) in [("90s", 90), ("30m", 1800), ("6h", 21600), ("2d", 172_800), ("1h30m", 5400)] {
-            assert_eq!(parse_duration(text).unwrap().as_secs(), secs, "{text}");
+        for (text, ms) in [
+            ("250ms", 250),
+            ("90s", 90_000),
+            ("30m", 1_800_000),
+            ("6h", 21_600_000),
+            ("2d", 172_800_000),
+            ("1h30m", 5_400_000),
+        ] {
+            assert_eq!(parse_duration(text).unwrap().as_millis(), ms, "{text}");
         }
-        for bad in ["", "6", "h", "6 hours", "-1h"] {
+        for bad in ["", "6", "h", "6 hours", "-1h", "5x", "1h30"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

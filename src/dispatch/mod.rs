@@ -73,38 +73,31 @@ impl Dispatcher {
             }
         }
 
-        // Hand the batch to the providers a group at a time, each group marked `sending` just
-        // before it goes: a crash leaves at most one group ambiguous, while the rest of the batch
-        // is still `claimed` and is sent by the next worker. The lease is renewed meanwhile.
-        let ids: Vec<i64> = ready.iter().map(|(c, _)| c.id).collect();
-        let (sent, error) = self
-            .renewing(&ids, async {
-                let mut sent = Vec::with_capacity(ready.len());
-                let mut rest = ready.into_iter().peekable();
-                while rest.peek().is_some() {
-                    let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(self.concurrency).collect();
-                    let marks: Vec<(i64, u32, String)> = group
-                        .iter()
-                        .map(|(c, o)| {
-                            (c.id, c.attempt, serde_json::to_string(&o.rendered).expect("rendered serializes"))
-                        })
-                        .collect();
-                    let moved = match self.store.mark_sending(&self.owner, &marks, self.clock.now()).await {
-                        Ok(moved) => moved,
-                        Err(e) => return (sent, Some(e)),
-                    };
-                    let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
-                    sent.extend(futures::future::join_all(sends).await);
-                }
-                (sent, None)
-            })
-            .await;
-        results.extend(sent);
+        // Messages that cannot be sent (render errors, no address) are settled first.
         self.store.finalize(&self.owner, &results, self.clock.now()).await?;
-        match error {
-            Some(e) => Err(e.into()),
-            None => Ok(Step::Worked(n)),
-        }
+
+        // Then the batch goes to the providers a group at a time: each group is marked `sending`
+        // just before it goes and finalized as soon as it is back, so a crash leaves at most one
+        // group ambiguous while the rest of the batch, still `claimed`, is sent by the next
+        // worker. The lease is renewed meanwhile.
+        let ids: Vec<i64> = ready.iter().map(|(c, _)| c.id).collect();
+        self.renewing(&ids, async {
+            let mut rest = ready.into_iter().peekable();
+            while rest.peek().is_some() {
+                let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(self.concurrency).collect();
+                let marks: Vec<(i64, u32, String)> = group
+                    .iter()
+                    .map(|(c, o)| (c.id, c.attempt, serde_json::to_string(&o.rendered).expect("rendered serializes")))
+                    .collect();
+                let moved = self.store.mark_sending(&self.owner, &marks, self.clock.now()).await?;
+                let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
+                let done = futures::future::join_all(sends).await;
+                self.store.finalize(&self.owner, &done, self.clock.now()).await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+        Ok(Step::Worked(n))
     }
 
     /// Sends one message and decides what its attempt comes to.

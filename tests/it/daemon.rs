@@ -22,6 +22,7 @@ struct Daemon {
 impl Daemon {
     fn start(dir: &Path, args: &[&str], config: &str) -> Daemon {
         let sock = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&sock);
         let notify = UnixDatagram::bind(&sock).expect("notify socket");
         notify.set_read_timeout(Some(WAIT)).unwrap();
         std::fs::write(dir.join("tidings.toml"), config).unwrap();
@@ -201,4 +202,85 @@ fn the_systemd_unit_runs_the_daemon_as_a_notify_service_with_a_watchdog() {
     ] {
         assert!(unit.lines().any(|l| l == line), "systemd/tidings.service lacks {line}");
     }
+}
+
+/// SIGKILL at several moments while 300 messages go out through the Twilio peer, restarting each
+/// time; then whatever is left is settled. No member may receive two messages, every message must
+/// end sent or ambiguous (a kill while the provider had it), and nothing may stay in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_moment_sends_nothing_twice_and_loses_nothing() {
+    use crate::support::twilio::TwilioPeer;
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+    let twilio = TwilioPeer::start(SID, "token").await;
+    let dir = tempfile::tempdir().unwrap();
+    let due = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(2)).unwrap();
+    let due = due.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let members: String = (0..300)
+        .map(|i| {
+            serde_json::json!({"external_id": format!("k{i}"), "name": "Kim", "phone": format!("+1415555{i:04}"),
+                "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day())})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.path().join("members.jsonl"), members).unwrap();
+    let config = format!(
+        "[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"{SID}\"\nauth_token = \"token\"\n\
+         from = \"+14155550100\"\nbase_url = \"{}\"\n[dispatch]\nbatch_size = 20\nconcurrency = 4\n\
+         lease = \"2s\"\npoll = \"100ms\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
+         channels = [\"sms\"]\ntemplate = \"birthday\"\nsend_at = \"{:02}:{:02}\"\nmax_lateness = \"2h\"\n",
+        twilio.base_url(),
+        due.hour(),
+        due.minute()
+    );
+    std::fs::write(dir.path().join("tidings.toml"), &config).unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--config", "tidings.toml", "import", "members.jsonl"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+
+    // Kill after 7, 23, 41 and 3 more sends: early, mid-batch, and right after a restart.
+    for after in [7, 23, 41, 3] {
+        tokio::task::block_in_place(|| {
+            let mut d = Daemon::start(dir.path(), &[], &config);
+            d.expect_notify("READY=1");
+            for _ in 0..after {
+                d.expect_log("sent");
+            }
+            d.signal("-KILL");
+            let _ = d.child.wait();
+        });
+    }
+
+    // Settle the rest in-process, an hour later (every lease long expired).
+    let settings = tidings::config::Config::from_toml(
+        &config,
+        "tidings.toml",
+        [("TIDINGS_DATABASE_URL".to_string(), format!("sqlite://{}", dir.path().join("tidings.db").display()))],
+    )
+    .and_then(tidings::config::Config::check)
+    .unwrap();
+    let clock = tidings::clock::ManualClock::new(
+        jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(1)).unwrap(),
+    );
+    let app = tidings::app::App::start(settings, std::sync::Arc::new(clock)).await.unwrap();
+    app.dispatch_all().await.unwrap();
+
+    let mut per_phone = std::collections::HashMap::new();
+    for r in twilio.received() {
+        *per_phone.entry(r.field("To").unwrap().to_string()).or_insert(0) += 1;
+    }
+    assert!(per_phone.values().all(|&n| n == 1), "someone got two: {per_phone:?}");
+    let states = app.store.count_by_state().await.unwrap();
+    let sent = states.get("sent").copied().unwrap_or(0);
+    let ambiguous = states.get("ambiguous").copied().unwrap_or(0);
+    assert_eq!(sent + ambiguous, 300, "{states:?}");
+    // A kill leaves at most one group (dispatch.concurrency) in the provider's hands.
+    assert!(ambiguous <= 4 * 4, "{states:?}");
+    // Every sent message reached the provider; an ambiguous one may or may not have.
+    assert!(twilio.received().len() as i64 >= sent, "{} received, {sent} sent", twilio.received().len());
+    assert!(twilio.received().len() as i64 <= sent + ambiguous);
+    assert!(twilio.violations().is_empty());
 }
