@@ -38,7 +38,12 @@ impl Store {
         let mut tx = self.begin().await?;
         for m in rows {
             let attributes = Value::Object(m.attributes.clone()).to_string();
-            let returned: Option<i64> = sqlx::query_scalar(
+            // Asked first: `created_at` cannot tell an insert from an update in the same millisecond.
+            let existed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM members WHERE external_id = ?)")
+                .bind(&m.external_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let written: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO members (external_id, name, phone, email, locale, time_zone, birth_date,
                                       member_since, tier, points, attributes, created_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -55,7 +60,7 @@ impl Store {
                     OR members.member_since IS NOT excluded.member_since
                     OR members.tier IS NOT excluded.tier OR members.points IS NOT excluded.points
                     OR members.attributes IS NOT excluded.attributes
-                 RETURNING created_at",
+                 RETURNING id",
             )
             .bind(&m.external_id)
             .bind(&m.name)
@@ -72,10 +77,10 @@ impl Store {
             .bind(now.as_millisecond())
             .fetch_optional(&mut *tx)
             .await?;
-            match returned {
-                None => counts.unchanged += 1,
-                Some(created) if created == now.as_millisecond() => counts.inserted += 1,
-                Some(_) => counts.updated += 1,
+            match (written, existed) {
+                (None, _) => counts.unchanged += 1,
+                (Some(_), false) => counts.inserted += 1,
+                (Some(_), true) => counts.updated += 1,
             }
         }
         tx.commit().await?;

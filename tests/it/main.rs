@@ -1,7 +1,11 @@
-//! The integration tests: one binary, sharing the protocol peers in `support`.
+//! The integration tests: one binary, sharing the protocol peers and the `TestApp` harness in
+//! `support`.
 
+mod api;
+mod cli;
 mod daemon;
 mod email;
+mod import;
 mod pipeline;
 mod support;
 mod twilio;

@@ -1,0 +1,251 @@
+//! The real `tidings` binary in a temporary working directory with a clean environment:
+//! configuration checks that name the key, migrations, imports with per-line errors and exit
+//! code 2, previews, forecasts (on the system clock) and a bad `--state`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A working directory to run the binary in; `tidings.db` and the outbox land here.
+struct Cli {
+    dir: TempDir,
+}
+
+/// How a run ended.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+impl Run {
+    fn ok(self) -> Run {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).expect("write");
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("run tidings");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+        }
+    }
+}
+
+fn example_config() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tidings.example.toml").display().to_string()
+}
+
+/// Runs `check-config` with this file as `tidings.toml`; the run must fail.
+fn rejected_config(toml: &str) -> Run {
+    let cli = Cli::new();
+    cli.write("tidings.toml", toml);
+    let run = cli.run(&["--config", "tidings.toml", "check-config"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    run
+}
+
+#[test]
+fn check_config_without_a_file_runs_on_the_outbox() {
+    let run = Cli::new().run(&["check-config"]).ok();
+    assert!(run.stdout.contains("configuration ok"), "{run:?}");
+    assert!(run.stdout.contains("sms=outbox email=outbox push=outbox"), "{run:?}");
+}
+
+#[test]
+fn check_config_names_a_misspelt_key() {
+    let run = rejected_config("[http]\nadress = \"127.0.0.1:9090\"\n");
+    assert!(run.stderr.contains("adress"), "{run:?}");
+}
+
+#[test]
+fn check_config_names_a_bad_time_zone() {
+    let run = rejected_config("[programme]\ntime_zone = \"Mars/Base\"\n");
+    assert!(run.stderr.contains("programme.time_zone"), "{run:?}");
+}
+
+#[test]
+fn check_config_names_an_unknown_variable() {
+    let run = Cli::new().run_with(&["check-config"], &[("TIDINGS_HTTP_ADRR", "x")]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("TIDINGS_HTTP_ADRR"), "{run:?}");
+}
+
+#[test]
+fn the_example_configuration_checks_with_secrets_from_the_environment() {
+    let example = example_config();
+    let args = ["--config", example.as_str(), "check-config"];
+    let secrets = [("TIDINGS_TWILIO_AUTH_TOKEN", "token"), ("TIDINGS_SMTP_PASSWORD", "password")];
+    let run = Cli::new().run_with(&args, &secrets).ok();
+    assert!(run.stdout.contains("5 rules"), "{run:?}");
+
+    // With the real providers switched on, the secrets are actually needed: the variables must win
+    // over the example's *_file paths, which do not exist here.
+    let providers = [("TIDINGS_CHANNELS_SMS", "twilio"), ("TIDINGS_CHANNELS_EMAIL", "smtp")];
+    let run = Cli::new().run_with(&args, &[secrets.as_slice(), providers.as_slice()].concat()).ok();
+    assert!(run.stdout.contains("sms=twilio email=smtp"), "{run:?}");
+
+    let run = Cli::new().run_with(&args, &providers);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("twilio.auth_token_file") && run.stderr.contains("smtp.password_file"), "{run:?}");
+}
+
+#[test]
+fn migrate_creates_the_database_and_reports_the_migration_applied() {
+    let cli = Cli::new();
+    let run = cli.run(&["migrate"]).ok();
+    assert!(cli.path("tidings.db").is_file(), "{run:?}");
+    assert!(run.stdout.contains("applied init"), "{run:?}");
+    assert!(!run.stdout.contains("pending"), "{run:?}");
+    let run = cli.run(&["migrate", "--status"]).ok();
+    assert!(run.stdout.contains("applied init") && !run.stdout.contains("pending"), "{run:?}");
+
+    let run = Cli::new().run(&["migrate", "--status"]).ok();
+    assert!(run.stdout.contains("pending init"), "a fresh database: {run:?}");
+}
+
+#[test]
+fn import_prints_counts_and_reports_bad_rows_by_line_with_exit_code_2() {
+    let cli = Cli::new();
+    cli.write("good.csv", "external_id,name,email\nA1,Ada,ada@example.com\nA2,Bo,bo@example.com\n");
+    let run = cli.run(&["import", "good.csv"]).ok();
+    assert_eq!(run.stdout.trim(), "2 inserted, 0 updated, 0 unchanged, 0 rejected", "{run:?}");
+
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/members.csv");
+    std::fs::copy(fixture, cli.path("members.csv")).unwrap();
+    let lines = |run: &Run| -> Vec<String> {
+        run.stderr.lines().filter(|l| l.starts_with("members.csv:")).map(str::to_string).collect()
+    };
+    let run = cli.run(&["import", "members.csv"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(run.stdout.trim(), "5 inserted, 0 updated, 0 unchanged, 3 rejected", "{run:?}");
+    let errors = lines(&run);
+    assert_eq!(errors.len(), 3, "{run:?}");
+    assert!(errors[0].starts_with("members.csv:line 3: phone: "), "{run:?}");
+    assert!(errors[1].starts_with("members.csv:line 5: time_zone: "), "{run:?}");
+    assert!(errors[2].starts_with("members.csv:line 7: "), "{run:?}");
+
+    let again = cli.run(&["import", "members.csv"]);
+    assert_eq!(again.code, Some(2), "{again:?}");
+    assert_eq!(again.stdout.trim(), "0 inserted, 0 updated, 5 unchanged, 3 rejected", "{again:?}");
+    assert_eq!(lines(&again), errors);
+}
+
+#[test]
+fn preview_renders_the_birthday_sms_and_email() {
+    let cli = Cli::new();
+    cli.write(
+        "members.jsonl",
+        r#"{"external_id": "X", "name": "Emma", "phone": "+14155550100", "email": "emma@example.com", "locale": "en", "birth_date": "1990-06-15"}"#,
+    );
+    cli.run(&["import", "members.jsonl"]).ok();
+
+    let run = cli.run(&["preview", "--rule", "birthday", "--member", "X"]).ok();
+    assert!(run.stdout.contains("--- sms to +14155550100"), "{run:?}");
+    assert!(run.stdout.contains("Tidings Club: Happy birthday, Emma!"), "{run:?}");
+    assert!(run.stdout.contains("--- email to emma@example.com"), "{run:?}");
+    assert!(run.stdout.contains("Subject: Happy birthday, Emma! A gift from Tidings Club is waiting"), "{run:?}");
+
+    let run = cli.run(&["preview", "--rule", "birthday", "--member", "X", "--json"]).ok();
+    let preview = run.json();
+    let rendered: Vec<&Value> = preview["messages"].as_array().unwrap().iter().map(|m| &m["rendered"]).collect();
+    assert_eq!(rendered.len(), 2, "{run:?}");
+    assert_eq!(rendered[0]["channel"], "sms");
+    assert!(rendered[0]["text"].as_str().unwrap().contains("Happy birthday, Emma!"), "{run:?}");
+    assert_eq!(rendered[1]["channel"], "email");
+    assert!(rendered[1]["subject"].as_str().unwrap().starts_with("Happy birthday, Emma!"), "{run:?}");
+
+    let run = cli.run(&["preview", "--rule", "birthday", "--member", "nobody"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+}
+
+#[test]
+fn forecast_lists_a_birthday_tomorrow_in_the_members_zone() {
+    // Far from UTC, so "tomorrow" there is often not tomorrow here.
+    let zone = "Pacific/Auckland";
+    let tz = jiff::tz::TimeZone::get(zone).unwrap();
+    let tomorrow = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date().tomorrow().unwrap();
+    // A leap year, so a birthday on Feb 29 is a real date too.
+    let born = jiff::civil::date(1988, tomorrow.month(), tomorrow.day());
+    let send_at = tz.to_ambiguous_timestamp(tomorrow.at(9, 30, 0, 0)).compatible().unwrap();
+    let send_day_utc = send_at.to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+
+    let cli = Cli::new();
+    cli.write(
+        "members.csv",
+        &format!(
+            "external_id,name,phone,email,time_zone,birth_date\nK1,Kiri,+6421555010,kiri@example.com,{zone},{born}\n"
+        ),
+    );
+    cli.run(&["import", "members.csv"]).ok();
+
+    let run = cli.run(&["forecast", "--days", "3", "--json"]).ok();
+    let rows = run.json();
+    let mut birthday: Vec<(String, String, u64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"] == "birthday")
+        .map(|r| {
+            (
+                r["day"].as_str().unwrap().to_string(),
+                r["channel"].as_str().unwrap().to_string(),
+                r["messages"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    birthday.sort();
+    let day = send_day_utc.to_string();
+    assert_eq!(birthday, [(day.clone(), "email".to_string(), 1), (day, "sms".to_string(), 1)], "{run:?}");
+}
+
+#[test]
+fn messages_rejects_an_unknown_state_by_its_flag() {
+    let cli = Cli::new();
+    cli.run(&["migrate"]).ok();
+    let run = cli.run(&["messages", "--state", "nonsense"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("--state"), "{run:?}");
+    let run = cli.run(&["messages", "--state", "sent"]).ok();
+    assert_eq!(run.stdout, "", "{run:?}");
+}
