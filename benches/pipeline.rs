@@ -1,4 +1,4 @@
-//! `cargo bench --bench pipeline [-- MEMBERS]`: the pipeline's hot paths on a temporary SQLite
+//! `cargo bench --bench pipeline [-- MEMBERS]` (100,000 by default): the pipeline's hot paths on a temporary SQLite
 //! file, with deterministic members (seeded) and a manual clock. Prints one line per workload:
 //! import, a first evaluation tick (birthday, anniversary, holiday, inactivity for everyone),
 //! the same tick again (must enqueue nothing), and dispatch of the due messages through the
@@ -36,8 +36,16 @@ fn members(n: usize) -> Vec<MemberInput> {
             email: (i % 2 == 0).then(|| format!("b{i}@example.com")),
             locale: Some(if i % 3 == 0 { "zh-CN" } else { "en" }.into()),
             time_zone: Some(ZONES[i % ZONES.len()].into()),
-            birth_date: Some(jiff::civil::date(1950 + rng.random_range(0..50), rng.random_range(1..13), rng.random_range(1..29))),
-            member_since: Some(jiff::civil::date(2015 + rng.random_range(0..10), rng.random_range(1..13), rng.random_range(1..29))),
+            birth_date: Some(jiff::civil::date(
+                1950 + rng.random_range(0..50),
+                rng.random_range(1..13),
+                rng.random_range(1..29),
+            )),
+            member_since: Some(jiff::civil::date(
+                2015 + rng.random_range(0..10),
+                rng.random_range(1..13),
+                rng.random_range(1..29),
+            )),
             tier: None,
             points: rng.random_range(0..100_000),
             attributes: Default::default(),
@@ -71,7 +79,10 @@ template = "winback"
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a quick smoke test.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let n: usize =
+        std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if benching { 100_000 } else { 1_000 });
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
         ("TIDINGS_DATABASE_URL".to_string(), format!("sqlite://{}", dir.path().join("bench.db").display())),

@@ -174,7 +174,7 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
                 amount: e.amount,
                 at: e.at.unwrap_or(now),
             }),
-            Err(e) => errors.push(ItemError { index, field: None, problem: e.to_string() }),
+            Err(e) => errors.push(ItemError { index, field: serde_field(&e.to_string()), problem: e.to_string() }),
         }
     }
     let counts = h.app.store.record_events(&good, now).await?;
@@ -189,6 +189,13 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
         "unknown_members": counts.unknown_members, "errors": errors})),
     )
         .into_response())
+}
+
+/// The field a serde error is about (`missing field \`kind\``, `unknown field \`x\``), if any.
+fn serde_field(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
 }
 
 #[derive(Debug, Deserialize)]

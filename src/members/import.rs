@@ -117,6 +117,8 @@ fn parse<R: Read>(
             for (i, line) in BufReader::new(reader).lines().enumerate() {
                 let line_no = i as u64 + 1;
                 let line = line.map_err(ImportError::Io)?;
+                // A byte-order mark some editors write at the start of the file is not content.
+                let line = if i == 0 { line.trim_start_matches('\u{feff}').to_string() } else { line };
                 if line.trim().is_empty() {
                     continue;
                 }

@@ -87,6 +87,15 @@ async fn jsonl_problems_carry_the_line_numbers_of_the_file() {
 }
 
 #[tokio::test]
+async fn a_byte_order_mark_at_the_start_of_a_jsonl_file_is_not_content() {
+    let t = TestApp::start("", NOW).await;
+    let text = "\u{feff}{\"external_id\": \"B1\", \"name\": \"Bo\"}\n{\"external_id\": \"B2\", \"name\": \"Bea\"}\n";
+    let report = import_text(&t, text, Format::Jsonl).await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.counts, counts(2, 0, 0));
+}
+
+#[tokio::test]
 async fn a_member_twice_in_one_file_is_inserted_once_then_updated() {
     let t = TestApp::start("", NOW).await;
     let report = t
