@@ -64,11 +64,13 @@ id = "birthday"
 trigger = "birthday"
 channels = ["sms", "email"]
 template = "birthday"
+max_lateness = "2d"
 [[rules]]
 id = "anniversary"
 trigger = "anniversary"
 channels = ["email"]
 template = "anniversary"
+max_lateness = "2d"
 [[rules]]
 id = "winback"
 trigger = "inactivity"
