@@ -2,7 +2,9 @@
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+use serde_json::{Map, Value, json};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -33,55 +35,17 @@ const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_
 impl Store {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
     /// stored one is left alone (its `updated_at` does not move), so re-importing changes nothing.
+    /// Set-based: two statements per run of rows, where a run ends before an id repeats (so a
+    /// later row for the same member sees, and updates, the earlier one).
     pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
         let mut counts = UpsertCounts::default();
         let mut tx = self.begin().await?;
-        for m in rows {
-            let attributes = Value::Object(m.attributes.clone()).to_string();
-            // Asked first: `created_at` cannot tell an insert from an update in the same millisecond.
-            let existed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM members WHERE external_id = ?)")
-                .bind(&m.external_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let written: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO members (external_id, name, phone, email, locale, time_zone, birth_date,
-                                      member_since, tier, points, attributes, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (external_id) DO UPDATE SET
-                     name = excluded.name, phone = excluded.phone, email = excluded.email,
-                     locale = excluded.locale, time_zone = excluded.time_zone,
-                     birth_date = excluded.birth_date, member_since = excluded.member_since,
-                     tier = excluded.tier, points = excluded.points, attributes = excluded.attributes,
-                     updated_at = excluded.updated_at
-                 WHERE members.name IS NOT excluded.name OR members.phone IS NOT excluded.phone
-                    OR members.email IS NOT excluded.email OR members.locale IS NOT excluded.locale
-                    OR members.time_zone IS NOT excluded.time_zone
-                    OR members.birth_date IS NOT excluded.birth_date
-                    OR members.member_since IS NOT excluded.member_since
-                    OR members.tier IS NOT excluded.tier OR members.points IS NOT excluded.points
-                    OR members.attributes IS NOT excluded.attributes
-                 RETURNING id",
-            )
-            .bind(&m.external_id)
-            .bind(&m.name)
-            .bind(&m.phone)
-            .bind(&m.email)
-            .bind(&m.locale)
-            .bind(&m.time_zone)
-            .bind(m.birth_date.map(|d| d.to_string()))
-            .bind(m.member_since.map(|d| d.to_string()))
-            .bind(&m.tier)
-            .bind(m.points)
-            .bind(attributes)
-            .bind(now.as_millisecond())
-            .bind(now.as_millisecond())
-            .fetch_optional(&mut *tx)
-            .await?;
-            match (written, existed) {
-                (None, _) => counts.unchanged += 1,
-                (Some(_), false) => counts.inserted += 1,
-                (Some(_), true) => counts.updated += 1,
-            }
+        let mut start = 0;
+        while start < rows.len() {
+            let mut seen = HashSet::new();
+            let end = start + rows[start..].iter().take_while(|m| seen.insert(m.external_id.as_str())).count();
+            upsert_run(&mut tx, &rows[start..end], now, &mut counts).await?;
+            start = end;
         }
         tx.commit().await?;
         Ok(counts)
@@ -159,6 +123,75 @@ impl Store {
     pub async fn member_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&self.read).await?)
     }
+}
+
+async fn upsert_run(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    rows: &[MemberInput],
+    now: Timestamp,
+    counts: &mut UpsertCounts,
+) -> Result<()> {
+    let batch: Value = rows
+        .iter()
+        .map(|m| {
+            json!({
+                "external_id": m.external_id, "name": m.name, "phone": m.phone, "email": m.email,
+                "locale": m.locale, "time_zone": m.time_zone,
+                "birth_date": m.birth_date.map(|d| d.to_string()),
+                "member_since": m.member_since.map(|d| d.to_string()),
+                "tier": m.tier, "points": m.points,
+                // Stored as the text serde_json writes, so an unchanged row compares equal.
+                "attributes": Value::Object(m.attributes.clone()).to_string(),
+            })
+        })
+        .collect();
+    let batch = batch.to_string();
+    let existing: HashSet<String> = sqlx::query_scalar(
+        "SELECT external_id FROM members
+         WHERE external_id IN (SELECT j.value ->> 'external_id' FROM json_each(?) j)",
+    )
+    .bind(&batch)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+    let written: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO members (external_id, name, phone, email, locale, time_zone, birth_date,
+                              member_since, tier, points, attributes, created_at, updated_at)
+         SELECT j.value ->> 'external_id', j.value ->> 'name', j.value ->> 'phone', j.value ->> 'email',
+                j.value ->> 'locale', j.value ->> 'time_zone', j.value ->> 'birth_date',
+                j.value ->> 'member_since', j.value ->> 'tier', j.value ->> 'points',
+                j.value ->> 'attributes', ?2, ?2
+         FROM json_each(?1) j WHERE true
+         ON CONFLICT (external_id) DO UPDATE SET
+             name = excluded.name, phone = excluded.phone, email = excluded.email,
+             locale = excluded.locale, time_zone = excluded.time_zone,
+             birth_date = excluded.birth_date, member_since = excluded.member_since,
+             tier = excluded.tier, points = excluded.points, attributes = excluded.attributes,
+             updated_at = excluded.updated_at
+         WHERE members.name IS NOT excluded.name OR members.phone IS NOT excluded.phone
+            OR members.email IS NOT excluded.email OR members.locale IS NOT excluded.locale
+            OR members.time_zone IS NOT excluded.time_zone
+            OR members.birth_date IS NOT excluded.birth_date
+            OR members.member_since IS NOT excluded.member_since
+            OR members.tier IS NOT excluded.tier OR members.points IS NOT excluded.points
+            OR members.attributes IS NOT excluded.attributes
+         RETURNING external_id",
+    )
+    .bind(&batch)
+    .bind(now.as_millisecond())
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in &written {
+        if existing.contains(id) {
+            counts.updated += 1;
+        } else {
+            counts.inserted += 1;
+        }
+    }
+    counts.unchanged += (rows.len() - written.len()) as u64;
+    Ok(())
 }
 
 fn date(text: Option<String>, column: &str) -> Result<Option<Date>> {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -136,44 +136,61 @@ pub struct MessageFilter {
 
 impl Store {
     /// Inserts planned messages; one whose dedupe key exists is ignored. Returns how many were new.
+    /// One statement for the rows and one for their history, whatever the batch's size.
     pub async fn enqueue(&self, msgs: &[NewMessage], now: Timestamp) -> Result<u64> {
         if msgs.is_empty() {
             return Ok(0);
         }
         let now_ms = now.as_millisecond();
-        let mut inserted = 0;
+        // A key twice in one batch would be inserted once but given two history entries.
+        let mut keys = std::collections::HashSet::new();
+        let rows: Vec<Value> = msgs
+            .iter()
+            .filter(|m| keys.insert(m.dedupe_key.as_str()))
+            .map(|m| {
+                let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
+                json!({
+                    "key": m.dedupe_key, "rule": m.rule_id, "member": m.member_id, "occurrence": m.occurrence,
+                    "channel": m.channel.as_str(), "template": m.template,
+                    "vars": Value::Object(m.vars.clone()).to_string(),
+                    "run_at": m.run_at.as_millisecond(), "deadline": m.deadline.map(|d| d.as_millisecond()),
+                    "state": state.as_str(), "reason": m.skip,
+                    "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
+                })
+            })
+            .collect();
+        let rows = Value::Array(rows).to_string();
         let mut tx = self.begin().await?;
-        for m in msgs {
-            let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
-                                       run_at, deadline, state, reason, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+        let inserted: Vec<(i64, String)> = sqlx::query_as(
+            "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
+                                   run_at, deadline, state, reason, created_at, updated_at)
+             SELECT j.value ->> 'key', j.value ->> 'rule', j.value ->> 'member', j.value ->> 'occurrence',
+                    j.value ->> 'channel', j.value ->> 'template', j.value ->> 'vars', j.value ->> 'run_at',
+                    j.value ->> 'deadline', j.value ->> 'state', j.value ->> 'reason', ?2, ?2
+             FROM json_each(?1) j WHERE true
+             ON CONFLICT (dedupe_key) DO NOTHING
+             RETURNING id, dedupe_key",
+        )
+        .bind(&rows)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !inserted.is_empty() {
+            let ids: Value = inserted.iter().map(|(id, key)| json!([id, key])).collect();
+            sqlx::query(
+                "INSERT INTO message_history (message_id, at, state, detail)
+                 SELECT i.value ->> 0, ?2, r.value ->> 'state', r.value ->> 'detail'
+                 FROM json_each(?1) i JOIN json_each(?3) r ON r.value ->> 'key' = i.value ->> 1",
             )
-            .bind(&m.dedupe_key)
-            .bind(&m.rule_id)
-            .bind(m.member_id)
-            .bind(&m.occurrence)
-            .bind(m.channel.as_str())
-            .bind(&m.template)
-            .bind(Value::Object(m.vars.clone()).to_string())
-            .bind(m.run_at.as_millisecond())
-            .bind(m.deadline.map(|d| d.as_millisecond()))
-            .bind(state.as_str())
-            .bind(&m.skip)
+            .bind(ids.to_string())
             .bind(now_ms)
-            .bind(now_ms)
-            .fetch_optional(&mut *tx)
+            .bind(&rows)
+            .execute(&mut *tx)
             .await?;
-            if let Some(id) = id {
-                inserted += 1;
-                let detail = m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at));
-                history(&mut tx, id, now_ms, state, Some(&detail)).await?;
-            }
         }
         tx.commit().await?;
-        Ok(inserted)
+        Ok(inserted.len() as u64)
     }
 
     /// Settles what expired leases and deadlines left behind, then claims up to `limit` due
@@ -210,91 +227,119 @@ impl Store {
     /// only messages this owner still holds at this attempt move; their ids are returned, and
     /// only those may be sent.
     pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
-        let mut moved = Vec::with_capacity(batch.len());
         if batch.is_empty() {
-            return Ok(moved);
+            return Ok(Vec::new());
         }
+        let now_ms = now.as_millisecond();
+        let rows: Value = batch.iter().map(|(id, attempt, rendered)| json!([id, attempt, rendered])).collect();
         let mut tx = self.begin().await?;
-        for (id, attempt, rendered) in batch {
-            let n = sqlx::query(
-                "UPDATE messages SET state = 'sending', rendered = ?, updated_at = ?
-                 WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = 'claimed'",
-            )
-            .bind(rendered)
-            .bind(now.as_millisecond())
-            .bind(id)
-            .bind(owner)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                history(
-                    &mut tx,
-                    *id,
-                    now.as_millisecond(),
-                    State::Sending,
-                    Some(&format!("attempt {attempt} by {owner}")),
-                )
-                .await?;
-                moved.push(*id);
-            }
-        }
+        let moved: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE messages SET state = 'sending', rendered = j.value ->> 2, updated_at = ?2
+             FROM json_each(?1) j
+             WHERE messages.id = j.value ->> 0 AND messages.attempts = j.value ->> 1
+               AND messages.lease_owner = ?3 AND messages.state = 'claimed'
+             RETURNING messages.id, messages.attempts",
+        )
+        .bind(rows.to_string())
+        .bind(now_ms)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history: Value =
+            moved.iter().map(|(id, attempt)| json!([id, format!("attempt {attempt} by {owner}")])).collect();
+        insert_history(&mut tx, &history, now_ms, State::Sending).await?;
         tx.commit().await?;
-        Ok(moved)
+        Ok(moved.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Records how attempts ended. Fenced on lease owner and attempt: a worker whose lease was
     /// taken over cannot overwrite the newer result. Returns how many were applied.
     pub async fn finalize(&self, owner: &str, results: &[(i64, u32, Finalize)], now: Timestamp) -> Result<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
         let now_ms = now.as_millisecond();
-        let mut applied = 0;
+        let rows: Value = results
+            .iter()
+            .map(|(id, attempt, result)| {
+                let (state, reason, provider, provider_id, run_at, sent_at, detail) = match result {
+                    Finalize::Sent { provider, provider_id } => (
+                        State::Sent,
+                        None,
+                        Some(provider.as_str()),
+                        Some(provider_id.as_str()),
+                        None,
+                        Some(now_ms),
+                        format!("{provider} accepted: {provider_id}"),
+                    ),
+                    Finalize::Retry { at, error } => (
+                        State::Scheduled,
+                        Some(error.as_str()),
+                        None,
+                        None,
+                        Some(at.as_millisecond()),
+                        None,
+                        format!("attempt {attempt} failed: {error}; retry at {at}"),
+                    ),
+                    Finalize::Failed { error } => (
+                        State::Failed,
+                        Some(error.as_str()),
+                        None,
+                        None,
+                        None,
+                        None,
+                        format!("attempt {attempt}: {error}"),
+                    ),
+                    Finalize::Dead { error } => (
+                        State::Dead,
+                        Some(error.as_str()),
+                        None,
+                        None,
+                        None,
+                        None,
+                        format!("attempt {attempt}: {error}"),
+                    ),
+                    Finalize::Skipped { reason } => {
+                        (State::Skipped, Some(reason.as_str()), None, None, None, None, reason.clone())
+                    }
+                };
+                json!({"id": id, "attempt": attempt, "state": state.as_str(), "reason": reason, "provider": provider,
+                       "provider_id": provider_id, "run_at": run_at, "sent_at": sent_at, "detail": detail})
+            })
+            .collect();
+        let rows = rows.to_string();
         let mut tx = self.begin().await?;
-        for (id, attempt, result) in results {
-            let (state, reason, provider, provider_id, run_at, sent_at): (State, Option<&str>, _, _, Option<i64>, _) =
-                match result {
-                    Finalize::Sent { provider, provider_id } => {
-                        (State::Sent, None, Some(provider.as_str()), Some(provider_id.as_str()), None, Some(now_ms))
-                    }
-                    Finalize::Retry { at, error } => {
-                        (State::Scheduled, Some(error.as_str()), None, None, Some(at.as_millisecond()), None)
-                    }
-                    Finalize::Failed { error } => (State::Failed, Some(error.as_str()), None, None, None, None),
-                    Finalize::Dead { error } => (State::Dead, Some(error.as_str()), None, None, None, None),
-                    Finalize::Skipped { reason } => (State::Skipped, Some(reason.as_str()), None, None, None, None),
-                };
-            let n = sqlx::query(
-                "UPDATE messages SET state = ?, reason = ?, provider = coalesce(?, provider),
-                        provider_id = coalesce(?, provider_id), run_at = coalesce(?, run_at),
-                        sent_at = coalesce(?, sent_at), lease_owner = NULL, lease_until = NULL, updated_at = ?
-                 WHERE id = ? AND lease_owner = ? AND attempts = ? AND state IN ('claimed', 'sending')",
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages SET state = j.value ->> 'state', reason = j.value ->> 'reason',
+                    provider = coalesce(j.value ->> 'provider', provider),
+                    provider_id = coalesce(j.value ->> 'provider_id', provider_id),
+                    run_at = coalesce(j.value ->> 'run_at', run_at),
+                    sent_at = coalesce(j.value ->> 'sent_at', sent_at),
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?2
+             FROM json_each(?1) j
+             WHERE messages.id = j.value ->> 'id' AND messages.attempts = j.value ->> 'attempt'
+               AND messages.lease_owner = ?3 AND messages.state IN ('claimed', 'sending')
+             RETURNING messages.id",
+        )
+        .bind(&rows)
+        .bind(now_ms)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !applied.is_empty() {
+            sqlx::query(
+                "INSERT INTO message_history (message_id, at, state, detail)
+                 SELECT r.value ->> 'id', ?2, r.value ->> 'state', r.value ->> 'detail'
+                 FROM json_each(?1) r WHERE r.value ->> 'id' IN (SELECT value FROM json_each(?3))",
             )
-            .bind(state.as_str())
-            .bind(reason)
-            .bind(provider)
-            .bind(provider_id)
-            .bind(run_at)
-            .bind(sent_at)
+            .bind(&rows)
             .bind(now_ms)
-            .bind(id)
-            .bind(owner)
-            .bind(attempt)
+            .bind(serde_json::to_string(&applied).expect("ids serialize"))
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                applied += 1;
-                let detail = match result {
-                    Finalize::Sent { provider, provider_id } => format!("{provider} accepted: {provider_id}"),
-                    Finalize::Retry { at, error } => format!("attempt {attempt} failed: {error}; retry at {at}"),
-                    Finalize::Failed { error } | Finalize::Dead { error } => format!("attempt {attempt}: {error}"),
-                    Finalize::Skipped { reason } => reason.clone(),
-                };
-                history(&mut tx, *id, now_ms, state, Some(&detail)).await?;
-            }
+            .await?;
         }
         tx.commit().await?;
-        Ok(applied)
+        Ok(applied.len() as u64)
     }
 
     /// Extends this owner's lease on messages it still holds.
@@ -447,20 +492,25 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     Ok(())
 }
 
-async fn history(
+/// Appends one history entry per `[message_id, detail]` pair, all in `state`.
+async fn insert_history(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    id: i64,
+    entries: &Value,
     at: i64,
     state: State,
-    detail: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO message_history (message_id, at, state, detail) VALUES (?, ?, ?, ?)")
-        .bind(id)
-        .bind(at)
-        .bind(state.as_str())
-        .bind(detail)
-        .execute(&mut **tx)
-        .await?;
+    if entries.as_array().is_some_and(Vec::is_empty) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO message_history (message_id, at, state, detail)
+         SELECT j.value ->> 0, ?2, ?3, j.value ->> 1 FROM json_each(?1) j",
+    )
+    .bind(entries.to_string())
+    .bind(at)
+    .bind(state.as_str())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
