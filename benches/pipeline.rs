@@ -1,8 +1,9 @@
-//! `cargo bench --bench pipeline [-- MEMBERS]` (100,000 by default): the pipeline's hot paths on a temporary SQLite
-//! file, with deterministic members (seeded) and a manual clock. Prints one line per workload:
-//! import, a first evaluation tick (birthday, anniversary, holiday, inactivity for everyone),
-//! the same tick again (must enqueue nothing), and dispatch of the due messages through the
-//! outbox. Nothing leaves the machine.
+//! `cargo bench --bench pipeline [-- MEMBERS]` (100,000 by default): the pipeline's hot paths
+//! on a temporary SQLite file, with deterministic members (seeded) and a manual clock. Prints
+//! one line per workload: import; a first evaluation tick (birthday, anniversary, inactivity for
+//! everyone, a 24-hour window); the same tick again (its window is spent: nothing to enqueue);
+//! the steady one-minute tick; dispatch of the due messages through the outbox. Nothing leaves
+//! the machine.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -112,6 +113,12 @@ async fn main() {
     let again = app.tick().await.unwrap();
     assert_eq!(again.enqueued, 0);
     report("tick again (nothing new)", n, t);
+
+    // The steady state: a minute later, a one-minute window.
+    clock.set(start.checked_add(SignedDuration::from_mins(61)).unwrap());
+    let t = Instant::now();
+    let steady = app.tick().await.unwrap();
+    report(&format!("tick a minute later ({} enqueued)", steady.enqueued), n, t);
 
     clock.set(start.checked_add(SignedDuration::from_hours(25)).unwrap());
     let t = Instant::now();
