@@ -43,6 +43,27 @@ impl Zones {
     }
 }
 
+/// The members in id order, a batch at a time (keyset pagination).
+struct Batches<'a> {
+    store: &'a Store,
+    size: u32,
+    after: i64,
+}
+
+impl<'a> Batches<'a> {
+    fn new(store: &'a Store, size: u32) -> Self {
+        Batches { store, size, after: 0 }
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<Member>>> {
+        let batch = self.store.members_after(self.after, self.size).await?;
+        Ok(batch.last().map(|m| m.id).map(|last| {
+            self.after = last;
+            batch
+        }))
+    }
+}
+
 /// One rule with the window it is evaluated over.
 struct Pass<'a> {
     rule: &'a Rule,
@@ -90,11 +111,8 @@ pub async fn tick(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
         return Ok(report);
     }
     let mut zones = Zones::default();
-    let mut after = 0;
-    loop {
-        let batch = store.members_after(after, settings.raw.evaluation.member_batch).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
+    let mut batches = Batches::new(store, settings.raw.evaluation.member_batch);
+    while let Some(batch) = batches.next().await? {
         report.members += batch.len() as u64;
         let mut pending: Vec<NewMessage> = Vec::new();
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
@@ -135,11 +153,8 @@ pub async fn forecast(
         settings.rules.iter().filter(|r| r.enabled).map(|rule| Pass { rule, window, seen_at: Some(now) }).collect();
     let mut rows: BTreeMap<(Date, String, String), (u64, u64)> = BTreeMap::new();
     let mut zones = Zones::default();
-    let mut after = 0;
-    loop {
-        let batch = store.members_after(after, settings.raw.evaluation.member_batch).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
+    let mut batches = Batches::new(store, settings.raw.evaluation.member_batch);
+    while let Some(batch) = batches.next().await? {
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
             for m in plan::plan(rule, member, occ, now) {
                 let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();

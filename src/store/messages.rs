@@ -259,55 +259,9 @@ impl Store {
             return Ok(0);
         }
         let now_ms = now.as_millisecond();
-        let rows: Value = results
-            .iter()
-            .map(|(id, attempt, result)| {
-                let (state, reason, provider, provider_id, run_at, sent_at, detail) = match result {
-                    Finalize::Sent { provider, provider_id } => (
-                        State::Sent,
-                        None,
-                        Some(provider.as_str()),
-                        Some(provider_id.as_str()),
-                        None,
-                        Some(now_ms),
-                        format!("{provider} accepted: {provider_id}"),
-                    ),
-                    Finalize::Retry { at, error } => (
-                        State::Scheduled,
-                        Some(error.as_str()),
-                        None,
-                        None,
-                        Some(at.as_millisecond()),
-                        None,
-                        format!("attempt {attempt} failed: {error}; retry at {at}"),
-                    ),
-                    Finalize::Failed { error } => (
-                        State::Failed,
-                        Some(error.as_str()),
-                        None,
-                        None,
-                        None,
-                        None,
-                        format!("attempt {attempt}: {error}"),
-                    ),
-                    Finalize::Dead { error } => (
-                        State::Dead,
-                        Some(error.as_str()),
-                        None,
-                        None,
-                        None,
-                        None,
-                        format!("attempt {attempt}: {error}"),
-                    ),
-                    Finalize::Skipped { reason } => {
-                        (State::Skipped, Some(reason.as_str()), None, None, None, None, reason.clone())
-                    }
-                };
-                json!({"id": id, "attempt": attempt, "state": state.as_str(), "reason": reason, "provider": provider,
-                       "provider_id": provider_id, "run_at": run_at, "sent_at": sent_at, "detail": detail})
-            })
-            .collect();
-        let rows = rows.to_string();
+        let rows: Vec<FinalRow> =
+            results.iter().map(|(id, attempt, result)| result.row(*id, *attempt, now_ms)).collect();
+        let rows = serde_json::to_string(&rows).expect("rows serialize");
         let mut tx = self.begin().await?;
         let applied: Vec<i64> = sqlx::query_scalar(
             "UPDATE messages SET state = j.value ->> 'state', reason = j.value ->> 'reason',
@@ -490,6 +444,53 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// One finalized attempt as the finalize statement reads it.
+#[derive(Serialize)]
+struct FinalRow<'a> {
+    id: i64,
+    attempt: u32,
+    state: &'static str,
+    reason: Option<&'a str>,
+    provider: Option<&'a str>,
+    provider_id: Option<&'a str>,
+    run_at: Option<i64>,
+    sent_at: Option<i64>,
+    /// The history entry's text.
+    detail: String,
+}
+
+impl Finalize {
+    fn row<'a>(&'a self, id: i64, attempt: u32, now_ms: i64) -> FinalRow<'a> {
+        let row = |state: State, reason: &'a str, detail: String| FinalRow {
+            id,
+            attempt,
+            state: state.as_str(),
+            reason: Some(reason),
+            provider: None,
+            provider_id: None,
+            run_at: None,
+            sent_at: None,
+            detail,
+        };
+        match self {
+            Finalize::Sent { provider, provider_id } => FinalRow {
+                reason: None,
+                provider: Some(provider),
+                provider_id: Some(provider_id),
+                sent_at: Some(now_ms),
+                ..row(State::Sent, "", format!("{provider} accepted: {provider_id}"))
+            },
+            Finalize::Retry { at, error } => FinalRow {
+                run_at: Some(at.as_millisecond()),
+                ..row(State::Scheduled, error, format!("attempt {attempt} failed: {error}; retry at {at}"))
+            },
+            Finalize::Failed { error } => row(State::Failed, error, format!("attempt {attempt}: {error}")),
+            Finalize::Dead { error } => row(State::Dead, error, format!("attempt {attempt}: {error}")),
+            Finalize::Skipped { reason } => row(State::Skipped, reason, reason.clone()),
+        }
+    }
 }
 
 /// Appends one history entry per `[message_id, detail]` pair, all in `state`.

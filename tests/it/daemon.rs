@@ -7,6 +7,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
+
+use crate::support::copy_dir;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -106,19 +108,6 @@ fn pump(stderr: ChildStderr) -> mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

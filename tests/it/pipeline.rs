@@ -10,6 +10,7 @@ use serde_json::json;
 use tidings::store::{Finalize, MessageFilter, State};
 
 use crate::support::app::TestApp;
+use crate::support::copy_dir;
 use crate::support::smtp::{SmtpOptions, SmtpPeer};
 use crate::support::twilio::{Reply, TwilioPeer};
 
@@ -410,18 +411,5 @@ async fn a_broken_template_reload_keeps_the_previous_set() {
     match &rendered.messages[0].rendered {
         tidings::channels::Rendered::Sms { text } => assert!(text.starts_with("Many happy returns, Ada 0"), "{text}"),
         other => panic!("{other:?}"),
-    }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
