@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::retry::RetryPolicy;
 use crate::evaluate::{self, ForecastRow, TickReport};
-use crate::render::{Source, TemplateSet, context};
+use crate::render::{Source, TemplateSet, Templates, context};
 use crate::store::Store;
 
 /// A running daemon's shared state.
@@ -45,7 +45,7 @@ impl App {
         };
         let templates = TemplateSet::load(source, &settings.raw.programme.default_locale)
             .map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
-        check_rule_templates(&settings, &templates)?;
+        check_rule_templates(&settings, &templates.current()).map_err(|e| anyhow::anyhow!(e))?;
         let channels = Channels::from_config(&settings.raw).context("channels")?;
         let instance_id = format!(
             "{}-{}",
@@ -61,6 +61,12 @@ impl App {
             instance_id,
             wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Reloads the templates (SIGHUP): the new set replaces the old only if it loads, validates
+    /// and still has every rule's template.
+    pub fn reload_templates(&self) -> Result<(), String> {
+        self.templates.reload(|t| check_rule_templates(&self.settings, t))
     }
 
     pub fn now(&self) -> Timestamp {
@@ -165,14 +171,13 @@ pub struct PreviewMessage {
     pub rendered: Rendered,
 }
 
-/// Every rule's template must exist for each of its channels: checked at start-up, not at the
-/// first send.
-pub fn check_rule_templates(settings: &Settings, templates: &TemplateSet) -> anyhow::Result<()> {
-    let t = templates.current();
+/// Every rule's template must exist for each of its channels: checked at start-up and before a
+/// reloaded set replaces the old one, never at the first send.
+pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Result<(), String> {
     let mut problems = Vec::new();
     for (i, rule) in settings.rules.iter().enumerate() {
         for &channel in &rule.channels {
-            if !t.has(&rule.template, channel) {
+            if !templates.has(&rule.template, channel) {
                 problems.push(format!(
                     "rules[{i}].template: {:?} has no {channel} variant (rule {:?})",
                     rule.template, rule.id
@@ -180,5 +185,5 @@ pub fn check_rule_templates(settings: &Settings, templates: &TemplateSet) -> any
             }
         }
     }
-    if problems.is_empty() { Ok(()) } else { anyhow::bail!("{}", problems.join("\n")) }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }

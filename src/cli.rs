@@ -168,6 +168,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Messages { rule, member, state, limit, history } => {
             let store = Store::open(&settings.raw.database.url).await?;
+            store.migrate().await?;
             let state =
                 state.map(|s| State::parse(&s).with_context(|| format!("--state: unknown state {s:?}"))).transpose()?;
             let rows = store.messages(&MessageFilter { rule_id: rule, member, state, limit }).await?;

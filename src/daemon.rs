@@ -162,9 +162,8 @@ async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
             got = hup.recv() => if got.is_none() { return },
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-        match app.templates.reload().map(|()| crate::app::check_rule_templates(&app.settings, &app.templates)) {
-            Ok(Ok(())) => tracing::info!("templates reloaded"),
-            Ok(Err(e)) => tracing::error!(error = %e, "templates reloaded but a rule's template is missing"),
+        match app.reload_templates() {
+            Ok(()) => tracing::info!("templates reloaded"),
             Err(e) => tracing::error!(error = %e, "template reload failed; keeping the previous set"),
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

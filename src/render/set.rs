@@ -45,10 +45,12 @@ impl TemplateSet {
         self.current.read().expect("template lock poisoned").clone()
     }
 
-    /// Reads the source again; on success the new set replaces the old at once, on failure the
-    /// old set stays and the error says why.
-    pub fn reload(&self) -> Result<(), LoadError> {
-        let fresh = Self::read(&self.source, &self.default_locale)?;
+    /// Reads the source again and runs `check` on the fresh set (e.g. that every rule's template
+    /// is still there); only when both succeed does the new set replace the old, at once. On any
+    /// failure the old set stays and the error says why.
+    pub fn reload(&self, check: impl FnOnce(&Templates) -> Result<(), String>) -> Result<(), String> {
+        let fresh = Self::read(&self.source, &self.default_locale).map_err(|e| e.to_string())?;
+        check(&fresh)?;
         *self.current.write().expect("template lock poisoned") = Arc::new(fresh);
         Ok(())
     }

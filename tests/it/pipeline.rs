@@ -397,7 +397,7 @@ async fn a_broken_template_reload_keeps_the_previous_set() {
     let t = three_birthdays(&twilio, &smtp, &extra).await;
 
     std::fs::write(&sms, "Happy birthday {{member.nickname}}\n").unwrap();
-    let err = t.app.templates.reload().unwrap_err().to_string();
+    let err = t.app.reload_templates().unwrap_err();
     assert!(err.contains("birthday/en/sms.hbs"), "{err}");
     t.tick().await;
     t.set("2026-11-23T09:30:00Z");
@@ -406,10 +406,16 @@ async fn a_broken_template_reload_keeps_the_previous_set() {
     assert!(twilio.received()[0].field("Body").unwrap().starts_with("Happy birthday Ada"), "the old set still sends");
 
     std::fs::write(&sms, "Many happy returns, {{member.name}}! Reply STOP to opt out.\n").unwrap();
-    t.app.templates.reload().unwrap();
+    t.app.reload_templates().unwrap();
     let rendered = t.app.preview("birthday", "b0").await.unwrap();
     match &rendered.messages[0].rendered {
         tidings::channels::Rendered::Sms { text } => assert!(text.starts_with("Many happy returns, Ada 0"), "{text}"),
         other => panic!("{other:?}"),
     }
+
+    // A set that loads but has lost a rule's template is refused too.
+    std::fs::remove_dir_all(dir.path().join("birthday")).unwrap();
+    let err = t.app.reload_templates().unwrap_err();
+    assert!(err.contains("rules[0].template") && err.contains("birthday"), "{err}");
+    assert!(t.app.preview("birthday", "b0").await.is_ok(), "the previous set still renders");
 }
