@@ -14,10 +14,11 @@ use tracing::Instrument;
 use crate::channels::{Channels, Outgoing, Rendered};
 use crate::clock::{InstantExt, SharedClock};
 use crate::members::Member;
-use crate::plan::address;
+use crate::plan::{self, address};
 use crate::render::TemplateSet;
 use crate::render::context;
 use crate::store::{Claimed, Finalize, Store};
+use crate::triggers::INACTIVE_SINCE;
 use retry::RetryPolicy;
 
 /// Everything a worker needs; cheap to clone.
@@ -161,8 +162,15 @@ impl Dispatcher {
             return Err(Finalize::Failed { error: "member no longer exists".into() });
         };
         let Some(to) = address(member, c.channel) else {
-            return Err(Finalize::Skipped { reason: format!("member has no {} address now", c.channel) });
+            return Err(Finalize::Skipped { reason: plan::no_address(c.channel).to_string() });
         };
+        // A win-back planned before the member came back is not sent.
+        if let Some(since) =
+            c.vars.get(INACTIVE_SINCE).and_then(|v| v.as_str()).and_then(|s| s.parse::<Timestamp>().ok())
+            && member.last_activity_at.is_some_and(|last| last > since)
+        {
+            return Err(Finalize::Skipped { reason: "member active again since this was planned".into() });
+        }
         let locale = member.locale.clone().unwrap_or_else(|| self.default_locale.clone());
         let zone = member.time_zone.clone().unwrap_or_else(|| self.default_zone.clone());
         let ctx = context::build(member, &c.vars, &self.programme_name, &c.rule_id, &locale, &zone);

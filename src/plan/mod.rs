@@ -44,36 +44,33 @@ pub fn address(member: &Member, channel: ChannelKind) -> Option<String> {
     }
 }
 
-/// One message per channel of the rule for this occurrence.
+/// Why a member gets nothing on a channel they have no address on.
+pub fn no_address(channel: ChannelKind) -> &'static str {
+    match channel {
+        ChannelKind::Sms => "no phone number",
+        ChannelKind::Email => "no email address",
+        ChannelKind::Push => "no push target",
+    }
+}
+
+/// One message per channel of the rule for this occurrence. The address is checked when the
+/// message is sent, not here: one added in the meantime is used.
 pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> Vec<NewMessage> {
     let deadline = occ.due.checked_add(rule.max_lateness).ok();
     let late = deadline.is_some_and(|d| now > d);
     rule.channels
         .iter()
-        .map(|&channel| {
-            let skip = if late {
-                Some(format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness))
-            } else if address(member, channel).is_none() {
-                Some(match channel {
-                    ChannelKind::Sms => "no phone number".to_string(),
-                    ChannelKind::Email => "no email address".to_string(),
-                    ChannelKind::Push => "no push target".to_string(),
-                })
-            } else {
-                None
-            };
-            NewMessage {
-                dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
-                rule_id: rule.id.clone(),
-                member_id: member.id,
-                occurrence: occ.key.clone(),
-                channel,
-                template: rule.template.clone(),
-                vars: occ.vars.clone(),
-                run_at: occ.due,
-                deadline,
-                skip,
-            }
+        .map(|&channel| NewMessage {
+            dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
+            rule_id: rule.id.clone(),
+            member_id: member.id,
+            occurrence: occ.key.clone(),
+            channel,
+            template: rule.template.clone(),
+            vars: occ.vars.clone(),
+            run_at: occ.due,
+            deadline,
+            skip: late.then(|| format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness)),
         })
         .collect()
 }
@@ -131,7 +128,8 @@ mod tests {
         assert_eq!(plan[0].skip, None);
         assert_eq!(plan[0].deadline, Some("2026-05-01T15:30:00Z".parse().unwrap()));
         assert_eq!(plan[1].dedupe_key, "bday:7:birthday:2026:email");
-        assert_eq!(plan[1].skip.as_deref(), Some("no email address"));
+        // No email address yet: checked when it is due, so one added in the meantime is used.
+        assert_eq!(plan[1].skip, None);
     }
 
     #[test]

@@ -16,8 +16,11 @@ pub fn local_instant(day: Date, time: Time, tz: &TimeZone) -> Timestamp {
         AmbiguousOffset::Gap { before, .. } => {
             // Read with the offset before the gap, the civil time lands after the transition;
             // the transition itself is the first valid instant at or after the wanted time.
+            // `preceding` is strictly before its argument, and a time at the very start of the
+            // gap lands exactly on the transition: look from just after it.
             let late = before.to_timestamp(dt).expect("civil times in use are in range");
-            tz.preceding(late).next().map(|t| t.timestamp()).unwrap_or(late)
+            let just_after = late.checked_add(jiff::SignedDuration::from_nanos(1)).unwrap_or(late);
+            tz.preceding(just_after).next().map(|t| t.timestamp()).unwrap_or(late)
         }
     }
 }
@@ -46,6 +49,12 @@ mod tests {
         check("America/New_York", date(2026, 3, 8), time(2, 30, 0, 0), "2026-03-08T07:00:00Z");
         // Europe: 2026-03-29 02:00 CET becomes 03:00 CEST.
         check("Europe/Berlin", date(2026, 3, 29), time(2, 15, 0, 0), "2026-03-29T01:00:00Z");
+        // Exactly at the start of the gap.
+        check("America/New_York", date(2026, 3, 8), time(2, 0, 0, 0), "2026-03-08T07:00:00Z");
+        check("Europe/Berlin", date(2026, 3, 29), time(2, 0, 0, 0), "2026-03-29T01:00:00Z");
+        check("Europe/London", date(2026, 3, 29), time(1, 0, 0, 0), "2026-03-29T01:00:00Z");
+        // Santiago springs forward at midnight: 00:00 on 2026-09-06 does not exist.
+        check("America/Santiago", date(2026, 9, 6), time(0, 0, 0, 0), "2026-09-06T04:00:00Z");
     }
 
     #[test]

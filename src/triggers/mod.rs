@@ -173,8 +173,11 @@ fn matches(rule: &Rule, member: &Member, date: Date, locale: &str) -> Option<(St
 }
 
 /// Inactivity: the crossing is `days` after the member's last activity (or their first sighting).
-/// It fires when the crossing falls in the window, or, for a member changed since the last
-/// window, when it already lies in the past; either way at the member's next send slot.
+/// It fires when the send slot after the crossing falls in the window, or, for a member changed
+/// since the last tick, as soon as that slot lies within the window's end; either way it is sent
+/// at that slot, or at the next one after `now` when that slot has passed (after downtime, or for
+/// a member first seen long after crossing). The key is the crossing instant in UTC, so neither a
+/// zone change nor re-evaluation makes a second message.
 fn inactivity(
     rule: &Rule,
     member: &Member,
@@ -188,19 +191,25 @@ fn inactivity(
     let Ok(crossing) = base.checked_add(SignedDuration::from_hours(24 * i64::from(days))) else {
         return Vec::new();
     };
-    if crossing > window.to || (!changed && crossing <= from) {
+    let slot = next_slot(crossing, rule.send_at, tz);
+    if slot > window.to || (!changed && slot <= from) {
         return Vec::new();
     }
-    let not_before = crossing.max(window.now);
-    let due = next_slot(not_before, rule.send_at, tz);
-    let crossing_day = crossing.to_zoned_datetime(tz.clone()).date();
+    let due = slot.max(next_slot(window.now, rule.send_at, tz));
     let mut vars = Map::new();
     vars.insert("days".into(), json!(days));
-    if let Some(last) = member.last_activity_at {
-        vars.insert("last_activity".into(), json!(last.to_zoned_datetime(tz.clone()).date().to_string()));
-    }
-    vec![occurrence(format!("inactive{days}:{crossing_day}"), crossing_day, due, vars)]
+    vars.insert(
+        "last_activity".into(),
+        member.last_activity_at.map_or(Value::Null, |t| json!(t.to_zoned_datetime(tz.clone()).date().to_string())),
+    );
+    // What the dispatcher checks: a member active again since planning is not written to.
+    vars.insert(INACTIVE_SINCE.into(), json!(base.to_string()));
+    let key = format!("inactive{days}:{}", crossing.round(jiff::Unit::Second).unwrap_or(crossing));
+    vec![occurrence(key, crossing.to_zoned_datetime(tz.clone()).date(), due, vars)]
 }
+
+/// The occurrence variable holding the activity instant an inactivity message was planned from.
+pub const INACTIVE_SINCE: &str = "inactive_since";
 
 /// The first member-local `send_at` at or after `t`.
 pub fn next_slot(t: Timestamp, send_at: Time, tz: &TimeZone) -> Timestamp {

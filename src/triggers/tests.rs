@@ -194,33 +194,52 @@ fn inactivity_fires_once_per_crossing() {
     let r = rule(Trigger::Inactivity { days: 30 });
     let mut m = member();
     m.last_activity_at = Some("2026-01-01T12:00:00Z".parse().unwrap());
-    // The crossing (2026-01-31T12:00Z) is in this window: due at the next 09:30 local.
+    let key = "inactive30:2026-01-31T12:00:00Z";
+    // The crossing (2026-01-31T12:00Z) is followed by the 09:30 slot of Feb 1: it fires in the
+    // window that holds that slot, not earlier.
+    check(&r, &m, "UTC", window("2026-01-31T00:00:00Z", "2026-02-01T00:00:00Z"), false, &[]);
     check(
         &r,
         &m,
         "UTC",
-        window("2026-01-31T00:00:00Z", "2026-02-01T00:00:00Z"),
+        window("2026-02-01T00:00:00Z", "2026-02-01T10:00:00Z"),
         false,
-        &[("inactive30:2026-01-31", "2026-02-01T09:30:00Z")],
+        &[(key, "2026-02-01T09:30:00Z")],
     );
     // Later windows do not fire again for the same crossing: a state is not a crossing.
-    check(&r, &m, "UTC", window("2026-02-01T00:00:00Z", "2026-02-02T00:00:00Z"), false, &[]);
+    check(&r, &m, "UTC", window("2026-02-01T10:00:00Z", "2026-02-02T00:00:00Z"), false, &[]);
     check(&r, &m, "UTC", window("2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"), false, &[]);
     // A member seen for the first time long after crossing gets one, at the next slot after now,
     // with the same key however often it is evaluated.
     let w = window("2026-12-01T10:00:00Z", "2026-12-01T11:00:00Z");
-    check(&r, &m, "UTC", w, true, &[("inactive30:2026-01-31", "2026-12-02T09:30:00Z")]);
+    check(&r, &m, "UTC", w, true, &[(key, "2026-12-02T09:30:00Z")]);
+    // The key does not depend on the member's zone.
+    check(&r, &m, "Asia/Shanghai", w, true, &[(key, "2026-12-02T01:30:00Z")]);
     // New activity moves the crossing: a new key, only once crossed again.
     m.last_activity_at = Some("2026-12-05T08:00:00Z".parse().unwrap());
-    check(&r, &m, "UTC", window("2026-12-06T00:00:00Z", "2027-01-03T00:00:00Z"), true, &[]);
+    check(&r, &m, "UTC", window("2026-12-06T00:00:00Z", "2027-01-04T09:00:00Z"), true, &[]);
     check(
         &r,
         &m,
         "UTC",
-        window("2027-01-04T00:00:00Z", "2027-01-05T00:00:00Z"),
+        window("2027-01-04T09:00:00Z", "2027-01-05T00:00:00Z"),
         false,
-        &[("inactive30:2027-01-04", "2027-01-04T09:30:00Z")],
+        &[("inactive30:2027-01-04T08:00:00Z", "2027-01-04T09:30:00Z")],
     );
+}
+
+#[test]
+fn inactivity_after_downtime_goes_at_the_next_slot_not_late() {
+    let r = rule(Trigger::Inactivity { days: 30 });
+    let mut m = member();
+    m.last_activity_at = Some("2026-01-01T12:00:00Z".parse().unwrap());
+    // Down from Jan 31 to Feb 3 10:00: the Feb 1 slot passed; it goes at Feb 4 09:30.
+    let w = Window {
+        from: "2026-01-31T00:00:00Z".parse().unwrap(),
+        to: "2026-02-03T11:00:00Z".parse().unwrap(),
+        now: "2026-02-03T10:00:00Z".parse().unwrap(),
+    };
+    check(&r, &m, "UTC", w, false, &[("inactive30:2026-01-31T12:00:00Z", "2026-02-04T09:30:00Z")]);
 }
 
 #[test]
