@@ -68,8 +68,9 @@ impl<'a> Batches<'a> {
 struct Pass<'a> {
     rule: &'a Rule,
     window: Window,
-    /// When the rule was last evaluated; members changed since were not seen by it.
-    seen_at: Option<Timestamp>,
+    /// The member change counter the rule's last tick had seen; members changed since (with a
+    /// higher `change_seq`) were not seen by it. `None` for a rule never evaluated.
+    seen_changes: Option<i64>,
 }
 
 /// Runs every pass over one batch of members, calling `found` for each occurrence.
@@ -84,7 +85,7 @@ fn occurrences_in(
         let tz = zones.of(member, &settings.programme_tz);
         let locale = member.locale.as_deref().unwrap_or(&settings.raw.programme.default_locale);
         for pass in passes {
-            let changed = pass.seen_at.is_none_or(|at| member.updated_at > at);
+            let changed = pass.seen_changes.is_none_or(|seen| member.change_seq > seen);
             for occ in triggers::evaluate(pass.rule, member, &tz, pass.window, changed, locale) {
                 found(pass.rule, member, &occ);
             }
@@ -95,15 +96,18 @@ fn occurrences_in(
 /// Runs one evaluation tick at `now`.
 pub async fn tick(store: &Store, settings: &Settings, now: Timestamp) -> anyhow::Result<TickReport> {
     let to = now.plus(settings.lookahead);
+    // Read before any member: a change committed after this is seen again by the next tick.
+    let changes = store.member_changes().await?;
     let mut passes = Vec::new();
     for rule in settings.rules.iter().filter(|r| r.enabled) {
-        let (from, seen_at) = match store.watermark(&rule.id).await? {
-            Some((until, at)) => (until, Some(at)),
+        let (from, seen_changes) = match store.watermark(&rule.id).await? {
+            Some((until, seen)) => (until, Some(seen)),
             // A new rule catches up only as far as its lateness allows.
             None => (now.minus(rule.max_lateness), None),
         };
-        if from < to || seen_at.is_none() {
-            passes.push(Pass { rule, window: Window { from: from.min(to), to, now }, seen_at });
+        let changed_since = seen_changes.is_none_or(|seen| seen < changes);
+        if from < to || changed_since {
+            passes.push(Pass { rule, window: Window { from: from.min(to), to, now }, seen_changes });
         }
     }
     let mut report = TickReport::default();
@@ -123,7 +127,7 @@ pub async fn tick(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
         report.enqueued += store.enqueue(&pending, now).await?;
     }
     for pass in &passes {
-        store.set_watermark(&pass.rule.id, to, now).await?;
+        store.set_watermark(&pass.rule.id, to, changes, now).await?;
     }
     Ok(report)
 }
@@ -149,8 +153,12 @@ pub async fn forecast(
 ) -> anyhow::Result<Vec<ForecastRow>> {
     let to = now.plus(jiff::SignedDuration::from_hours(24 * i64::from(days)));
     let window = Window { from: now, to, now };
-    let passes: Vec<Pass> =
-        settings.rules.iter().filter(|r| r.enabled).map(|rule| Pass { rule, window, seen_at: Some(now) }).collect();
+    let passes: Vec<Pass> = settings
+        .rules
+        .iter()
+        .filter(|r| r.enabled)
+        .map(|rule| Pass { rule, window, seen_changes: Some(i64::MAX) })
+        .collect();
     let mut rows: BTreeMap<(Date, String, String), (u64, u64)> = BTreeMap::new();
     let mut zones = Zones::default();
     let mut batches = Batches::new(store, settings.raw.evaluation.member_batch);

@@ -16,9 +16,20 @@ CREATE TABLE members (
     attributes       TEXT    NOT NULL DEFAULT '{}',
     last_activity_at INTEGER,
     created_at       INTEGER NOT NULL,
-    updated_at       INTEGER NOT NULL
+    updated_at       INTEGER NOT NULL,
+    -- The member_changes counter's value when the row last changed (see below).
+    change_seq       INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX members_updated_at ON members (updated_at);
+
+-- A counter bumped inside every transaction that changes members. A tick records the value it
+-- saw at its start; members with a higher change_seq were changed after (or while) it read them
+-- and are evaluated as changed by the next tick. Unlike a timestamp taken before the write
+-- commits, it cannot miss a member changed during a tick.
+CREATE TABLE counters (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('member_changes', 0);
 
 CREATE TABLE events (
     id          INTEGER PRIMARY KEY,
@@ -32,10 +43,11 @@ CREATE TABLE events (
 CREATE INDEX events_member_at ON events (member_id, at);
 
 -- How far each rule has been evaluated: the next window starts at evaluated_until; members
--- changed after evaluated_at were not seen by the last tick.
+-- whose change_seq is above seen_changes were not seen by the last tick.
 CREATE TABLE rule_state (
     rule_id         TEXT    PRIMARY KEY,
     evaluated_until INTEGER NOT NULL,
+    seen_changes    INTEGER NOT NULL,
     evaluated_at    INTEGER NOT NULL
 );
 

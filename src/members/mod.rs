@@ -34,6 +34,9 @@ pub struct Member {
     pub last_activity_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The store's member change counter when this row last changed (see the evaluator).
+    #[serde(skip)]
+    pub change_seq: i64,
 }
 
 /// A member as it arrives from the API or an import, before it has a row id.

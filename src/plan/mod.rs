@@ -99,6 +99,7 @@ mod tests {
             last_activity_at: None,
             created_at: Timestamp::UNIX_EPOCH,
             updated_at: Timestamp::UNIX_EPOCH,
+            change_seq: 0,
         }
     }
 

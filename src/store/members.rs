@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Result, Store, StoreError, opt_ts, ts};
+use super::{Result, Store, StoreError, next_change, opt_ts, ts};
 use crate::members::{EventInput, Member, MemberInput};
 
 /// What an upsert did.
@@ -30,7 +30,7 @@ pub struct EventCounts {
 }
 
 const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
-     tier, points, attributes, last_activity_at, created_at, updated_at";
+     tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
 
 impl Store {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
@@ -40,11 +40,12 @@ impl Store {
     pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
         let mut counts = UpsertCounts::default();
         let mut tx = self.begin().await?;
+        let change = next_change(&mut tx).await?;
         let mut start = 0;
         while start < rows.len() {
             let mut seen = HashSet::new();
             let end = start + rows[start..].iter().take_while(|m| seen.insert(m.external_id.as_str())).count();
-            upsert_run(&mut tx, &rows[start..end], now, &mut counts).await?;
+            upsert_run(&mut tx, &rows[start..end], now, change, &mut counts).await?;
             start = end;
         }
         tx.commit().await?;
@@ -55,6 +56,7 @@ impl Store {
     pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
         let mut counts = EventCounts::default();
         let mut tx = self.begin().await?;
+        let change = next_change(&mut tx).await?;
         for e in events {
             let member: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE external_id = ?")
                 .bind(&e.member)
@@ -83,11 +85,12 @@ impl Store {
             }
             counts.recorded += 1;
             sqlx::query(
-                "UPDATE members SET last_activity_at = ?, updated_at = ?
+                "UPDATE members SET last_activity_at = ?, updated_at = ?, change_seq = ?
                  WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
             )
             .bind(e.at.as_millisecond())
             .bind(now.as_millisecond())
+            .bind(change)
             .bind(member_id)
             .bind(e.at.as_millisecond())
             .execute(&mut *tx)
@@ -129,6 +132,7 @@ async fn upsert_run(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     rows: &[MemberInput],
     now: Timestamp,
+    change: i64,
     counts: &mut UpsertCounts,
 ) -> Result<()> {
     let batch: Value = rows
@@ -158,18 +162,18 @@ async fn upsert_run(
     // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
     let written: Vec<String> = sqlx::query_scalar(
         "INSERT INTO members (external_id, name, phone, email, locale, time_zone, birth_date,
-                              member_since, tier, points, attributes, created_at, updated_at)
+                              member_since, tier, points, attributes, created_at, updated_at, change_seq)
          SELECT j.value ->> 'external_id', j.value ->> 'name', j.value ->> 'phone', j.value ->> 'email',
                 j.value ->> 'locale', j.value ->> 'time_zone', j.value ->> 'birth_date',
                 j.value ->> 'member_since', j.value ->> 'tier', j.value ->> 'points',
-                j.value ->> 'attributes', ?2, ?2
+                j.value ->> 'attributes', ?2, ?2, ?3
          FROM json_each(?1) j WHERE true
          ON CONFLICT (external_id) DO UPDATE SET
              name = excluded.name, phone = excluded.phone, email = excluded.email,
              locale = excluded.locale, time_zone = excluded.time_zone,
              birth_date = excluded.birth_date, member_since = excluded.member_since,
              tier = excluded.tier, points = excluded.points, attributes = excluded.attributes,
-             updated_at = excluded.updated_at
+             updated_at = excluded.updated_at, change_seq = excluded.change_seq
          WHERE members.name IS NOT excluded.name OR members.phone IS NOT excluded.phone
             OR members.email IS NOT excluded.email OR members.locale IS NOT excluded.locale
             OR members.time_zone IS NOT excluded.time_zone
@@ -181,6 +185,7 @@ async fn upsert_run(
     )
     .bind(&batch)
     .bind(now.as_millisecond())
+    .bind(change)
     .fetch_all(&mut **tx)
     .await?;
     for id in &written {
@@ -220,5 +225,6 @@ fn member_from_row(r: &SqliteRow) -> Result<Member> {
         last_activity_at: opt_ts(r.try_get("last_activity_at")?)?,
         created_at: ts(r.try_get("created_at")?)?,
         updated_at: ts(r.try_get("updated_at")?)?,
+        change_seq: r.try_get("change_seq")?,
     })
 }

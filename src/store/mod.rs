@@ -83,29 +83,51 @@ impl Store {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// Where evaluation of a rule stopped (`evaluated_until`) and when it ran (`evaluated_at`).
-    pub async fn watermark(&self, rule_id: &str) -> Result<Option<(Timestamp, Timestamp)>> {
+    /// Where evaluation of a rule stopped (`evaluated_until`) and the member change counter it
+    /// had seen.
+    pub async fn watermark(&self, rule_id: &str) -> Result<Option<(Timestamp, i64)>> {
         let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT evaluated_until, evaluated_at FROM rule_state WHERE rule_id = ?")
+            sqlx::query_as("SELECT evaluated_until, seen_changes FROM rule_state WHERE rule_id = ?")
                 .bind(rule_id)
                 .fetch_optional(&self.write)
                 .await?;
-        row.map(|(until, at)| Ok((ts(until)?, ts(at)?))).transpose()
+        row.map(|(until, seen)| Ok((ts(until)?, seen))).transpose()
     }
 
-    pub async fn set_watermark(&self, rule_id: &str, until: Timestamp, now: Timestamp) -> Result<()> {
+    pub async fn set_watermark(
+        &self,
+        rule_id: &str,
+        until: Timestamp,
+        seen_changes: i64,
+        now: Timestamp,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO rule_state (rule_id, evaluated_until, evaluated_at) VALUES (?, ?, ?)
+            "INSERT INTO rule_state (rule_id, evaluated_until, seen_changes, evaluated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (rule_id) DO UPDATE SET evaluated_until = excluded.evaluated_until,
-                                                 evaluated_at = excluded.evaluated_at",
+                 seen_changes = excluded.seen_changes, evaluated_at = excluded.evaluated_at",
         )
         .bind(rule_id)
         .bind(until.as_millisecond())
+        .bind(seen_changes)
         .bind(now.as_millisecond())
         .execute(&self.write)
         .await?;
         Ok(())
     }
+
+    /// The member change counter as committed now (read through the writer, so it is the latest).
+    pub async fn member_changes(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'member_changes'")
+            .fetch_one(&self.write)
+            .await?)
+    }
+}
+
+/// Takes the next member change number inside a write transaction.
+async fn next_change(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<i64> {
+    Ok(sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = 'member_changes' RETURNING value")
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 fn ts(ms: i64) -> Result<Timestamp> {

@@ -21,6 +21,7 @@ fn member() -> Member {
         last_activity_at: None,
         created_at: "2020-06-01T00:00:00Z".parse().unwrap(),
         updated_at: "2020-06-01T00:00:00Z".parse().unwrap(),
+        change_seq: 0,
     }
 }
 

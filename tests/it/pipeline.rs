@@ -419,3 +419,73 @@ async fn a_broken_template_reload_keeps_the_previous_set() {
     assert!(err.contains("rules[0].template") && err.contains("birthday"), "{err}");
     assert!(t.app.preview("birthday", "b0").await.is_ok(), "the previous set still renders");
 }
+
+#[tokio::test]
+async fn a_member_written_while_a_tick_ran_is_evaluated_by_the_next_one() {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let t = three_birthdays(&twilio, &smtp, "").await;
+    t.set("2026-11-23T10:00:00Z");
+    t.tick().await;
+    // An import that started before the tick commits after it, stamped with its start time.
+    let late_writer: tidings::members::MemberInput = serde_json::from_value(json!({
+        "external_id": "slow", "name": "Sam", "phone": phone(7), "email": null, "locale": null,
+        "time_zone": "UTC", "birth_date": "1991-11-23", "member_since": null, "tier": null,
+        "points": 0, "attributes": {}
+    }))
+    .unwrap();
+    t.app.store.upsert_members(&[late_writer], "2026-11-23T09:59:50Z".parse().unwrap()).await.unwrap();
+    t.advance(SignedDuration::from_mins(1));
+    assert_eq!(t.tick().await.enqueued, 1, "the 09:30 greeting is still within its lateness");
+    t.dispatch_all().await;
+    assert!(twilio.received().iter().any(|r| r.field("To") == Some(phone(7).as_str())));
+}
+
+#[tokio::test]
+async fn a_win_back_planned_before_the_member_came_back_is_not_sent() {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let rules = "[evaluation]\nlookahead = \"3h\"\n[[rules]]\nid = \"winback\"\ntrigger = \"inactivity\"\ndays = 30\n\
+                 channels = [\"sms\", \"email\"]\ntemplate = \"winback\"\nsend_at = \"11:00\"\n";
+    let t = TestApp::start(&config(&twilio, &smtp, rules), "2026-11-01T00:00:00Z").await;
+    t.import_jsonl(&json!({"external_id": "w", "name": "Wen", "phone": phone(3), "time_zone": "UTC"}).to_string())
+        .await;
+    let purchase = |at: &str, id: &str| tidings::members::EventInput {
+        event_id: Some(id.into()),
+        member: "w".into(),
+        kind: "purchase".into(),
+        amount: Some(10.0),
+        at: at.parse().unwrap(),
+    };
+    t.app.store.record_events(&[purchase("2026-10-01T09:00:00Z", "p1")], t.now()).await.unwrap();
+    // Crossed on Oct 31; first seen now, so planned for today's 11:00, three hours ahead.
+    t.set("2026-11-01T09:00:00Z");
+    assert_eq!(t.tick().await.enqueued, 2);
+    // No email address when planned; the host adds one before it is due.
+    t.app
+        .store
+        .upsert_members(
+            &[serde_json::from_value(json!({"external_id": "w", "name": "Wen", "phone": phone(3),
+                "email": "wen@example.com", "locale": null, "time_zone": "UTC", "birth_date": null,
+                "member_since": null, "tier": null, "points": 0, "attributes": {}}))
+            .unwrap()],
+            t.now(),
+        )
+        .await
+        .unwrap();
+    // The member buys something at 10:00, before the 11:00 send.
+    t.app.store.record_events(&[purchase("2026-11-01T10:00:00Z", "p2")], t.now()).await.unwrap();
+    t.set("2026-11-01T11:00:00Z");
+    t.tick().await;
+    t.dispatch_all().await;
+    assert_eq!(twilio.count(), 0);
+    assert!(smtp.received().is_empty());
+    let rows = t.app.store.messages(&MessageFilter::default()).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(
+            (r.state.as_str(), r.reason.as_deref()),
+            ("skipped", Some("member active again since this was planned"))
+        );
+    }
+}
