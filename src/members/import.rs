@@ -69,16 +69,19 @@ fn parse<R: Read>(
                       row: Result<MemberInput, Vec<FieldError>>,
                       chunk: &mut Vec<MemberInput>,
                       errors: &mut Vec<RowError>| match row {
-        Ok(m) => {
-            if let Some(first) = seen.insert(m.external_id.clone(), line) {
-                errors.push(RowError {
-                    line,
-                    field: Some("external_id".into()),
-                    problem: format!("{:?} already appeared on line {first}; this row wins", m.external_id),
-                });
+        // The first row for a member is the one imported; a repeat is a mistake in the file,
+        // reported and left out, so importing the file again still changes nothing.
+        Ok(m) => match seen.get(&m.external_id) {
+            Some(first) => errors.push(RowError {
+                line,
+                field: Some("external_id".into()),
+                problem: format!("{:?} already appeared on line {first}; this row was not imported", m.external_id),
+            }),
+            None => {
+                seen.insert(m.external_id.clone(), line);
+                chunk.push(m);
             }
-            chunk.push(m);
-        }
+        },
         Err(fields) => {
             errors.extend(fields.into_iter().map(|e| RowError { line, field: Some(e.field), problem: e.problem }))
         }

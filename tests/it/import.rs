@@ -96,19 +96,20 @@ async fn a_byte_order_mark_at_the_start_of_a_jsonl_file_is_not_content() {
 }
 
 #[tokio::test]
-async fn a_member_twice_in_one_file_is_inserted_once_then_updated() {
+async fn a_member_twice_in_one_file_is_imported_from_its_first_row_and_the_repeat_reported() {
     let t = TestApp::start("", NOW).await;
-    let report = t
-        .import_jsonl(
-            "{\"external_id\": \"D1\", \"name\": \"Dee\", \"email\": \"dee@example.com\"}\n\
-             {\"external_id\": \"D1\", \"name\": \"Dee\", \"email\": \"dee@example.org\"}\n",
-        )
-        .await;
+    let text = "{\"external_id\": \"D1\", \"name\": \"Dee\", \"email\": \"dee@example.com\"}\n\
+                {\"external_id\": \"D1\", \"name\": \"Dee\", \"email\": \"dee@example.org\"}\n";
+    let report = t.import_jsonl(text).await;
     assert_eq!(rejected(&report), [(2, Some("external_id"))], "{report:?}");
     assert!(report.errors[0].problem.contains("line 1"), "{report:?}");
-    assert_eq!(report.counts, counts(1, 1, 0), "one member, written twice in the same millisecond");
-    assert_eq!(member(&t, "D1").await.unwrap().email.as_deref(), Some("dee@example.org"), "the later row wins");
+    assert_eq!(report.counts, counts(1, 0, 0));
+    assert_eq!(member(&t, "D1").await.unwrap().email.as_deref(), Some("dee@example.com"), "the first row is kept");
     assert_eq!(t.app.store.member_count().await.unwrap(), 1);
+    // Importing the same file again changes nothing.
+    let again = t.import_jsonl(text).await;
+    assert_eq!(again.counts, counts(0, 0, 1));
+    assert_eq!(rejected(&again), [(2, Some("external_id"))]);
 }
 
 #[tokio::test]
