@@ -465,11 +465,15 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("LOG_LEVEL", "log.level", Kind::Str),
     ("EVALUATION_TICK", "evaluation.tick", Kind::Str),
     ("EVALUATION_LOOKAHEAD", "evaluation.lookahead", Kind::Str),
+    ("EVALUATION_MEMBER_BATCH", "evaluation.member_batch", Kind::Int),
     ("DISPATCH_BATCH_SIZE", "dispatch.batch_size", Kind::Int),
     ("DISPATCH_CONCURRENCY", "dispatch.concurrency", Kind::Int),
     ("DISPATCH_MAX_ATTEMPTS", "dispatch.max_attempts", Kind::Int),
     ("DISPATCH_LEASE", "dispatch.lease", Kind::Str),
+    ("DISPATCH_BACKOFF_BASE", "dispatch.backoff_base", Kind::Str),
+    ("DISPATCH_BACKOFF_MAX", "dispatch.backoff_max", Kind::Str),
     ("DISPATCH_GRACE", "dispatch.grace", Kind::Str),
+    ("DISPATCH_POLL", "dispatch.poll", Kind::Str),
     ("CHANNELS_SMS", "channels.sms", Kind::Str),
     ("CHANNELS_EMAIL", "channels.email", Kind::Str),
     ("CHANNELS_PUSH", "channels.push", Kind::Str),
@@ -481,6 +485,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("TWILIO_FROM", "twilio.from", Kind::Str),
     ("TWILIO_MESSAGING_SERVICE_SID", "twilio.messaging_service_sid", Kind::Str),
     ("TWILIO_BASE_URL", "twilio.base_url", Kind::Str),
+    ("TWILIO_STATUS_CALLBACK", "twilio.status_callback", Kind::Str),
+    ("TWILIO_TIMEOUT_SECS", "twilio.timeout_secs", Kind::Int),
     ("SMTP_HOST", "smtp.host", Kind::Str),
     ("SMTP_PORT", "smtp.port", Kind::Int),
     ("SMTP_TLS", "smtp.tls", Kind::Str),
@@ -488,6 +494,10 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("SMTP_PASSWORD", "smtp.password", Kind::Str),
     ("SMTP_PASSWORD_FILE", "smtp.password_file", Kind::Str),
     ("SMTP_FROM", "smtp.from", Kind::Str),
+    ("SMTP_POOL_SIZE", "smtp.pool_size", Kind::Int),
+    ("SMTP_TIMEOUT_SECS", "smtp.timeout_secs", Kind::Int),
+    ("SMTP_ROOT_CERTIFICATE", "smtp.root_certificate", Kind::Str),
+    ("SMTP_HELO_NAME", "smtp.helo_name", Kind::Str),
 ];
 
 /// Variables that are not configuration keys but belong to the command line.
@@ -584,6 +594,10 @@ impl Config {
                 TimeZone::UTC
             }
         };
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            problems
+                .push(ConfigProblem::new("log.level", format!("{:?} is not a tracing filter: {e}", self.log.level)));
+        }
         if self.http.addr.parse::<SocketAddr>().is_err() {
             problems.push(ConfigProblem::new("http.addr", format!("{:?} is not host:port", self.http.addr)));
         }
@@ -935,6 +949,7 @@ mod tests {
     fn meaning_is_checked_with_the_key_named() {
         assert_eq!(problems("[programme]\ntime_zone = \"Mars/Base\"", &[]), ["programme.time_zone"]);
         assert_eq!(problems("[http]\naddr = \"localhost\"", &[]), ["http.addr"]);
+        assert_eq!(problems("[log]\nlevel = \"verbose=loud=yes\"", &[]), ["log.level"]);
         assert_eq!(problems("[dispatch]\nlease = \"soon\"", &[]), ["dispatch.lease"]);
         assert_eq!(problems("[evaluation]\ntick = \"every minute\"", &[]), ["evaluation.tick"]);
         let rule = |extra: &str| {

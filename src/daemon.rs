@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::dispatch::{Dispatcher, Step};
@@ -100,10 +101,9 @@ async fn run_tick(app: &App, guard: &TickGuard) {
         return;
     };
     let span = tracing::info_span!("tick", now = %app.now());
-    let _enter = span.enter();
     let started = std::time::Instant::now();
-    match app.tick().await {
-        Ok(r) => tracing::info!(
+    match app.tick().instrument(span.clone()).await {
+        Ok(r) => tracing::info!(parent: &span,
             members = r.members,
             planned = r.planned,
             enqueued = r.enqueued,
@@ -111,7 +111,7 @@ async fn run_tick(app: &App, guard: &TickGuard) {
             took_ms = started.elapsed().as_millis() as u64,
             "tick"
         ),
-        Err(e) => tracing::error!(error = %format!("{e:#}"), "tick failed"),
+        Err(e) => tracing::error!(parent: &span, error = %format!("{e:#}"), "tick failed"),
     }
 }
 
