@@ -16,6 +16,15 @@ use crate::evaluate::{self, ForecastRow, TickReport};
 use crate::render::{Source, TemplateSet, Templates, context};
 use crate::store::Store;
 
+/// How `App::start_on` treats the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create it if missing and bring its schema up to date.
+    Migrate,
+    /// Use it only if it exists and is up to date.
+    Existing,
+}
+
 /// A running daemon's shared state.
 #[derive(Clone)]
 pub struct App {
@@ -34,19 +43,22 @@ impl App {
     /// Opens and migrates the store, loads and validates the templates, builds the providers.
     /// Any problem here stops start-up with a message naming what is wrong.
     pub async fn start(settings: Settings, clock: SharedClock) -> anyhow::Result<App> {
-        crate::install_crypto_provider();
-        let store = Store::open(&settings.raw.database.url)
-            .await
-            .with_context(|| format!("opening database.url {}", settings.raw.database.url))?;
-        store.migrate().await.context("migrating the database")?;
-        let source = match &settings.raw.templates.dir {
-            Some(dir) => Source::Dir(dir.clone()),
-            None => Source::Builtin,
+        Self::start_on(settings, clock, Open::Migrate).await
+    }
+
+    /// Starts on the database as `open` says: migrating it (the daemon), or only reading an
+    /// existing, up-to-date one (`preview`, `forecast`).
+    pub async fn start_on(settings: Settings, clock: SharedClock, open: Open) -> anyhow::Result<App> {
+        let (templates, channels) = Self::check(&settings)?;
+        let url = &settings.raw.database.url;
+        let store = match open {
+            Open::Migrate => {
+                let store = Store::open(url).await.with_context(|| format!("opening database.url {url}"))?;
+                store.migrate().await.context("migrating the database")?;
+                store
+            }
+            Open::Existing => Store::open_existing(url).await.with_context(|| format!("opening database.url {url}"))?,
         };
-        let templates = TemplateSet::load(source, &settings.raw.programme.default_locale)
-            .map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
-        check_rule_templates(&settings, &templates.current()).map_err(|e| anyhow::anyhow!(e))?;
-        let channels = Channels::from_config(&settings.raw).context("channels")?;
         let instance_id = format!(
             "{}-{}",
             std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),
@@ -61,6 +73,21 @@ impl App {
             instance_id,
             wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// Everything start-up checks without touching the database: templates load and validate,
+    /// every rule's template exists, providers build (secrets resolve).
+    pub fn check(settings: &Settings) -> anyhow::Result<(TemplateSet, Channels)> {
+        crate::install_crypto_provider();
+        let source = match &settings.raw.templates.dir {
+            Some(dir) => Source::Dir(dir.clone()),
+            None => Source::Builtin,
+        };
+        let templates = TemplateSet::load(source, &settings.raw.programme.default_locale)
+            .map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
+        check_rule_templates(settings, &templates.current()).map_err(|e| anyhow::anyhow!(e))?;
+        let channels = Channels::from_config(&settings.raw).context("channels")?;
+        Ok((templates, channels))
     }
 
     /// Reloads the templates (SIGHUP): the new set replaces the old only if it loads, validates
@@ -101,6 +128,7 @@ impl App {
             programme_name: self.settings.raw.programme.name.clone(),
             default_locale: self.settings.raw.programme.default_locale.clone(),
             default_zone: self.settings.raw.programme.time_zone.clone(),
+            stop: tokio_util::sync::CancellationToken::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use crate::app::{App, Open};
 use crate::clock::SystemClock;
 use crate::config::{LogFormat, Settings};
 use crate::members::import::{self, Format};
@@ -135,7 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if report.errors.is_empty() { Ok(()) } else { std::process::exit(2) }
         }
         Command::Preview { rule, member, json } => {
-            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
             let p = app.preview(&rule, &member).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&p)?);
@@ -145,7 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Forecast { days, json } => {
-            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
             let rows = app.forecast(days).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -192,14 +192,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            let app = App::start(settings, Arc::new(SystemClock)).await?;
-            let t = app.templates.current();
-            println!("configuration ok: {} rules, templates {:?}", app.settings.rules.len(), t.keys());
+            // Checks everything start-up checks except the database, which it leaves alone.
+            let (templates, channels) = App::check(&settings)?;
+            println!("configuration ok: {} rules, templates {:?}", settings.rules.len(), templates.current().keys());
             println!(
                 "channels: sms={} email={} push={}",
-                app.channels.sms.name(),
-                app.channels.email.name(),
-                app.channels.push.name()
+                channels.sms.name(),
+                channels.email.name(),
+                channels.push.name()
             );
             Ok(())
         }

@@ -23,13 +23,15 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
         sms = app.channels.sms.name(), email = app.channels.email.name(), push = app.channels.push.name(),
         rules = app.settings.rules.len(), "starting");
 
-    // HTTP first, so a bad address fails start-up before anything else runs.
+    // HTTP first, so a bad address fails start-up before anything else runs. It stays up through
+    // the drain (answering 503 on /readyz) and stops last.
+    let http_stop = CancellationToken::new();
     let http_task = if app.settings.raw.http.enabled {
         let addr = &app.settings.raw.http.addr;
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("http.addr {addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, "http listening");
         let router = http::app(Http { app: app.clone(), ready: ready.clone() });
-        let stop = shutdown.clone();
+        let stop = http_stop.clone();
         Some(tokio::spawn(
             async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await },
         ))
@@ -37,16 +39,14 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
         None
     };
 
-    // Catch up at once rather than waiting for the first tick.
-    run_tick(&app, &TickGuard::default()).await;
-
     let scheduler = JobScheduler::new().await.context("scheduler")?;
     let guard = TickGuard::default();
     let tick_app = app.clone();
+    let tick_guard = guard.clone();
     scheduler
         .add(Job::new_async(app.settings.raw.evaluation.tick.as_str(), move |_, _| {
             let app = tick_app.clone();
-            let guard = guard.clone();
+            let guard = tick_guard.clone();
             Box::pin(async move { run_tick(&app, &guard).await })
         })?)
         .await?;
@@ -58,10 +58,24 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
         })?)
         .await?;
     scheduler.start().await.context("starting the scheduler")?;
+    // Catch up at once rather than waiting for the first tick; after READY, so a long catch-up
+    // does not count against systemd's start timeout.
+    let catch_up_app = app.clone();
+    tokio::spawn(async move { run_tick(&catch_up_app, &guard).await });
 
-    let worker = tokio::spawn(work(app.dispatcher(), app.wake.clone(), app.settings.poll, shutdown.clone()));
+    let alive = Arc::new(AtomicBool::new(true));
+    let mut dispatcher = app.dispatcher();
+    dispatcher.stop = shutdown.clone();
+    let mut worker = tokio::spawn({
+        let alive = Alive(alive.clone());
+        let (wake, poll, stop) = (app.wake.clone(), app.settings.poll, shutdown.clone());
+        async move {
+            let _alive = alive;
+            work(dispatcher, wake, poll, stop).await
+        }
+    });
     let reloader = tokio::spawn(reload_on_sighup(app.clone(), shutdown.clone()));
-    let watchdog = tokio::spawn(watchdog(shutdown.clone()));
+    let watchdog = tokio::spawn(watchdog(alive, shutdown.clone()));
 
     ready.store(true, Ordering::SeqCst);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -74,12 +88,17 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     tracing::info!(grace = ?grace, "shutting down: draining in-flight sends");
     let mut scheduler = scheduler;
     let _ = scheduler.shutdown().await;
-    match tokio::time::timeout(grace, worker).await {
+    match tokio::time::timeout(grace, &mut worker).await {
         Ok(_) => tracing::info!("dispatch drained"),
-        Err(_) => tracing::warn!("grace period over with sends in flight; their leases will expire"),
+        Err(_) => {
+            tracing::warn!("grace period over with sends in flight; they will be reported ambiguous");
+            worker.abort();
+            let _ = worker.await;
+        }
     }
     reloader.abort();
     watchdog.abort();
+    http_stop.cancel();
     if let Some(task) = http_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
@@ -89,6 +108,16 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Marks the dispatch worker dead when its task ends for any reason, a panic included, so the
+/// watchdog stops and systemd restarts a daemon that no longer sends.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Keeps ticks from overlapping: a tick that finds the previous one still running is skipped.
@@ -170,13 +199,19 @@ async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
     }
 }
 
-async fn watchdog(shutdown: CancellationToken) {
+async fn watchdog(alive: Arc<AtomicBool>, shutdown: CancellationToken) {
     let Some(timeout) = sd_notify::watchdog_enabled() else { return };
     let every = timeout / 2;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+            _ = tokio::time::sleep(every) => {
+                if !alive.load(Ordering::SeqCst) {
+                    tracing::error!("the dispatch worker stopped; no longer petting the watchdog");
+                    return;
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Dispatcher {
     pub programme_name: String,
     pub default_locale: String,
     pub default_zone: String,
+    /// Once cancelled, no new group of a batch is started; the rest is handed back.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// What one step of the worker did.
@@ -85,6 +87,11 @@ impl Dispatcher {
         self.renewing(&ids, async {
             let mut rest = ready.into_iter().peekable();
             while rest.peek().is_some() {
+                if self.stop.is_cancelled() {
+                    let unsent: Vec<i64> = rest.map(|(c, _)| c.id).collect();
+                    self.store.release(&self.owner, &unsent, self.clock.now()).await?;
+                    break;
+                }
                 let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(self.concurrency).collect();
                 let marks: Vec<(i64, u32, String)> = group
                     .iter()
@@ -93,12 +100,30 @@ impl Dispatcher {
                 let moved = self.store.mark_sending(&self.owner, &marks, self.clock.now()).await?;
                 let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
                 let done = futures::future::join_all(sends).await;
-                self.store.finalize(&self.owner, &done, self.clock.now()).await?;
+                self.finalize(&done).await?;
             }
             anyhow::Ok(())
         })
         .await?;
         Ok(Step::Worked(n))
+    }
+
+    /// Records a group's results. The provider has already answered, so a database hiccup here
+    /// is retried a few times before giving up (the group would then end `ambiguous`).
+    async fn finalize(&self, done: &[(i64, u32, Finalize)]) -> anyhow::Result<()> {
+        let mut wait = std::time::Duration::from_millis(100);
+        for attempt in 1.. {
+            match self.store.finalize(&self.owner, done, self.clock.now()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(error = %e, attempt, "finalize failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     /// Sends one message and decides what its attempt comes to.

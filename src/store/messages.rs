@@ -296,6 +296,30 @@ impl Store {
         Ok(applied.len() as u64)
     }
 
+    /// Hands claimed messages back unsent (a worker stopping mid-batch): they are scheduled again
+    /// at once rather than waiting for the lease to expire.
+    pub async fn release(&self, owner: &str, ids: &[i64], now: Timestamp) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let released: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages SET state = 'scheduled', lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts - 1, updated_at = ?2
+             WHERE lease_owner = ?3 AND state = 'claimed' AND id IN (SELECT value FROM json_each(?1))
+             RETURNING id",
+        )
+        .bind(serde_json::to_string(ids).expect("ids serialize"))
+        .bind(now.as_millisecond())
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history: Value = released.iter().map(|id| json!([id, format!("released unsent by {owner}")])).collect();
+        insert_history(&mut tx, &history, now.as_millisecond(), State::Scheduled).await?;
+        tx.commit().await?;
+        Ok(released.len() as u64)
+    }
+
     /// Extends this owner's lease on messages it still holds.
     pub async fn renew_lease(&self, owner: &str, ids: &[i64], until: Timestamp) -> Result<u64> {
         let n = sqlx::query(

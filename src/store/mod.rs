@@ -23,6 +23,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database schema is not up to date (pending: {0}); run `tidings migrate`")]
+    NotMigrated(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -41,8 +43,29 @@ pub struct Store {
 impl Store {
     /// Opens (creating if missing) the SQLite database at `url`, e.g. `sqlite://tidings.db`.
     pub async fn open(url: &str) -> Result<Store> {
+        Self::connect(url, true).await
+    }
+
+    /// Opens an existing database whose schema is up to date, creating and migrating nothing:
+    /// for commands that only read (`preview`, `forecast`) beside a running daemon.
+    pub async fn open_existing(url: &str) -> Result<Store> {
+        let store = Self::connect(url, false).await?;
+        let pending: Vec<String> = store
+            .migration_status()
+            .await?
+            .into_iter()
+            .filter(|(_, _, applied)| !applied)
+            .map(|(v, d, _)| format!("{v} {d}"))
+            .collect();
+        if !pending.is_empty() {
+            return Err(StoreError::NotMigrated(pending.join(", ")));
+        }
+        Ok(store)
+    }
+
+    async fn connect(url: &str, create: bool) -> Result<Store> {
         let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit survives power loss too. A `sending` mark lost that way would let a
             // message go out twice.

@@ -87,9 +87,23 @@ fn rejected_config(toml: &str) -> Run {
 
 #[test]
 fn check_config_without_a_file_runs_on_the_outbox() {
-    let run = Cli::new().run(&["check-config"]).ok();
+    let cli = Cli::new();
+    let run = cli.run(&["check-config"]).ok();
     assert!(run.stdout.contains("configuration ok"), "{run:?}");
     assert!(run.stdout.contains("sms=outbox email=outbox push=outbox"), "{run:?}");
+    assert!(!cli.path("tidings.db").exists(), "check-config leaves the database alone");
+}
+
+#[test]
+fn preview_and_forecast_only_read_an_existing_database() {
+    let cli = Cli::new();
+    for args in [&["forecast"][..], &["preview", "--rule", "birthday", "--member", "x"][..]] {
+        let run = cli.run(args);
+        assert_ne!(run.code, Some(0), "{run:?}");
+        assert!(!cli.path("tidings.db").exists(), "{args:?} created the database: {run:?}");
+    }
+    cli.run(&["migrate"]).ok();
+    cli.run(&["forecast"]).ok();
 }
 
 #[test]

@@ -489,3 +489,21 @@ async fn a_win_back_planned_before_the_member_came_back_is_not_sent() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stopping_worker_hands_its_unsent_batch_back() {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let t = three_birthdays(&twilio, &smtp, "").await;
+    t.tick().await;
+    t.set("2026-11-23T09:30:00Z");
+    let dispatcher = t.app.dispatcher();
+    dispatcher.stop.cancel();
+    assert_eq!(dispatcher.step().await.unwrap(), tidings::dispatch::Step::Worked(3));
+    assert_eq!(twilio.count(), 0, "nothing goes out once stopping");
+    let rows = t.app.store.messages(&MessageFilter::default()).await.unwrap();
+    assert!(rows.iter().all(|r| r.state == "scheduled" && r.attempts == 0), "{rows:?}");
+    // The next worker sends them at once, without waiting for a lease to expire.
+    assert_eq!(t.dispatch_all().await, 3);
+    assert_eq!(twilio.received().len(), 3);
+}
