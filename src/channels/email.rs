@@ -13,6 +13,10 @@
 //! message, so it is transient even when the server answered 5xx: a wrong password must not fail
 //! every queued message for good.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -261,15 +265,27 @@ impl Smtp {
         let Ok(_permit) = self.inner.permits.acquire().await else {
             return transient("smtp provider is closed".to_owned());
         };
-        match tokio::time::timeout(self.inner.timeout, self.deliver(email.envelope(), &raw)).await {
+        // Set once the message body is on its way: from then on a lost answer does not mean the
+        // server did not take it.
+        let handed_over = AtomicBool::new(false);
+        let outcome =
+            tokio::time::timeout(self.inner.timeout, self.deliver(email.envelope(), &raw, &handed_over)).await;
+        match outcome {
             Ok(Ok(())) => SendOutcome::Sent { provider_id: message_id },
             Ok(Err(Failure::Session(error))) => transient(error),
+            Ok(Err(Failure::Refused(error))) => SendOutcome::Permanent { error },
+            Ok(Err(Failure::Transaction(e))) if e.status().is_none() && handed_over.load(Ordering::SeqCst) => {
+                SendOutcome::Unknown {
+                    error: format!("smtp connection lost after the message was sent: {}", describe(&e)),
+                }
+            }
             Ok(Err(Failure::Transaction(e))) => {
                 let error = format!("smtp transaction failed: {}", describe(&e));
-                // A client error here means the message cannot be put to this server as it is
-                // (say, a non-ASCII address without SMTPUTF8): retrying changes nothing.
-                if e.is_permanent() || e.is_client() { SendOutcome::Permanent { error } } else { transient(error) }
+                if e.is_permanent() { SendOutcome::Permanent { error } } else { transient(error) }
             }
+            Err(_) if handed_over.load(Ordering::SeqCst) => SendOutcome::Unknown {
+                error: format!("smtp server did not confirm the message within {}s", self.inner.timeout.as_secs()),
+            },
             Err(_) => transient(format!("smtp send timed out after {}s", self.inner.timeout.as_secs())),
         }
     }
@@ -314,12 +330,39 @@ impl Smtp {
 
     /// One transaction on a pooled or new connection. The connection goes back to the pool only
     /// on success; on error (or when the caller's timeout drops this future) it is dropped.
-    async fn deliver(&self, envelope: &lettre::address::Envelope, raw: &[u8]) -> Result<(), Failure> {
+    async fn deliver(
+        &self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+        handed_over: &AtomicBool,
+    ) -> Result<(), Failure> {
         let mut conn = match self.reuse().await {
             Some(conn) => conn,
             None => self.connect().await.map_err(Failure::Session)?,
         };
-        let response = conn.send(envelope, raw).await.map_err(Failure::Transaction)?;
+        // MAIL, RCPT and DATA as lettre's `send` does them, then the body on its own, so that a
+        // failure before the body (nothing delivered) is told apart from one after it.
+        let mut options = Vec::new();
+        let non_ascii = envelope.from().into_iter().chain(envelope.to()).any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(Failure::Refused("the address is not ASCII and the server lacks SMTPUTF8".into()));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !raw.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(Failure::Refused("the message is not ASCII and the server lacks 8BITMIME".into()));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        conn.command(Mail::new(envelope.from().cloned(), options)).await.map_err(Failure::Transaction)?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(Failure::Transaction)?;
+        }
+        conn.command(Data).await.map_err(Failure::Transaction)?;
+        handed_over.store(true, Ordering::SeqCst);
+        let response = conn.message(raw).await.map_err(Failure::Transaction)?;
         tracing::debug!(response = %response.message().collect::<Vec<_>>().join(" "), "smtp accepted");
         self.idle().push(IdleConnection { conn, since: Instant::now() });
         Ok(())
@@ -381,8 +424,10 @@ enum Failure {
     /// Connecting, the greeting, STARTTLS or AUTH failed: the relay's or our fault, never the
     /// message's.
     Session(String),
-    /// The server (or lettre, before writing) refused this transaction.
+    /// The server refused this transaction, or the connection failed during it.
     Transaction(lettre::transport::smtp::Error),
+    /// This message cannot be put to this server as it is: retrying changes nothing.
+    Refused(String),
 }
 
 fn transient(error: String) -> SendOutcome {

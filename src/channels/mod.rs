@@ -91,6 +91,10 @@ pub enum SendOutcome {
     Transient { error: String, retry_after: Option<Duration> },
     /// Never worth retrying: a bad number, a rejected address, a 4xx other than 429, SMTP 5xx.
     Permanent { error: String },
+    /// The request reached the provider but its answer was lost (a timeout or a dropped
+    /// connection after the message was sent): it may have been delivered. Never retried
+    /// blindly; recorded as ambiguous.
+    Unknown { error: String },
 }
 
 /// The provider serving one channel kind: a closed set, chosen in configuration.

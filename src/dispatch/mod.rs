@@ -141,6 +141,7 @@ impl Dispatcher {
                 Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),
                 Finalize::Failed { error } | Finalize::Dead { error } => tracing::error!(error, "not sent"),
                 Finalize::Skipped { reason } => tracing::info!(reason, "skipped"),
+                Finalize::Ambiguous { error } => tracing::error!(error, "delivery unknown; not resent"),
             }
             (c.id, c.attempt, fin)
         }

@@ -43,6 +43,7 @@ pub fn decide(
     match outcome {
         SendOutcome::Sent { provider_id } => Finalize::Sent { provider: provider.to_string(), provider_id },
         SendOutcome::Permanent { error } => Finalize::Failed { error },
+        SendOutcome::Unknown { error } => Finalize::Ambiguous { error },
         SendOutcome::Transient { error, retry_after } => {
             if attempt >= policy.max_attempts {
                 return Finalize::Dead { error: format!("{error} (gave up after {attempt} attempts)") };

@@ -91,11 +91,27 @@ pub struct Claimed {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finalize {
-    Sent { provider: String, provider_id: String },
-    Retry { at: Timestamp, error: String },
-    Failed { error: String },
-    Dead { error: String },
-    Skipped { reason: String },
+    Sent {
+        provider: String,
+        provider_id: String,
+    },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// The provider may or may not have it (its answer was lost).
+    Ambiguous {
+        error: String,
+    },
 }
 
 /// A message as operators see it.
@@ -513,6 +529,9 @@ impl Finalize {
             Finalize::Failed { error } => row(State::Failed, error, format!("attempt {attempt}: {error}")),
             Finalize::Dead { error } => row(State::Dead, error, format!("attempt {attempt}: {error}")),
             Finalize::Skipped { reason } => row(State::Skipped, reason, reason.clone()),
+            Finalize::Ambiguous { error } => {
+                row(State::Ambiguous, error, format!("attempt {attempt}: {error}; not resent"))
+            }
         }
     }
 }

@@ -324,3 +324,21 @@ async fn a_server_that_never_answers_times_out_as_transient() {
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_eq!(peer.connections(), 1);
 }
+
+#[tokio::test]
+async fn a_server_that_takes_the_message_but_never_confirms_leaves_the_outcome_unknown() {
+    let peer = peer(SmtpOptions { hang_after_data: true, ..SmtpOptions::default() }).await;
+    let mut cfg = config(&peer, SmtpTls::None);
+    cfg.timeout_secs = 1;
+    let smtp = Smtp::new(&cfg).unwrap();
+
+    let outcome = tokio::time::timeout(Duration::from_secs(10), smtp.send(&outgoing("k2", "lilei@example.com")))
+        .await
+        .expect("the send gave up by itself");
+    // The server has the message: resending could deliver it twice.
+    match outcome {
+        SendOutcome::Unknown { error } => assert!(error.contains("did not confirm"), "{error}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    assert_eq!(peer.received().len(), 1);
+}

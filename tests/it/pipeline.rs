@@ -507,3 +507,23 @@ async fn a_stopping_worker_hands_its_unsent_batch_back() {
     assert_eq!(t.dispatch_all().await, 3);
     assert_eq!(twilio.received().len(), 3);
 }
+
+#[tokio::test]
+async fn a_lost_provider_answer_is_recorded_ambiguous_and_never_resent() {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let env = [("TIDINGS_TWILIO_TIMEOUT_SECS", "1"), ("TIDINGS_DISPATCH_CONCURRENCY", "1")];
+    let t = three_birthdays_with_env(&twilio, &smtp, "", &env).await;
+    t.tick().await;
+    t.set("2026-11-23T09:30:00Z");
+    twilio.script(1, Reply::Hang);
+    t.dispatch_all().await;
+    t.advance(SignedDuration::from_hours(1));
+    t.dispatch_all().await;
+    let states = t.states().await;
+    assert_eq!((states.get("sent"), states.get("ambiguous")), (Some(&2), Some(&1)), "{states:?}");
+    assert_eq!(twilio.count(), 3, "the ambiguous one was not sent again");
+    let ambiguous =
+        t.app.store.messages(&MessageFilter { state: Some(State::Ambiguous), ..Default::default() }).await.unwrap();
+    assert!(ambiguous[0].reason.as_deref().unwrap().contains("may have been created"), "{ambiguous:?}");
+}

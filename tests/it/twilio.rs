@@ -229,7 +229,7 @@ async fn unreachable_port_is_transient() {
 }
 
 #[tokio::test]
-async fn silent_peer_is_transient_within_the_timeout() {
+async fn a_peer_that_takes_the_request_but_never_answers_leaves_the_outcome_unknown() {
     tidings::install_crypto_provider();
     let peer = TwilioPeer::start(ACCOUNT_SID, AUTH_TOKEN).await;
     peer.script(1, Reply::Hang);
@@ -238,9 +238,11 @@ async fn silent_peer_is_transient_within_the_timeout() {
     let twilio = Twilio::new(&cfg).unwrap();
 
     let started = Instant::now();
-    let (error, _) = transient(twilio.send(&sms(TO, "hello")).await);
-
-    assert_eq!(error, "twilio: no answer within 1s");
+    // Twilio may have created the message: retrying could send it twice.
+    match twilio.send(&sms(TO, "hello")).await {
+        SendOutcome::Unknown { error } => assert!(error.starts_with("twilio: no answer within 1s"), "{error}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     assert_eq!(peer.count(), 1);
 }

@@ -5,7 +5,8 @@
 //! `To`, `Body`, and `MessagingServiceSid` or `From` (plus `StatusCallback` when configured). The
 //! answer is mapped onto a [`SendOutcome`]: a 2xx is sent, 429, 408 and 5xx are worth retrying
 //! (honouring `Retry-After`), every other status is permanent and carries Twilio's error `code` and
-//! `message`. Network failures (refused connections, timeouts) are transient.
+//! `message`. A refused connection is transient; a timeout or a connection lost after the
+//! request was sent is unknown (Twilio may have created the message).
 
 use std::time::{Duration, SystemTime};
 
@@ -181,23 +182,30 @@ impl Twilio {
             SendOutcome::Sent { provider_id } => {
                 tracing::debug!(message.id = msg.id, provider_id = %provider_id, "twilio accepted the message");
             }
-            SendOutcome::Transient { error, .. } | SendOutcome::Permanent { error } => {
+            SendOutcome::Transient { error, .. }
+            | SendOutcome::Permanent { error }
+            | SendOutcome::Unknown { error } => {
                 tracing::debug!(message.id = msg.id, status = status.as_u16(), %error, "twilio refused the message");
             }
         }
         outcome
     }
 
-    /// The request never got an HTTP answer: refused, reset, timed out. Worth another try.
+    /// The request never got an HTTP answer. A failure to connect means Twilio never saw it:
+    /// worth another try. A timeout or a dropped connection after that may come after Twilio
+    /// created the message, and the Messages API takes no idempotency key: retrying could send
+    /// the SMS twice, so the outcome is unknown.
     fn transport_failure(&self, e: reqwest::Error) -> SendOutcome {
+        if e.is_connect() {
+            let error = format!("twilio: cannot connect: {}", describe(e));
+            return SendOutcome::Transient { error, retry_after: None };
+        }
         let error = if e.is_timeout() {
-            format!("twilio: no answer within {}s", self.timeout.as_secs())
-        } else if e.is_connect() {
-            format!("twilio: cannot connect: {}", describe(e))
+            format!("twilio: no answer within {}s; the message may have been created", self.timeout.as_secs())
         } else {
-            format!("twilio: request failed: {}", describe(e))
+            format!("twilio: the request failed after it was sent: {}", describe(e))
         };
-        SendOutcome::Transient { error, retry_after: None }
+        SendOutcome::Unknown { error }
     }
 }
 

@@ -35,11 +35,19 @@ pub struct SmtpOptions {
     pub auth_mechanisms: Vec<&'static str>,
     /// Accept connections but never say a word.
     pub silent: bool,
+    /// Take the message after DATA, then never answer the final dot.
+    pub hang_after_data: bool,
 }
 
 impl Default for SmtpOptions {
     fn default() -> Self {
-        SmtpOptions { tls: PeerTls::None, auth: None, auth_mechanisms: vec!["PLAIN", "LOGIN"], silent: false }
+        SmtpOptions {
+            tls: PeerTls::None,
+            auth: None,
+            auth_mechanisms: vec!["PLAIN", "LOGIN"],
+            silent: false,
+            hang_after_data: false,
+        }
     }
 }
 
@@ -317,6 +325,9 @@ impl<'a> Session<'a> {
                     };
                     let answer = self.accept(data);
                     self.reset();
+                    if self.shared.options.hang_after_data {
+                        std::future::pending::<()>().await;
+                    }
                     reply(&mut io, &answer).await?;
                 }
                 "RSET" => {
