@@ -199,17 +199,32 @@ pub struct PreviewMessage {
     pub rendered: Rendered,
 }
 
-/// Every rule's template must exist for each of its channels: checked at start-up and before a
+/// Every rule's template must exist for each of its channels and render, in each of its
+/// locales, with the variables that rule's trigger gives: checked at start-up and before a
 /// reloaded set replaces the old one, never at the first send.
 pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Result<(), String> {
     let mut problems = Vec::new();
     for (i, rule) in settings.rules.iter().enumerate() {
+        let vars = serde_json::Value::Object(rule.trigger.sample_vars());
         for &channel in &rule.channels {
             if !templates.has(&rule.template, channel) {
                 problems.push(format!(
                     "rules[{i}].template: {:?} has no {channel} variant (rule {:?})",
                     rule.template, rule.id
                 ));
+                continue;
+            }
+            for locale in templates.locales(&rule.template) {
+                let mut ctx = crate::render::fixture_context(&locale);
+                ctx["occurrence"] = vars.clone();
+                ctx["rule"]["id"] = rule.id.clone().into();
+                if let Err(e) = templates.render(&rule.template, channel, &ctx) {
+                    problems.push(format!(
+                        "rules[{i}].template: {:?} ({locale}, {channel}) does not render for a {} rule: {e}",
+                        rule.template,
+                        rule.trigger.kind()
+                    ));
+                }
             }
         }
     }

@@ -33,7 +33,9 @@ pub fn fixture_context(locale: &str) -> Value {
             "date": "2026-11-23",
             "years": 3,
             "holiday": holiday,
-            "days": 30
+            "days": 30,
+            "age": 36,
+            "last_activity": "2026-10-24"
         },
         "programme": {"name": "Jade Club"},
         "rule": {"id": "birthday"}

@@ -58,6 +58,33 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The occurrence variables this trigger's messages carry, with sample values: what a rule's
+    /// template is checked against at start-up, so a template that needs a variable the trigger
+    /// does not give (`occurrence.years` in a birthday rule) is refused then, not at each send.
+    pub fn sample_vars(&self) -> Map<String, Value> {
+        let mut vars = Map::new();
+        match self {
+            Trigger::Birthday { .. } => {
+                vars.insert("age".into(), json!(36));
+            }
+            Trigger::Anniversary { .. } => {
+                vars.insert("years".into(), json!(3));
+            }
+            Trigger::Holiday { names, .. } => {
+                vars.insert("holiday".into(), json!(names.values().next().cloned().unwrap_or_default()));
+            }
+            Trigger::Inactivity { days } => {
+                vars.insert("days".into(), json!(days));
+                // Null for a member with no recorded activity: templates must allow for that.
+                vars.insert("last_activity".into(), Value::Null);
+                vars.insert(INACTIVE_SINCE.into(), json!("2026-10-01T12:00:00Z"));
+            }
+        }
+        vars.insert("key".into(), json!(format!("{}:2026", self.kind())));
+        vars.insert("date".into(), json!("2026-11-23"));
+        vars
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Birthday { .. } => "birthday",

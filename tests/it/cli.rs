@@ -263,3 +263,13 @@ fn messages_rejects_an_unknown_state_by_its_flag() {
     let run = cli.run(&["messages", "--state", "sent"]).ok();
     assert_eq!(run.stdout, "", "{run:?}");
 }
+
+#[test]
+fn check_config_refuses_a_template_that_needs_what_its_trigger_does_not_give() {
+    // The anniversary template greets with occurrence.years, which a holiday never has.
+    let run = rejected_config(
+        "[[rules]]\nid = \"xmas\"\ntrigger = \"holiday\"\ndate = \"12-25\"\nchannels = [\"sms\"]\ntemplate = \"anniversary\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].template"), "{run:?}");
+    assert!(run.stderr.contains("holiday rule") && run.stderr.contains("years"), "{run:?}");
+}
