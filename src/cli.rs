@@ -97,6 +97,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(&settings);
     match cli.command {
         Command::Serve { demo } => {
+            // Before anything touches the database, so a second daemon does not migrate it either.
+            let _lock = crate::store::lock_for_daemon(&settings.raw.database.url).map_err(anyhow::Error::msg)?;
             let app = App::start(settings, Arc::new(SystemClock)).await?;
             if demo {
                 seed_demo(&app).await?;

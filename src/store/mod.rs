@@ -148,6 +148,48 @@ impl Store {
     }
 }
 
+/// Held by a running daemon for its whole life: SQLite serves one daemon per database file.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: std::fs::File,
+}
+
+/// Takes the database's daemon lock (`<file>.lock`, an OS file lock released when the process
+/// dies, however it dies), or says which process holds it.
+pub fn lock_for_daemon(url: &str) -> Result<Option<DaemonLock>, String> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(None); // in memory: nothing to share
+    }
+    let lock_path = format!("{path}.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {lock_path}: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::{Seek, Write};
+            let _ = file.set_len(0);
+            let _ = file.seek(std::io::SeekFrom::Start(0));
+            let _ = writeln!(file, "{}", std::process::id());
+            Ok(Some(DaemonLock { _file: file }))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            Err(format!(
+                "another tidings daemon (pid {}) is running on {path}: SQLite serves one daemon per database \
+                 file; run several instances on PostgreSQL instead",
+                holder.trim()
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {lock_path}: {e}")),
+    }
+}
+
 /// Takes the next member change number inside a write transaction.
 async fn next_change(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<i64> {
     Ok(sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = 'member_changes' RETURNING value")

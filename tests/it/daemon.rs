@@ -273,3 +273,21 @@ async fn sigkill_at_any_moment_sends_nothing_twice_and_loses_nothing() {
     assert!(twilio.received().len() as i64 <= sent + ambiguous);
     assert!(twilio.violations().is_empty());
 }
+
+#[test]
+fn a_second_daemon_on_the_same_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Daemon::start(dir.path(), &[], "");
+    first.expect_notify("READY=1");
+    let second = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--config", "tidings.toml", "serve"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TIDINGS_HTTP_ENABLED", "false")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another tidings daemon") && stderr.contains(&first.child.id().to_string()), "{stderr}");
+}
