@@ -66,8 +66,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List messages and their states.
+    /// List messages and their states; retry dead, failed or ambiguous ones; cancel scheduled ones.
     Messages {
+        /// One message by id.
+        #[arg(long)]
+        id: Option<i64>,
         #[arg(long)]
         rule: Option<String>,
         /// The member's external id.
@@ -81,6 +84,12 @@ pub enum Command {
         /// Show each message's history.
         #[arg(long)]
         history: bool,
+        /// Send the matching dead, failed or ambiguous messages again, now.
+        #[arg(long, conflicts_with = "cancel")]
+        retry: bool,
+        /// Cancel the matching scheduled messages (they are recorded as skipped).
+        #[arg(long)]
+        cancel: bool,
     },
     /// Check the configuration and templates, then exit.
     CheckConfig,
@@ -168,12 +177,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Messages { rule, member, state, limit, history } => {
+        Command::Messages { id, rule, member, state, limit, history, retry, cancel } => {
             let store = Store::open(&settings.raw.database.url).await?;
             store.migrate().await?;
             let state =
                 state.map(|s| State::parse(&s).with_context(|| format!("--state: unknown state {s:?}"))).transpose()?;
-            let rows = store.messages(&MessageFilter { rule_id: rule, member, state, limit }).await?;
+            let filter = MessageFilter { id, rule_id: rule, member, state, limit };
+            if retry || cancel {
+                if filter.id.is_none() && filter.rule_id.is_none() && filter.member.is_none() && filter.state.is_none()
+                {
+                    anyhow::bail!("--retry and --cancel need a filter: --id, --rule, --member or --state");
+                }
+                let now = jiff::Timestamp::now();
+                let n = if retry {
+                    store.retry_messages(&filter, now).await?
+                } else {
+                    store.cancel_messages(&filter, now).await?
+                };
+                println!("{n} messages {}", if retry { "scheduled to be sent again now" } else { "cancelled" });
+                return Ok(());
+            }
+            let rows = store.messages(&filter).await?;
             for m in rows {
                 println!(
                     "{:>6} {:<9} {:<16} {:<12} {:<6} {:<22} {}",

@@ -144,6 +144,7 @@ pub struct HistoryEntry {
 /// Filters for listing messages; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
+    pub id: Option<i64>,
     pub rule_id: Option<String>,
     pub member: Option<String>,
     pub state: Option<State>,
@@ -312,6 +313,64 @@ impl Store {
         Ok(applied.len() as u64)
     }
 
+    /// An operator's decision to send again: matching `dead`, `failed` or `ambiguous` messages are
+    /// scheduled now, with a fresh set of attempts and no deadline. Returns how many.
+    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
+        self.operator_move(
+            f,
+            now,
+            &[State::Dead, State::Failed, State::Ambiguous],
+            State::Scheduled,
+            "retried by an operator",
+        )
+        .await
+    }
+
+    /// An operator's decision not to send: matching `scheduled` messages are skipped.
+    pub async fn cancel_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
+        self.operator_move(f, now, &[State::Scheduled], State::Skipped, "cancelled by an operator").await
+    }
+
+    async fn operator_move(
+        &self,
+        f: &MessageFilter,
+        now: Timestamp,
+        from: &[State],
+        to: State,
+        why: &str,
+    ) -> Result<u64> {
+        let from: Vec<&str> =
+            from.iter().map(|s| s.as_str()).filter(|s| f.state.is_none_or(|st| st.as_str() == *s)).collect();
+        let now_ms = now.as_millisecond();
+        let mut tx = self.begin().await?;
+        let moved: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages SET state = ?1,
+                    reason = CASE WHEN ?1 = 'skipped' THEN ?2 ELSE NULL END,
+                    run_at = CASE WHEN ?1 = 'scheduled' THEN ?3 ELSE run_at END,
+                    deadline = CASE WHEN ?1 = 'scheduled' THEN NULL ELSE deadline END,
+                    attempts = CASE WHEN ?1 = 'scheduled' THEN 0 ELSE attempts END,
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?3
+             WHERE state IN (SELECT value FROM json_each(?4))
+               AND (?5 IS NULL OR rule_id = ?5)
+               AND (?6 IS NULL OR member_id = (SELECT id FROM members WHERE external_id = ?6))
+               AND (?7 IS NULL OR id = ?7)
+             RETURNING id",
+        )
+        .bind(to.as_str())
+        .bind(why)
+        .bind(now_ms)
+        .bind(serde_json::to_string(&from).expect("states serialize"))
+        .bind(&f.rule_id)
+        .bind(&f.member)
+        .bind(f.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history: Value = moved.iter().map(|id| json!([id, why])).collect();
+        insert_history(&mut tx, &history, now_ms, to).await?;
+        tx.commit().await?;
+        Ok(moved.len() as u64)
+    }
+
     /// Hands claimed messages back unsent (a worker stopping mid-batch): they are scheduled again
     /// at once rather than waiting for the lease to expire.
     pub async fn release(&self, owner: &str, ids: &[i64], now: Timestamp) -> Result<u64> {
@@ -382,13 +441,14 @@ impl Store {
                     m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at
              FROM messages m JOIN members mb ON mb.id = m.member_id
              WHERE (?1 IS NULL OR m.rule_id = ?1) AND (?2 IS NULL OR mb.external_id = ?2)
-               AND (?3 IS NULL OR m.state = ?3)
+               AND (?3 IS NULL OR m.state = ?3) AND (?5 IS NULL OR m.id = ?5)
              ORDER BY m.id DESC LIMIT ?4",
         )
         .bind(&f.rule_id)
         .bind(&f.member)
         .bind(f.state.map(State::as_str))
         .bind(if f.limit == 0 { 100 } else { f.limit })
+        .bind(f.id)
         .fetch_all(&self.read)
         .await?;
         rows.iter()

@@ -527,3 +527,32 @@ async fn a_lost_provider_answer_is_recorded_ambiguous_and_never_resent() {
         t.app.store.messages(&MessageFilter { state: Some(State::Ambiguous), ..Default::default() }).await.unwrap();
     assert!(ambiguous[0].reason.as_deref().unwrap().contains("may have been created"), "{ambiguous:?}");
 }
+
+#[tokio::test]
+async fn operators_retry_dead_messages_and_cancel_scheduled_ones() {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let t = three_birthdays(&twilio, &smtp, "").await;
+    twilio.on_number(&phone(0), Reply::error(400, 21211, "The 'To' number is not a valid phone number."));
+    t.tick().await;
+    // b2's greeting is cancelled before it is due.
+    let b2 = MessageFilter { member: Some("b2".into()), ..Default::default() };
+    assert_eq!(t.app.store.cancel_messages(&b2, t.now()).await.unwrap(), 1);
+    t.set("2026-11-23T09:30:00Z");
+    t.dispatch_all().await;
+    let states = t.states().await;
+    assert_eq!((states.get("failed"), states.get("sent"), states.get("skipped")), (Some(&1), Some(&1), Some(&1)));
+    assert_eq!(t.app.store.cancel_messages(&b2, t.now()).await.unwrap(), 0, "only scheduled ones cancel");
+
+    // The number is fixed at the carrier; the operator sends the failed one again. A retry
+    // touches only dead, failed and ambiguous messages.
+    twilio.on_number(&phone(0), Reply::raw(201, "{\"sid\": \"SM00000000000000000000000000000001\"}"));
+    let all = MessageFilter { rule_id: Some("birthday".into()), ..Default::default() };
+    assert_eq!(t.app.store.retry_messages(&all, t.now()).await.unwrap(), 1);
+    t.dispatch_all().await;
+    let states = t.states().await;
+    assert_eq!((states.get("sent"), states.get("skipped")), (Some(&2), Some(&1)), "{states:?}");
+    let b0 = t.app.store.messages(&MessageFilter { member: Some("b0".into()), ..Default::default() }).await.unwrap();
+    let history: Vec<String> = t.app.store.history(b0[0].id).await.unwrap().into_iter().map(|h| h.state).collect();
+    assert_eq!(history, ["scheduled", "sending", "failed", "scheduled", "sending", "sent"]);
+}
