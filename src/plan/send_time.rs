@@ -64,3 +64,65 @@ mod tests {
         check("Europe/London", date(2026, 10, 25), time(1, 30, 0, 0), "2026-10-25T00:30:00Z");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use jiff::civil::date;
+    use jiff::{SignedDuration, ToSpan};
+    use proptest::prelude::*;
+
+    /// Zones whose rules are hard: half-hour DST (Lord Howe), midnight transitions (Santiago,
+    /// Havana), negative DST (Dublin), a skipped day (Apia), Ramadan suspensions (Casablanca),
+    /// quarter-hour offsets (Kathmandu, Chatham), and the ordinary ones.
+    const ZONES: &[&str] = &[
+        "America/New_York",
+        "Europe/London",
+        "Europe/Berlin",
+        "Europe/Dublin",
+        "Australia/Lord_Howe",
+        "Australia/Sydney",
+        "America/Santiago",
+        "America/Havana",
+        "America/St_Johns",
+        "Africa/Casablanca",
+        "Pacific/Apia",
+        "Pacific/Chatham",
+        "Asia/Kathmandu",
+        "Asia/Shanghai",
+        "Asia/Tehran",
+        "UTC",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The send instant is the first instant whose local time is the wanted one, or, when
+        /// that time does not exist that day, the first instant after it.
+        #[test]
+        fn the_send_instant_is_the_first_valid_instant_at_or_after_the_local_time(
+            zone in 0..ZONES.len(),
+            day in 0i32..(366 * 30),
+            minute in 0i32..(24 * 60),
+        ) {
+            let tz = TimeZone::get(ZONES[zone]).unwrap();
+            let day = date(2005, 1, 1).checked_add(day.days()).unwrap();
+            let time = Time::midnight().checked_add(SignedDuration::from_mins(i64::from(minute))).unwrap();
+            let wanted = day.to_datetime(time);
+            let t = local_instant(day, time, &tz);
+            let local = |t: Timestamp| t.to_zoned_datetime(tz.clone()).datetime();
+            let got = local(t);
+            if got == wanted {
+                // The first occurrence: no earlier instant (within a fold's reach) reads the same.
+                for back in [15, 30, 60, 90, 120] {
+                    prop_assert_ne!(local(t.checked_sub(SignedDuration::from_mins(back)).unwrap()), wanted);
+                }
+            } else {
+                // A gap: later than wanted, and the instant just before was still before it.
+                prop_assert!(got > wanted, "{} {wanted}: got {got}", ZONES[zone]);
+                let before = local(t.checked_sub(SignedDuration::from_nanos(1)).unwrap());
+                prop_assert!(before < wanted, "{} {wanted}: {t} is not the end of the gap ({before})", ZONES[zone]);
+            }
+        }
+    }
+}
