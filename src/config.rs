@@ -122,7 +122,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://tidings.db` (created if missing).
+    /// `sqlite://tidings.db` (created if missing; one daemon per file), or
+    /// `postgres://user@host:5432/tidings` (several daemons may share it).
     #[serde(default = "default_database_url")]
     pub url: String,
 }
@@ -601,10 +602,10 @@ impl Config {
         if self.http.addr.parse::<SocketAddr>().is_err() {
             problems.push(ConfigProblem::new("http.addr", format!("{:?} is not host:port", self.http.addr)));
         }
-        if !self.database.url.starts_with("sqlite:") {
+        if !self.database.url.starts_with("sqlite:") && !crate::store::is_postgres_url(&self.database.url) {
             problems.push(ConfigProblem::new(
                 "database.url",
-                format!("{:?}: only sqlite:// URLs are supported", self.database.url),
+                format!("{:?}: only sqlite://, postgres:// and postgresql:// URLs are supported", self.database.url),
             ));
         }
         let mut duration = |key: &str, text: &str| match parse_duration(text) {
