@@ -916,6 +916,17 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_pick_sqlite_or_postgres_and_nothing_else() {
+        for url in ["sqlite://t.db", "sqlite::memory:", "postgres://u@h/db", "postgresql://u@h:5432/db?sslmode=disable"]
+        {
+            assert!(problems("", &[("TIDINGS_DATABASE_URL", url)]).is_empty(), "{url}");
+        }
+        for url in ["mysql://u@h/db", "tidings.db", "postgres:/db"] {
+            assert_eq!(problems("", &[("TIDINGS_DATABASE_URL", url)]), ["database.url"], "{url}");
+        }
+    }
+
+    #[test]
     fn the_example_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tidings.example.toml");
         // Secrets come from files in the example; give them through the environment instead.

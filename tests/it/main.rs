@@ -10,4 +10,5 @@ mod daemon;
 mod email;
 mod import;
 mod pipeline;
+mod store;
 mod twilio;
