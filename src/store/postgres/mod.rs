@@ -36,7 +36,9 @@ impl PgStore {
         {
             return Err(e.into());
         }
-        let options = PgConnectOptions::from_str(url)?.application_name("tidings");
+        // Notices (the migrator's "already exists, skipping" at every start) are not news.
+        let options =
+            PgConnectOptions::from_str(url)?.application_name("tidings").options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
