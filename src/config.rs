@@ -122,7 +122,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// `sqlite://tidings.db` (created if missing).
+    /// `sqlite://tidings.db` (created if missing; one daemon per file), or
+    /// `postgres://user@host:5432/tidings` (several daemons may share it).
     #[serde(default = "default_database_url")]
     pub url: String,
 }
@@ -601,10 +602,10 @@ impl Config {
         if self.http.addr.parse::<SocketAddr>().is_err() {
             problems.push(ConfigProblem::new("http.addr", format!("{:?} is not host:port", self.http.addr)));
         }
-        if !self.database.url.starts_with("sqlite:") {
+        if !self.database.url.starts_with("sqlite:") && !crate::store::is_postgres_url(&self.database.url) {
             problems.push(ConfigProblem::new(
                 "database.url",
-                format!("{:?}: only sqlite:// URLs are supported", self.database.url),
+                format!("{:?}: only sqlite://, postgres:// and postgresql:// URLs are supported", self.database.url),
             ));
         }
         let mut duration = |key: &str, text: &str| match parse_duration(text) {
@@ -912,6 +913,17 @@ mod tests {
         assert_eq!(s.raw.channels.sms, "outbox");
         let ids: Vec<_> = s.rules.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["birthday", "anniversary", "new-year", "winback-30"]);
+    }
+
+    #[test]
+    fn database_urls_pick_sqlite_or_postgres_and_nothing_else() {
+        for url in ["sqlite://t.db", "sqlite::memory:", "postgres://u@h/db", "postgresql://u@h:5432/db?sslmode=disable"]
+        {
+            assert!(problems("", &[("TIDINGS_DATABASE_URL", url)]).is_empty(), "{url}");
+        }
+        for url in ["mysql://u@h/db", "tidings.db", "postgres:/db"] {
+            assert_eq!(problems("", &[("TIDINGS_DATABASE_URL", url)]), ["database.url"], "{url}");
+        }
     }
 
     #[test]

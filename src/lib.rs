@@ -10,7 +10,7 @@
 //! - [`dispatch`]: claim due messages under a lease, render, send, finalize (fenced).
 //! - [`channels`]: the providers (outbox, SMTP email, Twilio SMS).
 //! - [`render`]: Handlebars templates per channel and locale.
-//! - [`store`]: all SQL; SQLite (WAL).
+//! - [`store`]: all SQL; one contract over two backends, SQLite (WAL) and PostgreSQL.
 //! - [`http`]: health, readiness and the ingest API.
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.

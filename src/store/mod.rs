@@ -1,20 +1,25 @@
-//! The store: every SQL statement of the daemon lives here (and in `migrations/`). SQLite in WAL
-//! mode; writes go through one connection that opens transactions with `BEGIN IMMEDIATE`, so
-//! writers queue instead of failing with "database is locked", while reads use their own pool.
+//! The store: every SQL statement of the daemon lives here (and in `migrations/`). One contract,
+//! [`Store`], over a closed enum of two backends, each in its own module with its own SQL text:
+//! SQLite (`sqlite/`: embedded, one daemon per file, WAL, one writer) and PostgreSQL
+//! (`postgres/`: several daemons may share it; claims skip rows another one has locked).
+//! The `database.url` scheme picks the backend.
 //!
-//! Instants are epoch milliseconds, civil dates `YYYY-MM-DD` text; conversion happens here.
+//! Instants are epoch milliseconds, civil dates `YYYY-MM-DD` text in both; conversion happens
+//! here. No method does network I/O other than to the database, so no transaction is ever held
+//! across a provider call.
 
-mod members;
-mod messages;
+mod postgres;
+mod sqlite;
+mod types;
 
-use std::str::FromStr;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use members::{EventCounts, UpsertCounts};
-pub use messages::{Claimed, Finalize, HistoryEntry, MessageFilter, MessageRow, State};
+use crate::members::{EventInput, Member, MemberInput};
+use crate::plan::NewMessage;
+
+pub use types::{Claimed, EventCounts, Finalize, HistoryEntry, MessageFilter, MessageRow, State, UpsertCounts};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -31,17 +36,37 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    write: SqlitePool,
-    read: SqlitePool,
+    backend: Backend,
+}
+
+/// The backends: a closed set, chosen by the URL's scheme.
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Calls the same method on whichever backend this store is.
+macro_rules! on_backend {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(s) => s.$method($($arg),*).await,
+            Backend::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Store {
-    /// Opens (creating if missing) the SQLite database at `url`, e.g. `sqlite://tidings.db`.
+    /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
+    /// `postgres://user@host/db` (the database, if the user may create it).
     pub async fn open(url: &str) -> Result<Store> {
         Self::connect(url, true).await
     }
@@ -64,59 +89,46 @@ impl Store {
     }
 
     async fn connect(url: &str, create: bool) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit survives power loss too. A `sending` mark lost that way would let a
-            // message go out twice.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let write =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(Store { write, read })
+        let backend = if is_postgres_url(url) {
+            Backend::Postgres(postgres::PgStore::connect(url, create).await?)
+        } else {
+            Backend::Sqlite(sqlite::SqliteStore::connect(url, create).await?)
+        };
+        Ok(Store { backend })
     }
 
-    /// Brings the schema up to date; safe to run at every start.
+    /// Which backend this is: `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Brings the schema up to date; safe to run at every start (on PostgreSQL the migrator
+    /// holds an advisory lock, so instances starting together migrate once).
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATIONS.run(&self.write).await?;
-        Ok(())
+        on_backend!(self.migrate())
     }
 
     /// The migrations this build knows and whether each is applied.
     pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.read)
-            .await
-            .unwrap_or_default();
-        Ok(MIGRATIONS.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
+        on_backend!(self.migration_status())
     }
 
     /// Checks that the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
+        on_backend!(self.ping())
     }
 
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
-    }
-
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+        on_backend!(self.close())
     }
 
     /// Where evaluation of a rule stopped (`evaluated_until`) and the member change counter it
     /// had seen.
     pub async fn watermark(&self, rule_id: &str) -> Result<Option<(Timestamp, i64)>> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT evaluated_until, seen_changes FROM rule_state WHERE rule_id = ?")
-                .bind(rule_id)
-                .fetch_optional(&self.write)
-                .await?;
-        row.map(|(until, seen)| Ok((ts(until)?, seen))).transpose()
+        on_backend!(self.watermark(rule_id))
     }
 
     pub async fn set_watermark(
@@ -126,25 +138,119 @@ impl Store {
         seen_changes: i64,
         now: Timestamp,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO rule_state (rule_id, evaluated_until, seen_changes, evaluated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (rule_id) DO UPDATE SET evaluated_until = excluded.evaluated_until,
-                 seen_changes = excluded.seen_changes, evaluated_at = excluded.evaluated_at",
-        )
-        .bind(rule_id)
-        .bind(until.as_millisecond())
-        .bind(seen_changes)
-        .bind(now.as_millisecond())
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        on_backend!(self.set_watermark(rule_id, until, seen_changes, now))
     }
 
-    /// The member change counter as committed now (read through the writer, so it is the latest).
+    /// The member change counter as committed now.
     pub async fn member_changes(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'member_changes'")
-            .fetch_one(&self.write)
-            .await?)
+        on_backend!(self.member_changes())
+    }
+
+    /// Inserts or updates members by external id, in one transaction. A row identical to the
+    /// stored one is left alone (its `updated_at` does not move), so re-importing changes nothing.
+    /// Set-based: two statements per run of rows, where a run ends before an id repeats (so a
+    /// later row for the same member sees, and updates, the earlier one).
+    pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
+        on_backend!(self.upsert_members(rows, now))
+    }
+
+    /// Records events and moves each member's `last_activity_at` forward (never back).
+    pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
+        on_backend!(self.record_events(events, now))
+    }
+
+    pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {
+        on_backend!(self.member_by_external_id(external_id))
+    }
+
+    /// Members with id greater than `after`, in id order: the evaluator's keyset pagination.
+    pub async fn members_after(&self, after: i64, limit: u32) -> Result<Vec<Member>> {
+        on_backend!(self.members_after(after, limit))
+    }
+
+    /// Members by row id (for rendering a claimed batch).
+    pub async fn members_by_ids(&self, ids: &[i64]) -> Result<Vec<Member>> {
+        on_backend!(self.members_by_ids(ids))
+    }
+
+    pub async fn member_count(&self) -> Result<i64> {
+        on_backend!(self.member_count())
+    }
+
+    /// Inserts planned messages; one whose dedupe key exists is ignored. Returns how many were new.
+    /// One statement for the rows and one for their history, whatever the batch's size.
+    pub async fn enqueue(&self, msgs: &[NewMessage], now: Timestamp) -> Result<u64> {
+        on_backend!(self.enqueue(msgs, now))
+    }
+
+    /// Settles what expired leases and deadlines left behind, then claims up to `limit` due
+    /// messages for `owner` until `lease_until`, in `run_at` order.
+    ///
+    /// - claimed but never handed to a provider, lease expired: back to scheduled (safe to send);
+    /// - sending when the lease expired: ambiguous (it may have gone out; never resent blindly);
+    /// - scheduled past its deadline: skipped as late.
+    pub async fn claim(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Claimed>> {
+        on_backend!(self.claim(owner, now, lease_until, limit))
+    }
+
+    /// Marks claimed messages as handed to their provider, storing what was rendered. Fenced:
+    /// only messages this owner still holds at this attempt move; their ids are returned, and
+    /// only those may be sent.
+    pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
+        on_backend!(self.mark_sending(owner, batch, now))
+    }
+
+    /// Records how attempts ended. Fenced on lease owner and attempt: a worker whose lease was
+    /// taken over cannot overwrite the newer result. Returns how many were applied.
+    pub async fn finalize(&self, owner: &str, results: &[(i64, u32, Finalize)], now: Timestamp) -> Result<u64> {
+        on_backend!(self.finalize(owner, results, now))
+    }
+
+    /// An operator's decision to send again: matching `dead`, `failed` or `ambiguous` messages are
+    /// scheduled now, with a fresh set of attempts and no deadline. Returns how many.
+    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
+        on_backend!(self.retry_messages(f, now))
+    }
+
+    /// An operator's decision not to send: matching `scheduled` messages are skipped.
+    pub async fn cancel_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
+        on_backend!(self.cancel_messages(f, now))
+    }
+
+    /// Hands claimed messages back unsent (a worker stopping mid-batch): they are scheduled again
+    /// at once rather than waiting for the lease to expire.
+    pub async fn release(&self, owner: &str, ids: &[i64], now: Timestamp) -> Result<u64> {
+        on_backend!(self.release(owner, ids, now))
+    }
+
+    /// Extends this owner's lease on messages it still holds.
+    pub async fn renew_lease(&self, owner: &str, ids: &[i64], until: Timestamp) -> Result<u64> {
+        on_backend!(self.renew_lease(owner, ids, until))
+    }
+
+    /// Settles expired leases and deadlines without claiming (housekeeping).
+    pub async fn settle(&self, now: Timestamp) -> Result<()> {
+        on_backend!(self.settle(now))
+    }
+
+    /// The earliest `run_at` of a scheduled message, for an idle worker to wait until.
+    pub async fn next_due(&self) -> Result<Option<Timestamp>> {
+        on_backend!(self.next_due())
+    }
+
+    /// How many messages are in each state.
+    pub async fn count_by_state(&self) -> Result<BTreeMap<String, i64>> {
+        on_backend!(self.count_by_state())
+    }
+
+    /// Messages matching the filter, newest first.
+    pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageRow>> {
+        on_backend!(self.messages(f))
+    }
+
+    /// Every state change of one message, oldest first.
+    pub async fn history(&self, message_id: i64) -> Result<Vec<HistoryEntry>> {
+        on_backend!(self.history(message_id))
     }
 }
 
@@ -155,8 +261,12 @@ pub struct DaemonLock {
 }
 
 /// Takes the database's daemon lock (`<file>.lock`, an OS file lock released when the process
-/// dies, however it dies), or says which process holds it.
+/// dies, however it dies), or says which process holds it. SQLite only: PostgreSQL serves
+/// several instances, so there is nothing to take.
 pub fn lock_for_daemon(url: &str) -> Result<Option<DaemonLock>, String> {
+    if is_postgres_url(url) {
+        return Ok(None);
+    }
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path.starts_with(':') {
@@ -188,19 +298,4 @@ pub fn lock_for_daemon(url: &str) -> Result<Option<DaemonLock>, String> {
         }
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {lock_path}: {e}")),
     }
-}
-
-/// Takes the next member change number inside a write transaction.
-async fn next_change(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<i64> {
-    Ok(sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = 'member_changes' RETURNING value")
-        .fetch_one(&mut **tx)
-        .await?)
-}
-
-fn ts(ms: i64) -> Result<Timestamp> {
-    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("instant {ms}: {e}")))
-}
-
-fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>> {
-    ms.map(ts).transpose()
 }

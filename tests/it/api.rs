@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tidings::http::{Http, app};
 use tower::ServiceExt;
 
-use crate::support::app::TestApp;
+use crate::support::app::{Backend, TestApp};
 
 /// A birthday today in Shanghai: 01:35Z is 09:35 there, five minutes after the 09:30 send time.
 const NOW: &str = "2026-03-10T01:35:00Z";
@@ -24,12 +24,12 @@ struct Api {
 }
 
 impl Api {
-    async fn start() -> Api {
-        Self::with_toml("").await
+    async fn start(backend: Backend) -> Api {
+        Self::with_toml(backend, "").await
     }
 
-    async fn with_toml(toml: &str) -> Api {
-        let t = TestApp::start(toml, NOW).await;
+    async fn with_toml(backend: Backend, toml: &str) -> Api {
+        let t = TestApp::start_on(backend, toml, NOW).await;
         let router = app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
         Api { t, router }
     }
@@ -89,9 +89,8 @@ fn member(id: &str, name: &str) -> Value {
     json!({"external_id": id, "name": name, "phone": "+14155550100", "email": format!("{}@example.com", id.to_lowercase())})
 }
 
-#[tokio::test]
-async fn health_is_always_ok_and_readiness_follows_the_flag() {
-    let api = Api::start().await;
+async fn health_is_always_ok_and_readiness_follows_the_flag(backend: Backend) {
+    let api = Api::start(backend).await;
     let (status, body) = api.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!("ok\n"));
@@ -104,9 +103,8 @@ async fn health_is_always_ok_and_readiness_follows_the_flag() {
     assert_eq!(status, StatusCode::OK, "a draining daemon is still alive");
 }
 
-#[tokio::test]
-async fn member_upserts_count_what_changed_and_repeat_harmlessly() {
-    let api = Api::start().await;
+async fn member_upserts_count_what_changed_and_repeat_harmlessly(backend: Backend) {
+    let api = Api::start(backend).await;
     let (status, body) = api.post("/api/members", member("M1", "Ada")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(counts(&body), (1, 0, 0));
@@ -130,9 +128,8 @@ async fn member_upserts_count_what_changed_and_repeat_harmlessly() {
     assert_eq!(api.get("/api/members/M2").await.1["email"], "bo@example.org");
 }
 
-#[tokio::test]
-async fn a_batch_with_bad_items_names_each_and_stores_the_good_ones() {
-    let api = Api::start().await;
+async fn a_batch_with_bad_items_names_each_and_stores_the_good_ones(backend: Backend) {
+    let api = Api::start(backend).await;
     let mut bad_phone = member("B1", "Bad Phone");
     bad_phone["phone"] = json!("13800138000");
     let mut bad_zone = member("B2", "Bad Zone");
@@ -158,9 +155,8 @@ async fn a_batch_with_bad_items_names_each_and_stores_the_good_ones() {
     }
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_json_is_a_client_error() {
-    let api = Api::start().await;
+async fn a_body_that_is_not_json_is_a_client_error(backend: Backend) {
+    let api = Api::start(backend).await;
     // axum's own rejections: plain text, not the API's JSON error.
     let (status, body) = api.post_raw("/api/members", Some("application/json"), "{not json".into()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -174,9 +170,8 @@ async fn a_body_that_is_not_json_is_a_client_error() {
     assert_eq!(api.t.app.store.member_count().await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn a_member_reads_back_normalized_and_an_unknown_one_is_a_json_404() {
-    let api = Api::start().await;
+async fn a_member_reads_back_normalized_and_an_unknown_one_is_a_json_404(backend: Backend) {
+    let api = Api::start(backend).await;
     let input = json!({
         "external_id": "W1", "name": "王小明", "phone": "+86 138-0013 8000", "email": "wang@example.com",
         "locale": "zh_CN", "time_zone": "Asia/Shanghai", "birth_date": "1990-03-10",
@@ -203,9 +198,8 @@ async fn a_member_reads_back_normalized_and_an_unknown_one_is_a_json_404() {
     assert!(message.contains("nobody"), "{message}");
 }
 
-#[tokio::test]
-async fn events_move_last_activity_forward_only_and_once_per_event_id() {
-    let api = Api::start().await;
+async fn events_move_last_activity_forward_only_and_once_per_event_id(backend: Backend) {
+    let api = Api::start(backend).await;
     api.post("/api/members", member("M1", "Ada")).await;
     let event =
         |id: &str, at: &str| json!({"event_id": id, "member": "M1", "kind": "purchase", "amount": 12.5, "at": at});
@@ -241,9 +235,8 @@ async fn events_move_last_activity_forward_only_and_once_per_event_id() {
     assert_eq!(last_activity(&api, "M1").await, Some(NOW.parse().unwrap()));
 }
 
-#[tokio::test]
-async fn bad_events_are_rejected_with_what_was_wrong() {
-    let api = Api::start().await;
+async fn bad_events_are_rejected_with_what_was_wrong(backend: Backend) {
+    let api = Api::start(backend).await;
     api.post("/api/members", member("M1", "Ada")).await;
 
     let (status, body) =
@@ -274,9 +267,8 @@ async fn bad_events_are_rejected_with_what_was_wrong() {
     }
 }
 
-#[tokio::test]
-async fn a_birthday_message_is_listed_as_sent_with_its_history() {
-    let api = Api::start().await;
+async fn a_birthday_message_is_listed_as_sent_with_its_history(backend: Backend) {
+    let api = Api::start(backend).await;
     let (status, body) = api.get("/api/messages?state=nonsense").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "state");
@@ -323,9 +315,8 @@ async fn a_birthday_message_is_listed_as_sent_with_its_history() {
     assert_eq!(sent.as_array().unwrap().len(), 2, "{sent}");
 }
 
-#[tokio::test]
-async fn the_forecast_counts_the_coming_birthdays_per_day_and_channel() {
-    let api = Api::start().await;
+async fn the_forecast_counts_the_coming_birthdays_per_day_and_channel(backend: Backend) {
+    let api = Api::start(backend).await;
     for days in ["0", "367"] {
         let (status, body) = api.get(&format!("/api/forecast?days={days}")).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{days}: {body}");
@@ -404,9 +395,8 @@ async fn the_forecast_counts_the_coming_birthdays_per_day_and_channel() {
     assert_eq!(sent, forecast);
 }
 
-#[tokio::test]
-async fn a_body_over_the_limit_is_refused_with_413() {
-    let api = Api::with_toml("[http]\nbody_limit = 1024").await;
+async fn a_body_over_the_limit_is_refused_with_413(backend: Backend) {
+    let api = Api::with_toml(backend, "[http]\nbody_limit = 1024").await;
     let small = json!([member("S1", "Small")]);
     assert!(small.to_string().len() < 1024);
     assert_eq!(api.post("/api/members", small).await.0, StatusCode::OK);
@@ -417,3 +407,16 @@ async fn a_body_over_the_limit_is_refused_with_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(api.t.app.store.member_count().await.unwrap(), 1);
 }
+
+on_both_backends!(
+    health_is_always_ok_and_readiness_follows_the_flag,
+    member_upserts_count_what_changed_and_repeat_harmlessly,
+    a_batch_with_bad_items_names_each_and_stores_the_good_ones,
+    a_body_that_is_not_json_is_a_client_error,
+    a_member_reads_back_normalized_and_an_unknown_one_is_a_json_404,
+    events_move_last_activity_forward_only_and_once_per_event_id,
+    bad_events_are_rejected_with_what_was_wrong,
+    a_birthday_message_is_listed_as_sent_with_its_history,
+    the_forecast_counts_the_coming_birthdays_per_day_and_channel,
+    a_body_over_the_limit_is_refused_with_413,
+);

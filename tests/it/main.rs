@@ -1,11 +1,14 @@
 //! The integration tests: one binary, sharing the protocol peers and the `TestApp` harness in
 //! `support`.
 
+#[macro_use]
+mod support;
+
 mod api;
 mod cli;
 mod daemon;
 mod email;
 mod import;
 mod pipeline;
-mod support;
+mod store;
 mod twilio;

@@ -9,7 +9,7 @@ use jiff::civil::Date;
 use serde_json::json;
 use tidings::store::{Finalize, MessageFilter, State};
 
-use crate::support::app::TestApp;
+use crate::support::app::{Backend, TestApp};
 use crate::support::copy_dir;
 use crate::support::smtp::{SmtpOptions, SmtpPeer};
 use crate::support::twilio::{Reply, TwilioPeer};
@@ -116,11 +116,10 @@ fn members_jsonl() -> String {
         .join("\n")
 }
 
-#[tokio::test]
-async fn a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_once() {
+async fn a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_once(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
-    let mut t = TestApp::start(&config(&twilio, &smtp, RULES), "2026-10-30T00:00:00Z").await;
+    let mut t = TestApp::start_on(backend, &config(&twilio, &smtp, RULES), "2026-10-30T00:00:00Z").await;
 
     let report = t.import_jsonl(&members_jsonl()).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -228,15 +227,21 @@ async fn a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_
 }
 
 /// A small app with three members whose birthday is today (UTC), sending through the peers.
-async fn three_birthdays(twilio: &TwilioPeer, smtp: &SmtpPeer, extra: &str) -> TestApp {
-    three_birthdays_with_env(twilio, smtp, extra, &[]).await
+async fn three_birthdays(backend: Backend, twilio: &TwilioPeer, smtp: &SmtpPeer, extra: &str) -> TestApp {
+    three_birthdays_with_env(backend, twilio, smtp, extra, &[]).await
 }
 
-async fn three_birthdays_with_env(twilio: &TwilioPeer, smtp: &SmtpPeer, extra: &str, env: &[(&str, &str)]) -> TestApp {
+async fn three_birthdays_with_env(
+    backend: Backend,
+    twilio: &TwilioPeer,
+    smtp: &SmtpPeer,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> TestApp {
     let rules = format!(
         "{extra}\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\nsend_at = \"09:30\"\nmax_lateness = \"6h\"\n"
     );
-    let t = TestApp::start_with_env(&config(twilio, smtp, &rules), "2026-11-23T09:00:00Z", env).await;
+    let t = TestApp::start_with_env_on(backend, &config(twilio, smtp, &rules), "2026-11-23T09:00:00Z", env).await;
     let jsonl = (0..3)
         .map(|i| {
             json!({"external_id": format!("b{i}"), "name": format!("Ada {i}"), "phone": phone(i),
@@ -249,11 +254,10 @@ async fn three_birthdays_with_env(twilio: &TwilioPeer, smtp: &SmtpPeer, extra: &
     t
 }
 
-#[tokio::test]
-async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_resent() {
+async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_resent(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
-    let mut t = three_birthdays(&twilio, &smtp, "").await;
+    let mut t = three_birthdays(backend, &twilio, &smtp, "").await;
     assert_eq!(t.tick().await.enqueued, 3);
     t.set("2026-11-23T09:30:00Z");
 
@@ -294,12 +298,11 @@ async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_rese
     assert_eq!(twilio.count(), 2);
 }
 
-#[tokio::test]
-async fn transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted_ones_die() {
+async fn transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted_ones_die(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
     // One send at a time, in id order, so the scripted answers meet the intended members.
-    let t = three_birthdays_with_env(&twilio, &smtp, "", &[("TIDINGS_DISPATCH_CONCURRENCY", "1")]).await;
+    let t = three_birthdays_with_env(backend, &twilio, &smtp, "", &[("TIDINGS_DISPATCH_CONCURRENCY", "1")]).await;
     // b0: a 503, then accepted. b1: a bad number, permanently. b2: always 503 (3 attempts).
     twilio.on_number(&phone(1), Reply::error(400, 21211, "The 'To' number is not a valid phone number."));
     twilio.on_number(&phone(2), Reply::error(503, 20500, "Service unavailable"));
@@ -338,8 +341,7 @@ async fn transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted
     assert_eq!(states, ["scheduled", "sending", "scheduled", "sending", "scheduled", "sending", "dead"]);
 }
 
-#[tokio::test]
-async fn after_downtime_the_daemon_catches_up_but_never_sends_late() {
+async fn after_downtime_the_daemon_catches_up_but_never_sends_late(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
     let rules = r#"
@@ -351,7 +353,7 @@ template = "birthday"
 send_at = "09:30"
 max_lateness = "6h"
 "#;
-    let mut t = TestApp::start(&config(&twilio, &smtp, rules), "2026-11-20T00:00:00Z").await;
+    let mut t = TestApp::start_on(backend, &config(&twilio, &smtp, rules), "2026-11-20T00:00:00Z").await;
     let jsonl = [("d20", "1990-11-20"), ("d21", "1985-11-21"), ("d22", "1970-11-22")]
         .iter()
         .enumerate()
@@ -385,8 +387,7 @@ max_lateness = "6h"
     assert_eq!(twilio.count(), 2);
 }
 
-#[tokio::test]
-async fn a_broken_template_reload_keeps_the_previous_set() {
+async fn a_broken_template_reload_keeps_the_previous_set(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -394,7 +395,7 @@ async fn a_broken_template_reload_keeps_the_previous_set() {
     let sms = dir.path().join("birthday/en/sms.hbs");
     std::fs::write(&sms, "Happy birthday {{member.name}}, from the test. Reply STOP to opt out.\n").unwrap();
     let extra = format!("[templates]\ndir = \"{}\"\n", dir.path().display());
-    let t = three_birthdays(&twilio, &smtp, &extra).await;
+    let t = three_birthdays(backend, &twilio, &smtp, &extra).await;
 
     std::fs::write(&sms, "Happy birthday {{member.nickname}}\n").unwrap();
     let err = t.app.reload_templates().unwrap_err();
@@ -420,11 +421,10 @@ async fn a_broken_template_reload_keeps_the_previous_set() {
     assert!(t.app.preview("birthday", "b0").await.is_ok(), "the previous set still renders");
 }
 
-#[tokio::test]
-async fn a_member_written_while_a_tick_ran_is_evaluated_by_the_next_one() {
+async fn a_member_written_while_a_tick_ran_is_evaluated_by_the_next_one(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
-    let t = three_birthdays(&twilio, &smtp, "").await;
+    let t = three_birthdays(backend, &twilio, &smtp, "").await;
     t.set("2026-11-23T10:00:00Z");
     t.tick().await;
     // An import that started before the tick commits after it, stamped with its start time.
@@ -441,13 +441,12 @@ async fn a_member_written_while_a_tick_ran_is_evaluated_by_the_next_one() {
     assert!(twilio.received().iter().any(|r| r.field("To") == Some(phone(7).as_str())));
 }
 
-#[tokio::test]
-async fn a_win_back_planned_before_the_member_came_back_is_not_sent() {
+async fn a_win_back_planned_before_the_member_came_back_is_not_sent(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
     let rules = "[evaluation]\nlookahead = \"3h\"\n[[rules]]\nid = \"winback\"\ntrigger = \"inactivity\"\ndays = 30\n\
                  channels = [\"sms\", \"email\"]\ntemplate = \"winback\"\nsend_at = \"11:00\"\n";
-    let t = TestApp::start(&config(&twilio, &smtp, rules), "2026-11-01T00:00:00Z").await;
+    let t = TestApp::start_on(backend, &config(&twilio, &smtp, rules), "2026-11-01T00:00:00Z").await;
     t.import_jsonl(&json!({"external_id": "w", "name": "Wen", "phone": phone(3), "time_zone": "UTC"}).to_string())
         .await;
     let purchase = |at: &str, id: &str| tidings::members::EventInput {
@@ -490,11 +489,10 @@ async fn a_win_back_planned_before_the_member_came_back_is_not_sent() {
     }
 }
 
-#[tokio::test]
-async fn a_stopping_worker_hands_its_unsent_batch_back() {
+async fn a_stopping_worker_hands_its_unsent_batch_back(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
-    let t = three_birthdays(&twilio, &smtp, "").await;
+    let t = three_birthdays(backend, &twilio, &smtp, "").await;
     t.tick().await;
     t.set("2026-11-23T09:30:00Z");
     let dispatcher = t.app.dispatcher();
@@ -508,12 +506,11 @@ async fn a_stopping_worker_hands_its_unsent_batch_back() {
     assert_eq!(twilio.received().len(), 3);
 }
 
-#[tokio::test]
-async fn a_lost_provider_answer_is_recorded_ambiguous_and_never_resent() {
+async fn a_lost_provider_answer_is_recorded_ambiguous_and_never_resent(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
     let env = [("TIDINGS_TWILIO_TIMEOUT_SECS", "1"), ("TIDINGS_DISPATCH_CONCURRENCY", "1")];
-    let t = three_birthdays_with_env(&twilio, &smtp, "", &env).await;
+    let t = three_birthdays_with_env(backend, &twilio, &smtp, "", &env).await;
     t.tick().await;
     t.set("2026-11-23T09:30:00Z");
     twilio.script(1, Reply::Hang);
@@ -528,11 +525,10 @@ async fn a_lost_provider_answer_is_recorded_ambiguous_and_never_resent() {
     assert!(ambiguous[0].reason.as_deref().unwrap().contains("may have been created"), "{ambiguous:?}");
 }
 
-#[tokio::test]
-async fn operators_retry_dead_messages_and_cancel_scheduled_ones() {
+async fn operators_retry_dead_messages_and_cancel_scheduled_ones(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
-    let t = three_birthdays(&twilio, &smtp, "").await;
+    let t = three_birthdays(backend, &twilio, &smtp, "").await;
     twilio.on_number(&phone(0), Reply::error(400, 21211, "The 'To' number is not a valid phone number."));
     t.tick().await;
     // b2's greeting is cancelled before it is due.
@@ -556,3 +552,16 @@ async fn operators_retry_dead_messages_and_cancel_scheduled_ones() {
     let history: Vec<String> = t.app.store.history(b0[0].id).await.unwrap().into_iter().map(|h| h.state).collect();
     assert_eq!(history, ["scheduled", "sending", "failed", "scheduled", "sending", "sent"]);
 }
+
+on_both_backends!(
+    a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_once,
+    a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_resent,
+    transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted_ones_die,
+    after_downtime_the_daemon_catches_up_but_never_sends_late,
+    a_broken_template_reload_keeps_the_previous_set,
+    a_member_written_while_a_tick_ran_is_evaluated_by_the_next_one,
+    a_win_back_planned_before_the_member_came_back_is_not_sent,
+    a_stopping_worker_hands_its_unsent_batch_back,
+    a_lost_provider_answer_is_recorded_ambiguous_and_never_resent,
+    operators_retry_dead_messages_and_cancel_scheduled_ones,
+);

@@ -1,6 +1,11 @@
-//! `TestApp`: the real daemon's pieces on a temporary SQLite file, with a manual clock. Tests
-//! drive it a step at a time (`tick`, `dispatch_all`, `advance`) and restart it on the same
-//! database to check that nothing is lost or sent twice.
+//! `TestApp`: the real daemon's pieces on a fresh database (a temporary SQLite file, or a new
+//! PostgreSQL database), with a manual clock. Tests drive it a step at a time (`tick`,
+//! `dispatch_all`, `advance`) and restart it on the same database to check that nothing is lost
+//! or sent twice.
+//!
+//! PostgreSQL tests connect to `postgres://postgres@127.0.0.1:5432/postgres`, or to
+//! `TIDINGS_TEST_POSTGRES_URL`, create `tidings_test_<uuid>` there and drop it at the end. When
+//! the server cannot be reached they fail: they are never skipped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,41 +17,66 @@ use tidings::clock::ManualClock;
 use tidings::config::Config;
 use tidings::evaluate::TickReport;
 
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 pub struct TestApp {
     pub app: App,
     pub clock: ManualClock,
     pub dir: Arc<tempfile::TempDir>,
+    /// The PostgreSQL database, dropped when the last handle goes.
+    _db: Option<Arc<PgTestDb>>,
     toml: String,
     env: Vec<(String, String)>,
 }
 
 impl TestApp {
-    /// Starts on a fresh database at `start`, with `toml` as the configuration file. The database
-    /// and outbox live in a temporary directory.
+    /// Starts on a fresh SQLite database at `start`, with `toml` as the configuration file. The
+    /// database and outbox live in a temporary directory.
     pub async fn start(toml: &str, start: &str) -> TestApp {
         Self::start_with_env(toml, start, &[]).await
     }
 
     pub async fn start_with_env(toml: &str, start: &str, env: &[(&str, &str)]) -> TestApp {
+        Self::start_with_env_on(Backend::Sqlite, toml, start, env).await
+    }
+
+    /// Starts on a fresh database of `backend`.
+    pub async fn start_on(backend: Backend, toml: &str, start: &str) -> TestApp {
+        Self::start_with_env_on(backend, toml, start, &[]).await
+    }
+
+    pub async fn start_with_env_on(backend: Backend, toml: &str, start: &str, env: &[(&str, &str)]) -> TestApp {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let (url, db) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("tidings.db").display()), None),
+            Backend::Postgres => {
+                let db = PgTestDb::create().await;
+                (db.url.clone(), Some(Arc::new(db)))
+            }
+        };
         let mut vars = vec![
-            ("TIDINGS_DATABASE_URL".to_string(), format!("sqlite://{}", dir.path().join("tidings.db").display())),
+            ("TIDINGS_DATABASE_URL".to_string(), url),
             ("TIDINGS_OUTBOX_PATH".to_string(), dir.path().join("outbox.jsonl").display().to_string()),
         ];
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let clock = ManualClock::new(start.parse().expect("start instant"));
         let app = boot(toml, &vars, &clock).await;
-        TestApp { app, clock, dir, toml: toml.to_string(), env: vars }
+        TestApp { app, clock, dir, _db: db, toml: toml.to_string(), env: vars }
     }
 
     /// A new daemon on the same database and clock, as after a restart. The old one is dropped
     /// without draining, as if killed.
     pub async fn restart(self) -> TestApp {
-        let TestApp { app, clock, dir, toml, env } = self;
+        let TestApp { app, clock, dir, _db, toml, env } = self;
         app.store.close().await;
         drop(app);
         let app = boot(&toml, &env, &clock).await;
-        TestApp { app, clock, dir, toml, env }
+        TestApp { app, clock, dir, _db, toml, env }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -118,6 +148,75 @@ async fn boot(toml: &str, env: &[(String, String)], clock: &ManualClock) -> App 
         .and_then(Config::check)
         .unwrap_or_else(|e| panic!("test configuration: {e}"));
     App::start(settings, Arc::new(clock.clone())).await.expect("app starts")
+}
+
+/// A fresh PostgreSQL database for one test, dropped (best effort) when the test ends.
+pub struct PgTestDb {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgTestDb {
+    /// The server's maintenance database, which the test databases are created from.
+    fn admin_url() -> String {
+        std::env::var("TIDINGS_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    async fn create() -> PgTestDb {
+        use sqlx::Connection;
+        let admin = Self::admin_url();
+        let name = format!("tidings_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL tests need a server at {admin} (set TIDINGS_TEST_POSTGRES_URL): {e}")
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("creating {name} on {admin}: {e}"));
+        let _ = conn.close().await;
+        let url = with_database(&admin, &name);
+        PgTestDb { admin, name, url }
+    }
+}
+
+impl Drop for PgTestDb {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own.
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await
+                    .ok()?;
+                conn.close().await.ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, query kept.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// Reads the manual clock.

@@ -1,5 +1,28 @@
 //! Protocol-checking peers and the test app harness.
 
+/// Instantiates each named test body (an `async fn name(backend: Backend)` in the calling
+/// module) on both backends, as `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::app::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::support::app::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 pub mod app;
 pub mod smtp;
 pub mod twilio;

@@ -1,157 +1,20 @@
-//! Messages in the store: idempotent enqueue, claims under a lease, fenced finalize, history.
+//! Messages on SQLite: idempotent enqueue, claims under a lease, fenced finalize, history.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use jiff::Timestamp;
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::{Result, Store, StoreError, opt_ts, ts};
-use crate::channels::ChannelKind;
+use super::SqliteStore;
 use crate::plan::NewMessage;
+use crate::store::Result;
+use crate::store::types::{
+    Claimed, FinalRow, Finalize, HistoryEntry, MessageFilter, MessageRow, State, claimed_from_row, history_from_row,
+    message_from_row, opt_ts,
+};
 
-/// The states a message moves through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// Waiting for `run_at` (also between retries).
-    Scheduled,
-    /// Taken by a worker under a lease; nothing has gone on the wire yet.
-    Claimed,
-    /// Handed to the provider; a crash now leaves it `ambiguous`.
-    Sending,
-    Sent,
-    /// A permanent error: never retried.
-    Failed,
-    /// Transient errors until the attempts ran out.
-    Dead,
-    /// Not sent, on purpose: late, no address.
-    Skipped,
-    /// The worker died while the provider had it: it may or may not have gone out, so it is
-    /// neither resent nor dropped silently.
-    Ambiguous,
-}
-
-impl State {
-    pub const ALL: [State; 8] = [
-        State::Scheduled,
-        State::Claimed,
-        State::Sending,
-        State::Sent,
-        State::Failed,
-        State::Dead,
-        State::Skipped,
-        State::Ambiguous,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Scheduled => "scheduled",
-            State::Claimed => "claimed",
-            State::Sending => "sending",
-            State::Sent => "sent",
-            State::Failed => "failed",
-            State::Dead => "dead",
-            State::Skipped => "skipped",
-            State::Ambiguous => "ambiguous",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A message a worker holds under its lease.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: i64,
-    pub dedupe_key: String,
-    pub rule_id: String,
-    pub member_id: i64,
-    pub occurrence: String,
-    pub channel: ChannelKind,
-    pub template: String,
-    pub vars: Map<String, Value>,
-    pub run_at: Timestamp,
-    pub deadline: Option<Timestamp>,
-    /// This attempt's number (1 for the first); with the lease owner, the finalize fence.
-    pub attempt: u32,
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Finalize {
-    Sent {
-        provider: String,
-        provider_id: String,
-    },
-    Retry {
-        at: Timestamp,
-        error: String,
-    },
-    Failed {
-        error: String,
-    },
-    Dead {
-        error: String,
-    },
-    Skipped {
-        reason: String,
-    },
-    /// The provider may or may not have it (its answer was lost).
-    Ambiguous {
-        error: String,
-    },
-}
-
-/// A message as operators see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct MessageRow {
-    pub id: i64,
-    pub dedupe_key: String,
-    pub rule_id: String,
-    pub member_id: i64,
-    pub member: String,
-    pub occurrence: String,
-    pub channel: String,
-    pub state: String,
-    pub reason: Option<String>,
-    pub attempts: i64,
-    pub run_at: Timestamp,
-    pub provider: Option<String>,
-    pub provider_id: Option<String>,
-    pub rendered: Option<Value>,
-    pub sent_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryEntry {
-    pub at: Timestamp,
-    pub state: String,
-    pub detail: Option<String>,
-}
-
-/// Filters for listing messages; all optional.
-#[derive(Debug, Clone, Default)]
-pub struct MessageFilter {
-    pub id: Option<i64>,
-    pub rule_id: Option<String>,
-    pub member: Option<String>,
-    pub state: Option<State>,
-    pub limit: u32,
-}
-
-impl Store {
+impl SqliteStore {
     /// Inserts planned messages; one whose dedupe key exists is ignored. Returns how many were new.
     /// One statement for the rows and one for their history, whatever the batch's size.
     pub async fn enqueue(&self, msgs: &[NewMessage], now: Timestamp) -> Result<u64> {
@@ -451,28 +314,7 @@ impl Store {
         .bind(f.id)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let rendered: Option<String> = r.try_get("rendered")?;
-                Ok(MessageRow {
-                    id: r.try_get("id")?,
-                    dedupe_key: r.try_get("dedupe_key")?,
-                    rule_id: r.try_get("rule_id")?,
-                    member_id: r.try_get("member_id")?,
-                    member: r.try_get("member")?,
-                    occurrence: r.try_get("occurrence")?,
-                    channel: r.try_get("channel")?,
-                    state: r.try_get("state")?,
-                    reason: r.try_get("reason")?,
-                    attempts: r.try_get("attempts")?,
-                    run_at: ts(r.try_get("run_at")?)?,
-                    provider: r.try_get("provider")?,
-                    provider_id: r.try_get("provider_id")?,
-                    rendered: rendered.and_then(|s| serde_json::from_str(&s).ok()),
-                    sent_at: opt_ts(r.try_get("sent_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(message_from_row).collect()
     }
 
     /// Every state change of one message, oldest first.
@@ -481,15 +323,11 @@ impl Store {
             .bind(message_id)
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryEntry { at: ts(r.try_get("at")?)?, state: r.try_get("state")?, detail: r.try_get("detail")? })
-            })
-            .collect()
+        rows.iter().map(history_from_row).collect()
     }
 }
 
-/// Settles what expired leases and deadlines left behind (see [`Store::claim`]).
+/// Settles what expired leases and deadlines left behind (see [`SqliteStore::claim`]).
 async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) -> Result<()> {
     for (from, to, detail) in [
         ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
@@ -546,56 +384,6 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     Ok(())
 }
 
-/// One finalized attempt as the finalize statement reads it.
-#[derive(Serialize)]
-struct FinalRow<'a> {
-    id: i64,
-    attempt: u32,
-    state: &'static str,
-    reason: Option<&'a str>,
-    provider: Option<&'a str>,
-    provider_id: Option<&'a str>,
-    run_at: Option<i64>,
-    sent_at: Option<i64>,
-    /// The history entry's text.
-    detail: String,
-}
-
-impl Finalize {
-    fn row<'a>(&'a self, id: i64, attempt: u32, now_ms: i64) -> FinalRow<'a> {
-        let row = |state: State, reason: &'a str, detail: String| FinalRow {
-            id,
-            attempt,
-            state: state.as_str(),
-            reason: Some(reason),
-            provider: None,
-            provider_id: None,
-            run_at: None,
-            sent_at: None,
-            detail,
-        };
-        match self {
-            Finalize::Sent { provider, provider_id } => FinalRow {
-                reason: None,
-                provider: Some(provider),
-                provider_id: Some(provider_id),
-                sent_at: Some(now_ms),
-                ..row(State::Sent, "", format!("{provider} accepted: {provider_id}"))
-            },
-            Finalize::Retry { at, error } => FinalRow {
-                run_at: Some(at.as_millisecond()),
-                ..row(State::Scheduled, error, format!("attempt {attempt} failed: {error}; retry at {at}"))
-            },
-            Finalize::Failed { error } => row(State::Failed, error, format!("attempt {attempt}: {error}")),
-            Finalize::Dead { error } => row(State::Dead, error, format!("attempt {attempt}: {error}")),
-            Finalize::Skipped { reason } => row(State::Skipped, reason, reason.clone()),
-            Finalize::Ambiguous { error } => {
-                row(State::Ambiguous, error, format!("attempt {attempt}: {error}; not resent"))
-            }
-        }
-    }
-}
-
 /// Appends one history entry per `[message_id, detail]` pair, all in `state`.
 async fn insert_history(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
@@ -616,26 +404,4 @@ async fn insert_history(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-fn claimed_from_row(r: &SqliteRow) -> Result<Claimed> {
-    let channel: String = r.try_get("channel")?;
-    let vars: String = r.try_get("vars")?;
-    let attempts: i64 = r.try_get("attempts")?;
-    Ok(Claimed {
-        id: r.try_get("id")?,
-        dedupe_key: r.try_get("dedupe_key")?,
-        rule_id: r.try_get("rule_id")?,
-        member_id: r.try_get("member_id")?,
-        occurrence: r.try_get("occurrence")?,
-        channel: ChannelKind::parse(&channel).ok_or_else(|| StoreError::Corrupt(format!("channel {channel:?}")))?,
-        template: r.try_get("template")?,
-        vars: match serde_json::from_str(&vars) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(StoreError::Corrupt(format!("vars {vars:?}"))),
-        },
-        run_at: ts(r.try_get("run_at")?)?,
-        deadline: opt_ts(r.try_get("deadline")?)?,
-        attempt: u32::try_from(attempts).map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
-    })
 }

@@ -1,38 +1,19 @@
-//! Members and events in the store.
+//! Members and events on SQLite.
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use std::collections::HashSet;
 
-use serde_json::{Map, Value, json};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use serde_json::{Value, json};
 
-use super::{Result, Store, StoreError, next_change, opt_ts, ts};
+use super::{SqliteStore, next_change};
 use crate::members::{EventInput, Member, MemberInput};
-
-/// What an upsert did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct UpsertCounts {
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-}
-
-/// What recording events did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct EventCounts {
-    pub recorded: u64,
-    /// Already recorded (same `event_id`).
-    pub duplicate: u64,
-    /// External ids of members not found; those events were not recorded.
-    pub unknown_members: Vec<String>,
-}
+use crate::store::Result;
+use crate::store::types::{EventCounts, UpsertCounts, member_from_row};
 
 const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
      tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
 
-impl Store {
+impl SqliteStore {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
     /// stored one is left alone (its `updated_at` does not move), so re-importing changes nothing.
     /// Set-based: two statements per run of rows, where a run ends before an id repeats (so a
@@ -197,34 +178,4 @@ async fn upsert_run(
     }
     counts.unchanged += (rows.len() - written.len()) as u64;
     Ok(())
-}
-
-fn date(text: Option<String>, column: &str) -> Result<Option<Date>> {
-    text.map(|t| t.parse::<Date>().map_err(|e| StoreError::Corrupt(format!("{column} {t:?}: {e}")))).transpose()
-}
-
-fn member_from_row(r: &SqliteRow) -> Result<Member> {
-    let attributes: String = r.try_get("attributes")?;
-    let attributes = match serde_json::from_str::<Value>(&attributes) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    Ok(Member {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        name: r.try_get("name")?,
-        phone: r.try_get("phone")?,
-        email: r.try_get("email")?,
-        locale: r.try_get("locale")?,
-        time_zone: r.try_get("time_zone")?,
-        birth_date: date(r.try_get("birth_date")?, "birth_date")?,
-        member_since: date(r.try_get("member_since")?, "member_since")?,
-        tier: r.try_get("tier")?,
-        points: r.try_get("points")?,
-        attributes,
-        last_activity_at: opt_ts(r.try_get("last_activity_at")?)?,
-        created_at: ts(r.try_get("created_at")?)?,
-        updated_at: ts(r.try_get("updated_at")?)?,
-        change_seq: r.try_get("change_seq")?,
-    })
 }

@@ -1,0 +1,174 @@
+//! Members and events on PostgreSQL: the SQLite module's statements in PostgreSQL's dialect.
+
+use jiff::Timestamp;
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use super::{PgStore, next_change};
+use crate::members::{EventInput, Member, MemberInput};
+use crate::store::Result;
+use crate::store::types::{EventCounts, UpsertCounts, member_from_row};
+
+const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
+     tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
+
+impl PgStore {
+    pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
+        let mut counts = UpsertCounts::default();
+        let mut tx = self.begin().await?;
+        let change = next_change(&mut tx).await?;
+        let mut start = 0;
+        // Runs without a repeated id: PostgreSQL also refuses to update one row twice in a
+        // statement.
+        while start < rows.len() {
+            let mut seen = HashSet::new();
+            let end = start + rows[start..].iter().take_while(|m| seen.insert(m.external_id.as_str())).count();
+            upsert_run(&mut tx, &rows[start..end], now, change, &mut counts).await?;
+            start = end;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
+        let mut counts = EventCounts::default();
+        let mut tx = self.begin().await?;
+        let change = next_change(&mut tx).await?;
+        for e in events {
+            let member: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE external_id = $1")
+                .bind(&e.member)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(member_id) = member else {
+                counts.unknown_members.push(e.member.clone());
+                continue;
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
+                 VALUES ($1::text, $2::bigint, $3::text, $4::double precision, $5::bigint, $6::bigint)
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&e.event_id)
+            .bind(member_id)
+            .bind(&e.kind)
+            .bind(e.amount)
+            .bind(e.at.as_millisecond())
+            .bind(now.as_millisecond())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                counts.duplicate += 1;
+                continue;
+            }
+            counts.recorded += 1;
+            sqlx::query(
+                "UPDATE members SET last_activity_at = $1::bigint, updated_at = $2::bigint, change_seq = $3::bigint
+                 WHERE id = $4::bigint AND (last_activity_at IS NULL OR last_activity_at < $1::bigint)",
+            )
+            .bind(e.at.as_millisecond())
+            .bind(now.as_millisecond())
+            .bind(change)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE external_id = $1"));
+        let row = sqlx::query(sql).bind(external_id).fetch_optional(&self.pool).await?;
+        row.map(|r| member_from_row(&r)).transpose()
+    }
+
+    pub async fn members_after(&self, after: i64, limit: u32) -> Result<Vec<Member>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MEMBER_COLUMNS} FROM members WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint"
+        ));
+        let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    pub async fn members_by_ids(&self, ids: &[i64]) -> Result<Vec<Member>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = ANY($1::bigint[])"));
+        let rows = sqlx::query(sql).bind(ids).fetch_all(&self.pool).await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    pub async fn member_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&self.pool).await?)
+    }
+}
+
+async fn upsert_run(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    rows: &[MemberInput],
+    now: Timestamp,
+    change: i64,
+    counts: &mut UpsertCounts,
+) -> Result<()> {
+    let batch: Value = rows
+        .iter()
+        .map(|m| {
+            json!({
+                "external_id": m.external_id, "name": m.name, "phone": m.phone, "email": m.email,
+                "locale": m.locale, "time_zone": m.time_zone,
+                "birth_date": m.birth_date.map(|d| d.to_string()),
+                "member_since": m.member_since.map(|d| d.to_string()),
+                "tier": m.tier, "points": m.points,
+                // Stored as the text serde_json writes, so an unchanged row compares equal.
+                "attributes": Value::Object(m.attributes.clone()).to_string(),
+            })
+        })
+        .collect();
+    let batch = batch.to_string();
+    let existing: HashSet<String> = sqlx::query_scalar(
+        "SELECT external_id FROM members
+         WHERE external_id IN (SELECT j ->> 'external_id' FROM jsonb_array_elements($1::jsonb) j)",
+    )
+    .bind(&batch)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let written: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO members AS m (external_id, name, phone, email, locale, time_zone, birth_date,
+                                   member_since, tier, points, attributes, created_at, updated_at, change_seq)
+         SELECT j.external_id, j.name, j.phone, j.email, j.locale, j.time_zone, j.birth_date,
+                j.member_since, j.tier, j.points, j.attributes, $2::bigint, $2::bigint, $3::bigint
+         FROM jsonb_to_recordset($1::jsonb) AS j(external_id text, name text, phone text, email text,
+              locale text, time_zone text, birth_date text, member_since text, tier text, points bigint,
+              attributes text)
+         ON CONFLICT (external_id) DO UPDATE SET
+             name = excluded.name, phone = excluded.phone, email = excluded.email,
+             locale = excluded.locale, time_zone = excluded.time_zone,
+             birth_date = excluded.birth_date, member_since = excluded.member_since,
+             tier = excluded.tier, points = excluded.points, attributes = excluded.attributes,
+             updated_at = excluded.updated_at, change_seq = excluded.change_seq
+         WHERE m.name IS DISTINCT FROM excluded.name OR m.phone IS DISTINCT FROM excluded.phone
+            OR m.email IS DISTINCT FROM excluded.email OR m.locale IS DISTINCT FROM excluded.locale
+            OR m.time_zone IS DISTINCT FROM excluded.time_zone
+            OR m.birth_date IS DISTINCT FROM excluded.birth_date
+            OR m.member_since IS DISTINCT FROM excluded.member_since
+            OR m.tier IS DISTINCT FROM excluded.tier OR m.points IS DISTINCT FROM excluded.points
+            OR m.attributes IS DISTINCT FROM excluded.attributes
+         RETURNING m.external_id",
+    )
+    .bind(&batch)
+    .bind(now.as_millisecond())
+    .bind(change)
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in &written {
+        if existing.contains(id) {
+            counts.updated += 1;
+        } else {
+            counts.inserted += 1;
+        }
+    }
+    counts.unchanged += (rows.len() - written.len()) as u64;
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! Messages on PostgreSQL: the SQLite module's statements in PostgreSQL's dialect. Claims lock
+//! the rows they take and skip rows another instance holds; settling reads the rows it moves
+//! under a lock, so a history entry is written only for a row this transaction moved.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::PgStore;
+use crate::plan::NewMessage;
+use crate::store::Result;
+use crate::store::types::{
+    Claimed, FinalRow, Finalize, HistoryEntry, MessageFilter, MessageRow, State, claimed_from_row, history_from_row,
+    message_from_row, opt_ts,
+};
+
+impl PgStore {
+    pub async fn enqueue(&self, msgs: &[NewMessage], now: Timestamp) -> Result<u64> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let now_ms = now.as_millisecond();
+        // A key twice in one batch would be inserted once but given two history entries.
+        let mut keys = std::collections::HashSet::new();
+        let rows: Vec<Value> = msgs
+            .iter()
+            .filter(|m| keys.insert(m.dedupe_key.as_str()))
+            .map(|m| {
+                let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
+                json!({
+                    "key": m.dedupe_key, "rule": m.rule_id, "member": m.member_id, "occurrence": m.occurrence,
+                    "channel": m.channel.as_str(), "template": m.template,
+                    "vars": Value::Object(m.vars.clone()).to_string(),
+                    "run_at": m.run_at.as_millisecond(), "deadline": m.deadline.map(|d| d.as_millisecond()),
+                    "state": state.as_str(), "reason": m.skip,
+                    "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
+                })
+            })
+            .collect();
+        let rows = Value::Array(rows).to_string();
+        let mut tx = self.begin().await?;
+        let inserted: Vec<(i64, String)> = sqlx::query_as(
+            "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
+                                   run_at, deadline, state, reason, created_at, updated_at)
+             SELECT j.key, j.rule, j.member, j.occurrence, j.channel, j.template, j.vars, j.run_at,
+                    j.deadline, j.state, j.reason, $2::bigint, $2::bigint
+             FROM jsonb_to_recordset($1::jsonb) AS j(key text, rule text, member bigint, occurrence text,
+                  channel text, template text, vars text, run_at bigint, deadline bigint, state text,
+                  reason text)
+             ON CONFLICT (dedupe_key) DO NOTHING
+             RETURNING id, dedupe_key",
+        )
+        .bind(&rows)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !inserted.is_empty() {
+            let ids: Value = inserted.iter().map(|(id, key)| json!({"id": id, "key": key})).collect();
+            sqlx::query(
+                "INSERT INTO message_history (message_id, at, state, detail)
+                 SELECT i.id, $2::bigint, r.state, r.detail
+                 FROM jsonb_to_recordset($1::jsonb) AS i(id bigint, key text)
+                 JOIN jsonb_to_recordset($3::jsonb) AS r(key text, state text, detail text) ON r.key = i.key",
+            )
+            .bind(ids.to_string())
+            .bind(now_ms)
+            .bind(&rows)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted.len() as u64)
+    }
+
+    pub async fn claim(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Claimed>> {
+        let now_ms = now.as_millisecond();
+        let mut tx = self.begin().await?;
+        settle(&mut tx, now_ms).await?;
+        // UPDATE … RETURNING has no order of its own: the batch comes back in run_at order, as
+        // on SQLite.
+        let rows = sqlx::query(
+            "WITH claimed AS (
+                 UPDATE messages SET state = 'claimed', lease_owner = $1::text, lease_until = $2::bigint,
+                        attempts = attempts + 1, updated_at = $3::bigint
+                 WHERE id IN (SELECT id FROM messages WHERE state = 'scheduled' AND run_at <= $3::bigint
+                              ORDER BY run_at, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED)
+                 RETURNING id, dedupe_key, rule_id, member_id, occurrence, channel, template, vars, run_at,
+                           deadline, attempts)
+             SELECT * FROM claimed ORDER BY run_at, id",
+        )
+        .bind(owner)
+        .bind(lease_until.as_millisecond())
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let claimed = rows.iter().map(claimed_from_row).collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_ms = now.as_millisecond();
+        let rows: Value = batch
+            .iter()
+            .map(|(id, attempt, rendered)| json!({"id": id, "attempt": attempt, "rendered": rendered}))
+            .collect();
+        let mut tx = self.begin().await?;
+        let moved: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE messages AS m SET state = 'sending', rendered = j.rendered, updated_at = $2::bigint
+             FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, rendered text)
+             WHERE m.id = j.id AND m.attempts = j.attempt
+               AND m.lease_owner = $3::text AND m.state = 'claimed'
+             RETURNING m.id, m.attempts",
+        )
+        .bind(rows.to_string())
+        .bind(now_ms)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history: Value =
+            moved.iter().map(|(id, attempt)| json!([id, format!("attempt {attempt} by {owner}")])).collect();
+        insert_history(&mut tx, &history, now_ms, State::Sending).await?;
+        tx.commit().await?;
+        Ok(moved.into_iter().map(|(id, _)| id).collect())
+    }
+
+    pub async fn finalize(&self, owner: &str, results: &[(i64, u32, Finalize)], now: Timestamp) -> Result<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let now_ms = now.as_millisecond();
+        let rows: Vec<FinalRow> =
+            results.iter().map(|(id, attempt, result)| result.row(*id, *attempt, now_ms)).collect();
+        let rows = serde_json::to_string(&rows).expect("rows serialize");
+        let mut tx = self.begin().await?;
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages AS m SET state = j.state, reason = j.reason,
+                    provider = coalesce(j.provider, m.provider),
+                    provider_id = coalesce(j.provider_id, m.provider_id),
+                    run_at = coalesce(j.run_at, m.run_at),
+                    sent_at = coalesce(j.sent_at, m.sent_at),
+                    lease_owner = NULL, lease_until = NULL, updated_at = $2::bigint
+             FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, state text, reason text,
+                  provider text, provider_id text, run_at bigint, sent_at bigint)
+             WHERE m.id = j.id AND m.attempts = j.attempt
+               AND m.lease_owner = $3::text AND m.state IN ('claimed', 'sending')
+             RETURNING m.id",
+        )
+        .bind(&rows)
+        .bind(now_ms)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !applied.is_empty() {
+            sqlx::query(
+                "INSERT INTO message_history (message_id, at, state, detail)
+                 SELECT r.id, $2::bigint, r.state, r.detail
+                 FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, state text, detail text)
+                 WHERE r.id = ANY($3::bigint[])",
+            )
+            .bind(&rows)
+            .bind(now_ms)
+            .bind(&applied)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(applied.len() as u64)
+    }
+
+    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
+        self.operator_move(
+            f,
+            now,
+            &[State::Dead, State::Failed, State::Ambiguous],
+            State::Scheduled,
+            "retried by an operator",
+        )
+        .await
+    }
+
+    pub async fn cancel_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
+        self.operator_move(f, now, &[State::Scheduled], State::Skipped, "cancelled by an operator").await
+    }
+
+    async fn operator_move(
+        &self,
+        f: &MessageFilter,
+        now: Timestamp,
+        from: &[State],
+        to: State,
+        why: &str,
+    ) -> Result<u64> {
+        let from: Vec<&str> =
+            from.iter().map(|s| s.as_str()).filter(|s| f.state.is_none_or(|st| st.as_str() == *s)).collect();
+        let now_ms = now.as_millisecond();
+        let mut tx = self.begin().await?;
+        let moved: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages SET state = $1::text,
+                    reason = CASE WHEN $1::text = 'skipped' THEN $2::text ELSE NULL END,
+                    run_at = CASE WHEN $1::text = 'scheduled' THEN $3::bigint ELSE run_at END,
+                    deadline = CASE WHEN $1::text = 'scheduled' THEN NULL ELSE deadline END,
+                    attempts = CASE WHEN $1::text = 'scheduled' THEN 0 ELSE attempts END,
+                    lease_owner = NULL, lease_until = NULL, updated_at = $3::bigint
+             WHERE state = ANY($4::text[])
+               AND ($5::text IS NULL OR rule_id = $5::text)
+               AND ($6::text IS NULL OR member_id = (SELECT id FROM members WHERE external_id = $6::text))
+               AND ($7::bigint IS NULL OR id = $7::bigint)
+             RETURNING id",
+        )
+        .bind(to.as_str())
+        .bind(why)
+        .bind(now_ms)
+        .bind(&from)
+        .bind(&f.rule_id)
+        .bind(&f.member)
+        .bind(f.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history: Value = moved.iter().map(|id| json!([id, why])).collect();
+        insert_history(&mut tx, &history, now_ms, to).await?;
+        tx.commit().await?;
+        Ok(moved.len() as u64)
+    }
+
+    pub async fn release(&self, owner: &str, ids: &[i64], now: Timestamp) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let released: Vec<i64> = sqlx::query_scalar(
+            "UPDATE messages SET state = 'scheduled', lease_owner = NULL, lease_until = NULL,
+                    attempts = attempts - 1, updated_at = $2::bigint
+             WHERE lease_owner = $3::text AND state = 'claimed' AND id = ANY($1::bigint[])
+             RETURNING id",
+        )
+        .bind(ids)
+        .bind(now.as_millisecond())
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history: Value = released.iter().map(|id| json!([id, format!("released unsent by {owner}")])).collect();
+        insert_history(&mut tx, &history, now.as_millisecond(), State::Scheduled).await?;
+        tx.commit().await?;
+        Ok(released.len() as u64)
+    }
+
+    pub async fn renew_lease(&self, owner: &str, ids: &[i64], until: Timestamp) -> Result<u64> {
+        let n = sqlx::query(
+            "UPDATE messages SET lease_until = $1::bigint
+             WHERE lease_owner = $2::text AND state IN ('claimed', 'sending')
+               AND id = ANY($3::bigint[])",
+        )
+        .bind(until.as_millisecond())
+        .bind(owner)
+        .bind(ids)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    pub async fn settle(&self, now: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
+        settle(&mut tx, now.as_millisecond()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let ms: Option<i64> = sqlx::query_scalar("SELECT min(run_at) FROM messages WHERE state = 'scheduled'")
+            .fetch_one(&self.pool)
+            .await?;
+        opt_ts(ms)
+    }
+
+    pub async fn count_by_state(&self) -> Result<BTreeMap<String, i64>> {
+        let rows =
+            sqlx::query("SELECT state, count(*) AS n FROM messages GROUP BY state").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
+    }
+
+    pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.dedupe_key, m.rule_id, m.member_id, mb.external_id AS member, m.occurrence, m.channel,
+                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at
+             FROM messages m JOIN members mb ON mb.id = m.member_id
+             WHERE ($1::text IS NULL OR m.rule_id = $1::text) AND ($2::text IS NULL OR mb.external_id = $2::text)
+               AND ($3::text IS NULL OR m.state = $3::text) AND ($5::bigint IS NULL OR m.id = $5::bigint)
+             ORDER BY m.id DESC LIMIT $4::bigint",
+        )
+        .bind(&f.rule_id)
+        .bind(&f.member)
+        .bind(f.state.map(State::as_str))
+        .bind(i64::from(if f.limit == 0 { 100 } else { f.limit }))
+        .bind(f.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    pub async fn history(&self, message_id: i64) -> Result<Vec<HistoryEntry>> {
+        let rows =
+            sqlx::query("SELECT at, state, detail FROM message_history WHERE message_id = $1::bigint ORDER BY id")
+                .bind(message_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(history_from_row).collect()
+    }
+}
+
+/// Settles what expired leases and deadlines left behind (see [`crate::store::Store::claim`]).
+/// Each transition is one statement that locks the rows it moves (skipping rows another
+/// transaction holds, such as a finalize by their owner) and writes their history from the
+/// same set.
+async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, now_ms: i64) -> Result<()> {
+    for (from, to, detail) in [
+        ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
+        ("sending", State::Ambiguous, "lease expired while the provider had it; delivery unknown, not resent"),
+    ] {
+        sqlx::query(
+            "WITH expired AS (
+                 SELECT id, lease_owner FROM messages WHERE state = $4::text AND lease_until < $1::bigint
+                 FOR UPDATE SKIP LOCKED),
+             moved AS (
+                 UPDATE messages AS m SET state = $2::text,
+                        reason = CASE WHEN $2::text = 'ambiguous' THEN $3::text ELSE m.reason END,
+                        lease_owner = NULL, lease_until = NULL, updated_at = $1::bigint
+                 FROM expired WHERE m.id = expired.id
+                 RETURNING m.id, expired.lease_owner)
+             INSERT INTO message_history (message_id, at, state, detail)
+             SELECT id, $1::bigint, $2::text, $3::text || ' (worker ' || coalesce(lease_owner, '?') || ')'
+             FROM moved",
+        )
+        .bind(now_ms)
+        .bind(to.as_str())
+        .bind(detail)
+        .bind(from)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let late = "late: past the rule's maximum lateness before it could be sent";
+    sqlx::query(
+        "WITH late AS (
+             UPDATE messages SET state = 'skipped', reason = $1::text, updated_at = $2::bigint
+             WHERE id IN (SELECT id FROM messages
+                          WHERE state = 'scheduled' AND run_at <= $2::bigint AND deadline < $2::bigint
+                          FOR UPDATE SKIP LOCKED)
+             RETURNING id)
+         INSERT INTO message_history (message_id, at, state, detail)
+         SELECT id, $2::bigint, 'skipped', $1::text FROM late",
+    )
+    .bind(late)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends one history entry per `[message_id, detail]` pair, all in `state`.
+async fn insert_history(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    entries: &Value,
+    at: i64,
+    state: State,
+) -> Result<()> {
+    if entries.as_array().is_some_and(Vec::is_empty) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO message_history (message_id, at, state, detail)
+         SELECT (j ->> 0)::bigint, $2::bigint, $3::text, j ->> 1 FROM jsonb_array_elements($1::jsonb) AS j",
+    )
+    .bind(entries.to_string())
+    .bind(at)
+    .bind(state.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

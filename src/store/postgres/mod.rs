@@ -1,0 +1,118 @@
+//! The PostgreSQL backend: one pool for reads and writes, transactions at READ COMMITTED. Several
+//! daemons may share one database: claims lock their rows and skip rows another one has locked
+//! (`FOR UPDATE SKIP LOCKED`), and every fenced update re-checks owner and attempt. Integer
+//! parameters are bound as `i64` (PostgreSQL has no unsigned types) and batches are passed as one
+//! `jsonb` document read with `jsonb_to_recordset`, or as a `bigint[]` of ids, with explicit casts.
+
+mod members;
+mod messages;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::Result;
+use super::types::ts;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A handle on a PostgreSQL database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, create: bool) -> Result<PgStore> {
+        // Like SQLite's file, the database is created when missing (if the role may). Another
+        // instance may create it at the same moment: only its absence afterwards is an error.
+        if create
+            && !sqlx::Postgres::database_exists(url).await?
+            && let Err(e) = sqlx::Postgres::create_database(url).await
+            && !sqlx::Postgres::database_exists(url).await?
+        {
+            return Err(e.into());
+        }
+        // Notices (the migrator's "already exists, skipping" at every start) are not news.
+        let options =
+            PgConnectOptions::from_str(url)?.application_name("tidings").options([("client_min_messages", "warning")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATIONS.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_default();
+        Ok(MIGRATIONS.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub async fn watermark(&self, rule_id: &str) -> Result<Option<(Timestamp, i64)>> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT evaluated_until, seen_changes FROM rule_state WHERE rule_id = $1")
+                .bind(rule_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(until, seen)| Ok((ts(until)?, seen))).transpose()
+    }
+
+    pub async fn set_watermark(
+        &self,
+        rule_id: &str,
+        until: Timestamp,
+        seen_changes: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rule_state (rule_id, evaluated_until, seen_changes, evaluated_at)
+             VALUES ($1::text, $2::bigint, $3::bigint, $4::bigint)
+             ON CONFLICT (rule_id) DO UPDATE SET evaluated_until = excluded.evaluated_until,
+                 seen_changes = excluded.seen_changes, evaluated_at = excluded.evaluated_at",
+        )
+        .bind(rule_id)
+        .bind(until.as_millisecond())
+        .bind(seen_changes)
+        .bind(now.as_millisecond())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn member_changes(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'member_changes'").fetch_one(&self.pool).await?)
+    }
+}
+
+/// Takes the next member change number inside a write transaction (the row lock it takes
+/// serializes member writers until commit, as SQLite's single writer does).
+async fn next_change(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> Result<i64> {
+    Ok(sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = 'member_changes' RETURNING value")
+        .fetch_one(&mut **tx)
+        .await?)
+}

@@ -1,0 +1,111 @@
+//! The SQLite backend: WAL mode; writes go through one connection that opens transactions with
+//! `BEGIN IMMEDIATE`, so writers queue instead of failing with "database is locked", while reads
+//! use their own pool. One daemon per database file (see [`crate::store::lock_for_daemon`]).
+
+mod members;
+mod messages;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::Result;
+use super::types::ts;
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A handle on a SQLite database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, create: bool) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit survives power loss too. A `sending` mark lost that way would let a
+            // message go out twice.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write =
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(SqliteStore { write, read })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATIONS.run(&self.write).await?;
+        Ok(())
+    }
+
+    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.read)
+            .await
+            .unwrap_or_default();
+        Ok(MIGRATIONS.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub async fn watermark(&self, rule_id: &str) -> Result<Option<(Timestamp, i64)>> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT evaluated_until, seen_changes FROM rule_state WHERE rule_id = ?")
+                .bind(rule_id)
+                .fetch_optional(&self.write)
+                .await?;
+        row.map(|(until, seen)| Ok((ts(until)?, seen))).transpose()
+    }
+
+    pub async fn set_watermark(
+        &self,
+        rule_id: &str,
+        until: Timestamp,
+        seen_changes: i64,
+        now: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rule_state (rule_id, evaluated_until, seen_changes, evaluated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (rule_id) DO UPDATE SET evaluated_until = excluded.evaluated_until,
+                 seen_changes = excluded.seen_changes, evaluated_at = excluded.evaluated_at",
+        )
+        .bind(rule_id)
+        .bind(until.as_millisecond())
+        .bind(seen_changes)
+        .bind(now.as_millisecond())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn member_changes(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT value FROM counters WHERE name = 'member_changes'")
+            .fetch_one(&self.write)
+            .await?)
+    }
+}
+
+/// Takes the next member change number inside a write transaction.
+async fn next_change(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<i64> {
+    Ok(sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = 'member_changes' RETURNING value")
+        .fetch_one(&mut **tx)
+        .await?)
+}

@@ -1,0 +1,351 @@
+//! The store's types, shared by both backends: message states, claims, attempt outcomes, the
+//! rows operators see, and the decoders that turn a database row (of either backend) into them.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+
+use super::{Result, StoreError};
+use crate::channels::ChannelKind;
+use crate::members::Member;
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UpsertCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// What recording events did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EventCounts {
+    pub recorded: u64,
+    /// Already recorded (same `event_id`).
+    pub duplicate: u64,
+    /// External ids of members not found; those events were not recorded.
+    pub unknown_members: Vec<String>,
+}
+
+/// The states a message moves through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for `run_at` (also between retries).
+    Scheduled,
+    /// Taken by a worker under a lease; nothing has gone on the wire yet.
+    Claimed,
+    /// Handed to the provider; a crash now leaves it `ambiguous`.
+    Sending,
+    Sent,
+    /// A permanent error: never retried.
+    Failed,
+    /// Transient errors until the attempts ran out.
+    Dead,
+    /// Not sent, on purpose: late, no address.
+    Skipped,
+    /// The worker died while the provider had it: it may or may not have gone out, so it is
+    /// neither resent nor dropped silently.
+    Ambiguous,
+}
+
+impl State {
+    pub const ALL: [State; 8] = [
+        State::Scheduled,
+        State::Claimed,
+        State::Sending,
+        State::Sent,
+        State::Failed,
+        State::Dead,
+        State::Skipped,
+        State::Ambiguous,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Scheduled => "scheduled",
+            State::Claimed => "claimed",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Dead => "dead",
+            State::Skipped => "skipped",
+            State::Ambiguous => "ambiguous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message a worker holds under its lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub rule_id: String,
+    pub member_id: i64,
+    pub occurrence: String,
+    pub channel: ChannelKind,
+    pub template: String,
+    pub vars: Map<String, Value>,
+    pub run_at: Timestamp,
+    pub deadline: Option<Timestamp>,
+    /// This attempt's number (1 for the first); with the lease owner, the finalize fence.
+    pub attempt: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finalize {
+    Sent {
+        provider: String,
+        provider_id: String,
+    },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    /// The provider may or may not have it (its answer was lost).
+    Ambiguous {
+        error: String,
+    },
+}
+
+/// A message as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub rule_id: String,
+    pub member_id: i64,
+    pub member: String,
+    pub occurrence: String,
+    pub channel: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub run_at: Timestamp,
+    pub provider: Option<String>,
+    pub provider_id: Option<String>,
+    pub rendered: Option<Value>,
+    pub sent_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub state: String,
+    pub detail: Option<String>,
+}
+
+/// Filters for listing messages; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub id: Option<i64>,
+    pub rule_id: Option<String>,
+    pub member: Option<String>,
+    pub state: Option<State>,
+    pub limit: u32,
+}
+
+/// One finalized attempt as the finalize statement reads it.
+#[derive(Serialize)]
+pub(super) struct FinalRow<'a> {
+    id: i64,
+    attempt: u32,
+    state: &'static str,
+    reason: Option<&'a str>,
+    provider: Option<&'a str>,
+    provider_id: Option<&'a str>,
+    run_at: Option<i64>,
+    sent_at: Option<i64>,
+    /// The history entry's text.
+    detail: String,
+}
+
+impl Finalize {
+    pub(super) fn row<'a>(&'a self, id: i64, attempt: u32, now_ms: i64) -> FinalRow<'a> {
+        let row = |state: State, reason: &'a str, detail: String| FinalRow {
+            id,
+            attempt,
+            state: state.as_str(),
+            reason: Some(reason),
+            provider: None,
+            provider_id: None,
+            run_at: None,
+            sent_at: None,
+            detail,
+        };
+        match self {
+            Finalize::Sent { provider, provider_id } => FinalRow {
+                reason: None,
+                provider: Some(provider),
+                provider_id: Some(provider_id),
+                sent_at: Some(now_ms),
+                ..row(State::Sent, "", format!("{provider} accepted: {provider_id}"))
+            },
+            Finalize::Retry { at, error } => FinalRow {
+                run_at: Some(at.as_millisecond()),
+                ..row(State::Scheduled, error, format!("attempt {attempt} failed: {error}; retry at {at}"))
+            },
+            Finalize::Failed { error } => row(State::Failed, error, format!("attempt {attempt}: {error}")),
+            Finalize::Dead { error } => row(State::Dead, error, format!("attempt {attempt}: {error}")),
+            Finalize::Skipped { reason } => row(State::Skipped, reason, reason.clone()),
+            Finalize::Ambiguous { error } => {
+                row(State::Ambiguous, error, format!("attempt {attempt}: {error}; not resent"))
+            }
+        }
+    }
+}
+
+/// A row of either backend that decodes the column types the schema uses (text, big integers),
+/// so each row is turned into a store type in one place.
+pub(super) trait StoreRow<'r>: Row
+where
+    &'r str: ColumnIndex<Self>,
+{
+    fn text(&'r self, column: &'r str) -> Result<String>;
+    fn opt_text(&'r self, column: &'r str) -> Result<Option<String>>;
+    fn int(&'r self, column: &'r str) -> Result<i64>;
+    fn opt_int(&'r self, column: &'r str) -> Result<Option<i64>>;
+}
+
+impl<'r, R> StoreRow<'r> for R
+where
+    R: Row,
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    R::Database: Database,
+{
+    fn text(&'r self, column: &'r str) -> Result<String> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_text(&'r self, column: &'r str) -> Result<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&'r self, column: &'r str) -> Result<i64> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_int(&'r self, column: &'r str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+pub(super) fn ts(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| StoreError::Corrupt(format!("instant {ms}: {e}")))
+}
+
+pub(super) fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(ts).transpose()
+}
+
+fn date(text: Option<String>, column: &str) -> Result<Option<Date>> {
+    text.map(|t| t.parse::<Date>().map_err(|e| StoreError::Corrupt(format!("{column} {t:?}: {e}")))).transpose()
+}
+
+pub(super) fn member_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<Member>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let attributes = r.text("attributes")?;
+    let attributes = match serde_json::from_str::<Value>(&attributes) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    Ok(Member {
+        id: r.int("id")?,
+        external_id: r.text("external_id")?,
+        name: r.text("name")?,
+        phone: r.opt_text("phone")?,
+        email: r.opt_text("email")?,
+        locale: r.opt_text("locale")?,
+        time_zone: r.opt_text("time_zone")?,
+        birth_date: date(r.opt_text("birth_date")?, "birth_date")?,
+        member_since: date(r.opt_text("member_since")?, "member_since")?,
+        tier: r.opt_text("tier")?,
+        points: r.int("points")?,
+        attributes,
+        last_activity_at: opt_ts(r.opt_int("last_activity_at")?)?,
+        created_at: ts(r.int("created_at")?)?,
+        updated_at: ts(r.int("updated_at")?)?,
+        change_seq: r.int("change_seq")?,
+    })
+}
+
+pub(super) fn claimed_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<Claimed>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let channel = r.text("channel")?;
+    let vars = r.text("vars")?;
+    let attempts = r.int("attempts")?;
+    Ok(Claimed {
+        id: r.int("id")?,
+        dedupe_key: r.text("dedupe_key")?,
+        rule_id: r.text("rule_id")?,
+        member_id: r.int("member_id")?,
+        occurrence: r.text("occurrence")?,
+        channel: ChannelKind::parse(&channel).ok_or_else(|| StoreError::Corrupt(format!("channel {channel:?}")))?,
+        template: r.text("template")?,
+        vars: match serde_json::from_str(&vars) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(StoreError::Corrupt(format!("vars {vars:?}"))),
+        },
+        run_at: ts(r.int("run_at")?)?,
+        deadline: opt_ts(r.opt_int("deadline")?)?,
+        attempt: u32::try_from(attempts).map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
+    })
+}
+
+pub(super) fn message_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<MessageRow>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let rendered = r.opt_text("rendered")?;
+    Ok(MessageRow {
+        id: r.int("id")?,
+        dedupe_key: r.text("dedupe_key")?,
+        rule_id: r.text("rule_id")?,
+        member_id: r.int("member_id")?,
+        member: r.text("member")?,
+        occurrence: r.text("occurrence")?,
+        channel: r.text("channel")?,
+        state: r.text("state")?,
+        reason: r.opt_text("reason")?,
+        attempts: r.int("attempts")?,
+        run_at: ts(r.int("run_at")?)?,
+        provider: r.opt_text("provider")?,
+        provider_id: r.opt_text("provider_id")?,
+        rendered: rendered.and_then(|s| serde_json::from_str(&s).ok()),
+        sent_at: opt_ts(r.opt_int("sent_at")?)?,
+    })
+}
+
+pub(super) fn history_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<HistoryEntry>
+where
+    &'r str: ColumnIndex<R>,
+{
+    Ok(HistoryEntry { at: ts(r.int("at")?)?, state: r.text("state")?, detail: r.opt_text("detail")? })
+}
