@@ -200,13 +200,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let rows = store.messages(&filter).await?;
             for m in rows {
                 println!(
-                    "{:>6} {:<9} {:<16} {:<12} {:<6} {:<22} {}",
+                    "{:>6} {:<9} {:<16} {:<12} {:<6} {:<22} {:<20} {}",
                     m.id,
                     m.state,
                     m.rule_id,
                     m.member,
                     m.channel,
                     m.run_at.strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
+                    m.instance.as_deref().unwrap_or("-"),
                     m.reason.unwrap_or_default()
                 );
                 if history {

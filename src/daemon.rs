@@ -129,7 +129,7 @@ async fn run_tick(app: &App, guard: &TickGuard) {
         tracing::warn!("previous tick still running; skipping this one");
         return;
     };
-    let span = tracing::info_span!("tick", now = %app.now());
+    let span = tracing::info_span!("tick", now = %app.now(), instance = %app.instance_id);
     let started = std::time::Instant::now();
     match app.tick().instrument(span.clone()).await {
         Ok(r) => tracing::info!(parent: &span,

@@ -130,7 +130,7 @@ impl Dispatcher {
     async fn send(&self, c: Claimed, out: Outgoing) -> (i64, u32, Finalize) {
         let provider = self.channels.get(c.channel);
         let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
-            channel = %c.channel, rule = %c.rule_id, attempt = c.attempt);
+            channel = %c.channel, rule = %c.rule_id, attempt = c.attempt, instance = %self.owner);
         async move {
             let outcome = provider.send(&out, self.clock.now()).await;
             let jitter = rand::rng().random::<f64>();

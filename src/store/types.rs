@@ -148,6 +148,8 @@ pub struct MessageRow {
     pub run_at: Timestamp,
     pub provider: Option<String>,
     pub provider_id: Option<String>,
+    /// The daemon instance that last handled it.
+    pub instance: Option<String>,
     pub rendered: Option<Value>,
     pub sent_at: Option<Timestamp>,
 }
@@ -338,6 +340,7 @@ where
         run_at: ts(r.int("run_at")?)?,
         provider: r.opt_text("provider")?,
         provider_id: r.opt_text("provider_id")?,
+        instance: r.opt_text("instance")?,
         rendered: rendered.and_then(|s| serde_json::from_str(&s).ok()),
         sent_at: opt_ts(r.opt_int("sent_at")?)?,
     })

@@ -282,6 +282,11 @@ async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_rese
     let states = t.states().await;
     assert_eq!(states.get("sent"), Some(&2));
     assert_eq!(states.get("ambiguous"), Some(&1));
+    // Each message names the instance that handled it last.
+    for row in t.app.store.messages(&MessageFilter::default()).await.unwrap() {
+        let expected = if row.state == "ambiguous" { "doomed" } else { t.app.instance_id.as_str() };
+        assert_eq!(row.instance.as_deref(), Some(expected), "{row:?}");
+    }
     let history = t.app.store.history(mid_send.id).await.unwrap();
     assert!(history.last().unwrap().detail.as_deref().unwrap().contains("delivery unknown"), "{history:?}");
     // The dead worker wakes up and tries to record a result: the fence refuses it.

@@ -112,7 +112,7 @@ impl PgStore {
             .collect();
         let mut tx = self.begin().await?;
         let moved: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE messages AS m SET state = 'sending', rendered = j.rendered, updated_at = $2::bigint
+            "UPDATE messages AS m SET state = 'sending', rendered = j.rendered, instance = m.lease_owner, updated_at = $2::bigint
              FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, rendered text)
              WHERE m.id = j.id AND m.attempts = j.attempt
                AND m.lease_owner = $3::text AND m.state = 'claimed'
@@ -145,7 +145,7 @@ impl PgStore {
                     provider_id = coalesce(j.provider_id, m.provider_id),
                     run_at = coalesce(j.run_at, m.run_at),
                     sent_at = coalesce(j.sent_at, m.sent_at),
-                    lease_owner = NULL, lease_until = NULL, updated_at = $2::bigint
+                    instance = m.lease_owner, lease_owner = NULL, lease_until = NULL, updated_at = $2::bigint
              FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, state text, reason text,
                   provider text, provider_id text, run_at bigint, sent_at bigint)
              WHERE m.id = j.id AND m.attempts = j.attempt
@@ -289,7 +289,7 @@ impl PgStore {
     pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
             "SELECT m.id, m.dedupe_key, m.rule_id, m.member_id, mb.external_id AS member, m.occurrence, m.channel,
-                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at
+                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at, m.instance
              FROM messages m JOIN members mb ON mb.id = m.member_id
              WHERE ($1::text IS NULL OR m.rule_id = $1::text) AND ($2::text IS NULL OR mb.external_id = $2::text)
                AND ($3::text IS NULL OR m.state = $3::text) AND ($5::bigint IS NULL OR m.id = $5::bigint)

@@ -114,7 +114,7 @@ impl SqliteStore {
         let rows: Value = batch.iter().map(|(id, attempt, rendered)| json!([id, attempt, rendered])).collect();
         let mut tx = self.begin().await?;
         let moved: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE messages SET state = 'sending', rendered = j.value ->> 2, updated_at = ?2
+            "UPDATE messages SET state = 'sending', rendered = j.value ->> 2, instance = lease_owner, updated_at = ?2
              FROM json_each(?1) j
              WHERE messages.id = j.value ->> 0 AND messages.attempts = j.value ->> 1
                AND messages.lease_owner = ?3 AND messages.state = 'claimed'
@@ -149,7 +149,7 @@ impl SqliteStore {
                     provider_id = coalesce(j.value ->> 'provider_id', provider_id),
                     run_at = coalesce(j.value ->> 'run_at', run_at),
                     sent_at = coalesce(j.value ->> 'sent_at', sent_at),
-                    lease_owner = NULL, lease_until = NULL, updated_at = ?2
+                    instance = lease_owner, lease_owner = NULL, lease_until = NULL, updated_at = ?2
              FROM json_each(?1) j
              WHERE messages.id = j.value ->> 'id' AND messages.attempts = j.value ->> 'attempt'
                AND messages.lease_owner = ?3 AND messages.state IN ('claimed', 'sending')
@@ -301,7 +301,7 @@ impl SqliteStore {
     pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
             "SELECT m.id, m.dedupe_key, m.rule_id, m.member_id, mb.external_id AS member, m.occurrence, m.channel,
-                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at
+                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at, m.instance
              FROM messages m JOIN members mb ON mb.id = m.member_id
              WHERE (?1 IS NULL OR m.rule_id = ?1) AND (?2 IS NULL OR mb.external_id = ?2)
                AND (?3 IS NULL OR m.state = ?3) AND (?5 IS NULL OR m.id = ?5)
