@@ -74,6 +74,8 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
             work(dispatcher, wake, poll, stop).await
         }
     });
+    // Several instances on PostgreSQL: wake this worker when any of them schedules messages.
+    let listener = app.store.listen_due(app.wake.clone(), shutdown.clone());
     let reloader = tokio::spawn(reload_on_sighup(app.clone(), shutdown.clone()));
     let watchdog = tokio::spawn(watchdog(alive, shutdown.clone()));
 
@@ -98,6 +100,9 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     }
     reloader.abort();
     watchdog.abort();
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     http_stop.cancel();
     if let Some(task) = http_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

@@ -24,6 +24,8 @@ pub struct TickReport {
     /// Newly inserted (planned minus those already there).
     pub enqueued: u64,
     pub skipped: u64,
+    /// Another instance held the evaluator lock: this tick evaluated nothing.
+    pub busy: bool,
 }
 
 /// Resolves members' zones once per pass.
@@ -93,8 +95,19 @@ fn occurrences_in(
     }
 }
 
-/// Runs one evaluation tick at `now`.
+/// Runs one evaluation tick at `now`, if no other instance is evaluating (PostgreSQL). The
+/// dedupe key would make a double evaluation harmless; the lock makes it rare.
 pub async fn tick(store: &Store, settings: &Settings, now: Timestamp) -> anyhow::Result<TickReport> {
+    let Some(lock) = store.try_evaluator_lock().await? else {
+        return Ok(TickReport { busy: true, ..TickReport::default() });
+    };
+    // On an error the lock is dropped with its session, which releases it.
+    let report = evaluate(store, settings, now).await?;
+    store.release_evaluator_lock(lock).await;
+    Ok(report)
+}
+
+async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow::Result<TickReport> {
     let to = now.plus(settings.lookahead);
     // Read before any member: a change committed after this is seen again by the next tick.
     let changes = store.member_changes().await?;

@@ -254,6 +254,43 @@ impl Store {
     }
 }
 
+/// The right to evaluate: on PostgreSQL a session advisory lock held by one instance at a time
+/// (a second instance's tick finds it taken and skips that window's evaluation); on SQLite, with
+/// one daemon per file, always granted.
+#[derive(Debug)]
+pub struct EvaluatorLock(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+impl Store {
+    /// Takes the evaluator lock, or `None` when another instance is evaluating.
+    pub async fn try_evaluator_lock(&self) -> Result<Option<EvaluatorLock>> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Some(EvaluatorLock(None))),
+            Backend::Postgres(p) => Ok(p.try_evaluator_lock().await?.map(|c| EvaluatorLock(Some(c)))),
+        }
+    }
+
+    /// Gives the evaluator lock back. Dropped instead (an error path), its session closes, which
+    /// releases it too.
+    pub async fn release_evaluator_lock(&self, lock: EvaluatorLock) {
+        if let (Backend::Postgres(p), Some(conn)) = (&self.backend, lock.0) {
+            p.release_evaluator_lock(conn).await;
+        }
+    }
+
+    /// On PostgreSQL, wakes `wake` whenever any instance schedules messages (LISTEN/NOTIFY), until
+    /// `stop`; `None` on SQLite, where the one daemon wakes its own worker.
+    pub fn listen_due(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(p) => Some(p.listen_due(wake, stop)),
+        }
+    }
+}
+
 /// Held by a running daemon for its whole life: SQLite serves one daemon per database file.
 #[derive(Debug)]
 pub struct DaemonLock {

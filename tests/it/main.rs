@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod email;
 mod import;
+mod instances;
 mod pipeline;
 mod store;
 mod twilio;

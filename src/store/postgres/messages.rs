@@ -69,6 +69,7 @@ impl PgStore {
             .bind(&rows)
             .execute(&mut *tx)
             .await?;
+            notify_due(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(inserted.len() as u64)
@@ -225,6 +226,9 @@ impl PgStore {
         .await?;
         let history: Value = moved.iter().map(|id| json!([id, why])).collect();
         insert_history(&mut tx, &history, now_ms, to).await?;
+        if to == State::Scheduled && !moved.is_empty() {
+            notify_due(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(moved.len() as u64)
     }
@@ -247,6 +251,9 @@ impl PgStore {
         .await?;
         let history: Value = released.iter().map(|id| json!([id, format!("released unsent by {owner}")])).collect();
         insert_history(&mut tx, &history, now.as_millisecond(), State::Scheduled).await?;
+        if !released.is_empty() {
+            notify_due(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(released.len() as u64)
     }
@@ -382,5 +389,11 @@ async fn insert_history(
     .bind(state.as_str())
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Tells listening instances that messages are due; delivered when the transaction commits.
+async fn notify_due(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(super::DUE_CHANNEL).execute(&mut **tx).await?;
     Ok(())
 }

@@ -12,12 +12,24 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::sync::Arc;
+
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use super::Result;
 use super::types::ts;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock key of the evaluator: one instance evaluates a window at a time.
+const EVALUATOR_LOCK: i64 = 0x7469_6469_6e67_7331; // "tidings1"
+
+/// The NOTIFY channel that says "messages are due": sent in the transaction that schedules them.
+pub(super) const DUE_CHANNEL: &str = "tidings_due";
 
 /// A handle on a PostgreSQL database; cheap to clone.
 #[derive(Debug, Clone)]
@@ -67,6 +79,67 @@ impl PgStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Takes the evaluator's advisory lock if no other instance holds it. The lock belongs to the
+    /// session: the returned connection holds it until [`PgStore::release_evaluator_lock`], or
+    /// until the connection closes (a crashed instance's lock goes with its session).
+    pub async fn try_evaluator_lock(&self) -> Result<Option<PoolConnection<Postgres>>> {
+        let mut conn = self.pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1::bigint)")
+            .bind(EVALUATOR_LOCK)
+            .fetch_one(&mut *conn)
+            .await?;
+        if got {
+            // Should the holder be dropped without a release, the session (and the lock) ends.
+            conn.close_on_drop();
+            Ok(Some(conn))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub async fn release_evaluator_lock(&self, mut conn: PoolConnection<Postgres>) {
+        if let Err(e) =
+            sqlx::query("SELECT pg_advisory_unlock($1::bigint)").bind(EVALUATOR_LOCK).execute(&mut *conn).await
+        {
+            tracing::warn!(error = %e, "could not release the evaluator lock; closing its session");
+        }
+    }
+
+    /// Wakes `wake` whenever any instance enqueues or reschedules messages (LISTEN/NOTIFY on
+    /// [`DUE_CHANNEL`]), until `stop`. Polling stays the fallback; a lost connection is retried.
+    pub fn listen_due(&self, wake: Arc<Notify>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let mut listener = match PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for due messages; polling until it can");
+                        tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
+                    }
+                };
+                if let Err(e) = listener.listen(DUE_CHANNEL).await {
+                    tracing::warn!(error = %e, "LISTEN failed; polling until it works");
+                    tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
+                }
+                // Listening (again): whatever was scheduled while this was not is looked at now.
+                wake.notify_waiters();
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        got = listener.recv() => match got {
+                            Ok(_) => wake.notify_waiters(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost the LISTEN connection; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        })
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {

@@ -79,6 +79,11 @@ impl TestApp {
         TestApp { app, clock, dir, _db, toml, env }
     }
 
+    /// A second daemon instance on the same database and clock (PostgreSQL allows several).
+    pub async fn another_instance(&self) -> App {
+        boot(&self.toml, &self.env, &self.clock).await
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now_ts()
     }
