@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Open};
+use crate::channels::ChannelKind;
 use crate::clock::SystemClock;
 use crate::config::{LogFormat, Settings};
 use crate::members::import::{self, Format};
@@ -79,6 +80,9 @@ pub enum Command {
         /// scheduled, claimed, sending, sent, failed, dead, skipped, ambiguous.
         #[arg(long)]
         state: Option<String>,
+        /// sms, email or push.
+        #[arg(long)]
+        channel: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Show each message's history.
@@ -177,12 +181,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Messages { id, rule, member, state, limit, history, retry, cancel } => {
+        Command::Messages { id, rule, member, state, channel, limit, history, retry, cancel } => {
             let store = Store::open(&settings.raw.database.url).await?;
             store.migrate().await?;
             let state =
                 state.map(|s| State::parse(&s).with_context(|| format!("--state: unknown state {s:?}"))).transpose()?;
-            let filter = MessageFilter { id, rule_id: rule, member, state, limit };
+            let channel = channel
+                .map(|c| ChannelKind::parse(&c).with_context(|| format!("--channel: unknown channel {c:?}")))
+                .transpose()?;
+            let filter = MessageFilter { id, rule_id: rule, member, state, channel, limit };
             if retry || cancel {
                 if filter.id.is_none() && filter.rule_id.is_none() && filter.member.is_none() && filter.state.is_none()
                 {
@@ -190,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 let now = jiff::Timestamp::now();
                 let n = if retry {
-                    store.retry_messages(&filter, now).await?
+                    store.retry_messages(&filter, now, "retried by an operator").await?
                 } else {
                     store.cancel_messages(&filter, now).await?
                 };

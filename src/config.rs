@@ -286,6 +286,11 @@ pub struct DispatchConfig {
     /// How often an idle worker looks for due messages.
     #[serde(default = "default_poll")]
     pub poll: String,
+    /// Channels whose ambiguous messages (a provider's answer lost, a worker killed mid-send) are
+    /// sent again automatically, accepting a possible duplicate; e.g. `["email"]`, whose
+    /// deterministic Message-ID lets receivers spot one. Elsewhere they wait for an operator.
+    #[serde(default)]
+    pub retry_ambiguous: Vec<String>,
 }
 
 impl Default for DispatchConfig {
@@ -299,6 +304,7 @@ impl Default for DispatchConfig {
             backoff_max: default_backoff_max(),
             grace: default_grace(),
             poll: default_poll(),
+            retry_ambiguous: Vec::new(),
         }
     }
 }
@@ -534,6 +540,8 @@ pub struct Settings {
     pub backoff_max: SignedDuration,
     pub grace: SignedDuration,
     pub poll: SignedDuration,
+    /// Channels whose ambiguous messages are retried automatically.
+    pub retry_ambiguous: Vec<ChannelKind>,
 }
 
 impl Config {
@@ -633,6 +641,14 @@ impl Config {
         if self.dispatch.max_attempts == 0 {
             problems.push(ConfigProblem::new("dispatch.max_attempts", "must be at least 1"));
         }
+        for (i, c) in self.dispatch.retry_ambiguous.iter().enumerate() {
+            if ChannelKind::parse(c).is_none() {
+                problems.push(ConfigProblem::new(
+                    format!("dispatch.retry_ambiguous[{i}]"),
+                    format!("unknown channel {c:?} (sms, email or push)"),
+                ));
+            }
+        }
         if self.evaluation.member_batch == 0 {
             problems.push(ConfigProblem::new("evaluation.member_batch", "must be at least 1"));
         }
@@ -650,7 +666,19 @@ impl Config {
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
-        Ok(Settings { raw: self, programme_tz, rules, lookahead, lease, backoff_base, backoff_max, grace, poll })
+        let retry_ambiguous = self.dispatch.retry_ambiguous.iter().filter_map(|c| ChannelKind::parse(c)).collect();
+        Ok(Settings {
+            raw: self,
+            programme_tz,
+            rules,
+            lookahead,
+            lease,
+            backoff_base,
+            backoff_max,
+            grace,
+            poll,
+            retry_ambiguous,
+        })
     }
 
     fn check_channels(&self, problems: &mut Vec<ConfigProblem>) {
@@ -962,6 +990,10 @@ mod tests {
         assert_eq!(problems("[programme]\ntime_zone = \"Mars/Base\"", &[]), ["programme.time_zone"]);
         assert_eq!(problems("[http]\naddr = \"localhost\"", &[]), ["http.addr"]);
         assert_eq!(problems("[log]\nlevel = \"verbose=loud=yes\"", &[]), ["log.level"]);
+        assert_eq!(
+            problems("[dispatch]\nretry_ambiguous = [\"email\", \"fax\"]", &[]),
+            ["dispatch.retry_ambiguous[1]"]
+        );
         assert_eq!(problems("[dispatch]\nlease = \"soon\"", &[]), ["dispatch.lease"]);
         assert_eq!(problems("[evaluation]\ntick = \"every minute\"", &[]), ["evaluation.tick"]);
         let rule = |extra: &str| {

@@ -154,6 +154,19 @@ async fn housekeeping(app: &App) {
         Ok(()) => {}
         Err(e) => tracing::error!(error = %e, "housekeeping failed"),
     }
+    // Ambiguous messages on channels the operator chose to retry (a worker killed mid-send).
+    for &channel in &app.settings.retry_ambiguous {
+        let filter = crate::store::MessageFilter {
+            state: Some(crate::store::State::Ambiguous),
+            channel: Some(channel),
+            ..Default::default()
+        };
+        match app.store.retry_messages(&filter, app.now(), "retried by dispatch.retry_ambiguous").await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(n, %channel, "ambiguous messages sent again (dispatch.retry_ambiguous)"),
+            Err(e) => tracing::error!(error = %e, "retrying ambiguous messages failed"),
+        }
+    }
     if let Ok(counts) = app.store.count_by_state().await {
         tracing::info!(?counts, "messages by state");
     }

@@ -37,6 +37,8 @@ pub struct Dispatcher {
     pub programme_name: String,
     pub default_locale: String,
     pub default_zone: String,
+    /// Channels whose unknown outcomes are retried rather than left ambiguous.
+    pub retry_ambiguous: Vec<crate::channels::ChannelKind>,
     /// Once cancelled, no new group of a batch is started; the rest is handed back.
     pub stop: tokio_util::sync::CancellationToken,
 }
@@ -134,8 +136,8 @@ impl Dispatcher {
         async move {
             let outcome = provider.send(&out, self.clock.now()).await;
             let jitter = rand::rng().random::<f64>();
-            let fin =
-                retry::decide(&self.retry, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
+            let policy = RetryPolicy { retry_unknown: self.retry_ambiguous.contains(&c.channel), ..self.retry };
+            let fin = retry::decide(&policy, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
             match &fin {
                 Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
                 Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),

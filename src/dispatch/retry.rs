@@ -14,6 +14,9 @@ pub struct RetryPolicy {
     /// The first delay; doubled each attempt.
     pub base: SignedDuration,
     pub max: SignedDuration,
+    /// Whether an unknown outcome (the provider's answer lost) is retried like a transient
+    /// error, accepting a possible duplicate, instead of being left ambiguous.
+    pub retry_unknown: bool,
 }
 
 /// The delay before attempt `attempt + 1`: exponential from `base`, capped at `max`, with
@@ -43,7 +46,16 @@ pub fn decide(
     match outcome {
         SendOutcome::Sent { provider_id } => Finalize::Sent { provider: provider.to_string(), provider_id },
         SendOutcome::Permanent { error } => Finalize::Failed { error },
-        SendOutcome::Unknown { error } => Finalize::Ambiguous { error },
+        SendOutcome::Unknown { error } if !policy.retry_unknown => Finalize::Ambiguous { error },
+        SendOutcome::Unknown { error } => decide(
+            policy,
+            attempt,
+            SendOutcome::Transient { error: format!("delivery unknown: {error}"), retry_after: None },
+            provider,
+            now,
+            deadline,
+            jitter,
+        ),
         SendOutcome::Transient { error, retry_after } => {
             if attempt >= policy.max_attempts {
                 return Finalize::Dead { error: format!("{error} (gave up after {attempt} attempts)") };
@@ -65,8 +77,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const P: RetryPolicy =
-        RetryPolicy { max_attempts: 4, base: SignedDuration::from_secs(30), max: SignedDuration::from_secs(600) };
+    const P: RetryPolicy = RetryPolicy {
+        max_attempts: 4,
+        base: SignedDuration::from_secs(30),
+        max: SignedDuration::from_secs(600),
+        retry_unknown: false,
+    };
 
     fn check(attempt: u32, retry_after: Option<u64>, jitter: f64, expected_secs: i64) {
         let got = backoff(&P, attempt, retry_after.map(|s| SignedDuration::from_secs(s as i64)), jitter);
@@ -103,5 +119,15 @@ mod tests {
         assert!(matches!(decide(&P, 4, transient.clone(), "twilio", now(), None, 0.0), Finalize::Dead { .. }));
         let deadline = Some(now().plus(SignedDuration::from_secs(10)));
         assert!(matches!(decide(&P, 1, transient, "twilio", now(), deadline, 0.0), Finalize::Dead { .. }));
+        let unknown = SendOutcome::Unknown { error: "no answer".into() };
+        assert_eq!(
+            decide(&P, 1, unknown.clone(), "smtp", now(), None, 0.0),
+            Finalize::Ambiguous { error: "no answer".into() }
+        );
+        let retrying = RetryPolicy { retry_unknown: true, ..P };
+        match decide(&retrying, 1, unknown, "smtp", now(), None, 0.0) {
+            Finalize::Retry { error, .. } => assert_eq!(error, "delivery unknown: no answer"),
+            other => panic!("{other:?}"),
+        }
     }
 }

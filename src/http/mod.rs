@@ -213,8 +213,14 @@ async fn list_messages(State(h): State<Http>, Query(q): Query<MessageQuery>) -> 
             Some(MessageState::parse(s).ok_or_else(|| ApiError::bad(Some("state"), format!("unknown state {s:?}")))?)
         }
     };
-    let filter =
-        MessageFilter { id: None, rule_id: q.rule, member: q.member, state, limit: q.limit.unwrap_or(100).min(1000) };
+    let filter = MessageFilter {
+        id: None,
+        rule_id: q.rule,
+        member: q.member,
+        state,
+        channel: None,
+        limit: q.limit.unwrap_or(100).min(1000),
+    };
     Ok(Json(h.app.store.messages(&filter).await?).into_response())
 }
 

@@ -208,8 +208,8 @@ impl Store {
 
     /// An operator's decision to send again: matching `dead`, `failed` or `ambiguous` messages are
     /// scheduled now, with a fresh set of attempts and no deadline. Returns how many.
-    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
-        on_backend!(self.retry_messages(f, now))
+    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp, why: &str) -> Result<u64> {
+        on_backend!(self.retry_messages(f, now, why))
     }
 
     /// An operator's decision not to send: matching `scheduled` messages are skipped.

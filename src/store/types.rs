@@ -168,6 +168,7 @@ pub struct MessageFilter {
     pub rule_id: Option<String>,
     pub member: Option<String>,
     pub state: Option<State>,
+    pub channel: Option<ChannelKind>,
     pub limit: u32,
 }
 

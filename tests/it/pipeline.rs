@@ -530,6 +530,26 @@ async fn a_lost_provider_answer_is_recorded_ambiguous_and_never_resent(backend: 
     assert!(ambiguous[0].reason.as_deref().unwrap().contains("may have been created"), "{ambiguous:?}");
 }
 
+async fn a_channel_set_to_retry_ambiguous_messages_sends_them_again(backend: Backend) {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let env = [("TIDINGS_TWILIO_TIMEOUT_SECS", "1"), ("TIDINGS_DISPATCH_CONCURRENCY", "1")];
+    // `extra` lands in the [dispatch] table of the test configuration.
+    let t = three_birthdays_with_env(backend, &twilio, &smtp, "retry_ambiguous = [\"sms\"]", &env).await;
+    t.tick().await;
+    t.set("2026-11-23T09:30:00Z");
+    twilio.script(1, Reply::Hang);
+    t.dispatch_all().await;
+    let retrying =
+        t.app.store.messages(&MessageFilter { state: Some(State::Scheduled), ..Default::default() }).await.unwrap();
+    assert_eq!(retrying.len(), 1);
+    assert!(retrying[0].reason.as_deref().unwrap().starts_with("delivery unknown"), "{retrying:?}");
+    t.advance(SignedDuration::from_hours(1));
+    t.dispatch_all().await;
+    assert_eq!(t.states().await.get("sent"), Some(&3));
+    assert_eq!(twilio.count(), 4, "the unknown one was sent again, as configured");
+}
+
 async fn operators_retry_dead_messages_and_cancel_scheduled_ones(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
@@ -549,7 +569,7 @@ async fn operators_retry_dead_messages_and_cancel_scheduled_ones(backend: Backen
     // touches only dead, failed and ambiguous messages.
     twilio.on_number(&phone(0), Reply::raw(201, "{\"sid\": \"SM00000000000000000000000000000001\"}"));
     let all = MessageFilter { rule_id: Some("birthday".into()), ..Default::default() };
-    assert_eq!(t.app.store.retry_messages(&all, t.now()).await.unwrap(), 1);
+    assert_eq!(t.app.store.retry_messages(&all, t.now(), "retried by an operator").await.unwrap(), 1);
     t.dispatch_all().await;
     let states = t.states().await;
     assert_eq!((states.get("sent"), states.get("skipped")), (Some(&2), Some(&1)), "{states:?}");
@@ -568,5 +588,6 @@ on_both_backends!(
     a_win_back_planned_before_the_member_came_back_is_not_sent,
     a_stopping_worker_hands_its_unsent_batch_back,
     a_lost_provider_answer_is_recorded_ambiguous_and_never_resent,
+    a_channel_set_to_retry_ambiguous_messages_sends_them_again,
     operators_retry_dead_messages_and_cancel_scheduled_ones,
 );

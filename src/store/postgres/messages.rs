@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::PgStore;
+use crate::channels::ChannelKind;
 use crate::plan::NewMessage;
 use crate::store::Result;
 use crate::store::types::{
@@ -175,15 +176,8 @@ impl PgStore {
         Ok(applied.len() as u64)
     }
 
-    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
-        self.operator_move(
-            f,
-            now,
-            &[State::Dead, State::Failed, State::Ambiguous],
-            State::Scheduled,
-            "retried by an operator",
-        )
-        .await
+    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp, why: &str) -> Result<u64> {
+        self.operator_move(f, now, &[State::Dead, State::Failed, State::Ambiguous], State::Scheduled, why).await
     }
 
     pub async fn cancel_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
@@ -213,6 +207,7 @@ impl PgStore {
                AND ($5::text IS NULL OR rule_id = $5::text)
                AND ($6::text IS NULL OR member_id = (SELECT id FROM members WHERE external_id = $6::text))
                AND ($7::bigint IS NULL OR id = $7::bigint)
+               AND ($8::text IS NULL OR channel = $8::text)
              RETURNING id",
         )
         .bind(to.as_str())
@@ -222,6 +217,7 @@ impl PgStore {
         .bind(&f.rule_id)
         .bind(&f.member)
         .bind(f.id)
+        .bind(f.channel.map(ChannelKind::as_str))
         .fetch_all(&mut *tx)
         .await?;
         let history: Value = moved.iter().map(|id| json!([id, why])).collect();
@@ -300,6 +296,7 @@ impl PgStore {
              FROM messages m JOIN members mb ON mb.id = m.member_id
              WHERE ($1::text IS NULL OR m.rule_id = $1::text) AND ($2::text IS NULL OR mb.external_id = $2::text)
                AND ($3::text IS NULL OR m.state = $3::text) AND ($5::bigint IS NULL OR m.id = $5::bigint)
+               AND ($6::text IS NULL OR m.channel = $6::text)
              ORDER BY m.id DESC LIMIT $4::bigint",
         )
         .bind(&f.rule_id)
@@ -307,6 +304,7 @@ impl PgStore {
         .bind(f.state.map(State::as_str))
         .bind(i64::from(if f.limit == 0 { 100 } else { f.limit }))
         .bind(f.id)
+        .bind(f.channel.map(ChannelKind::as_str))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(message_from_row).collect()

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::SqliteStore;
+use crate::channels::ChannelKind;
 use crate::plan::NewMessage;
 use crate::store::Result;
 use crate::store::types::{
@@ -178,15 +179,8 @@ impl SqliteStore {
 
     /// An operator's decision to send again: matching `dead`, `failed` or `ambiguous` messages are
     /// scheduled now, with a fresh set of attempts and no deadline. Returns how many.
-    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp) -> Result<u64> {
-        self.operator_move(
-            f,
-            now,
-            &[State::Dead, State::Failed, State::Ambiguous],
-            State::Scheduled,
-            "retried by an operator",
-        )
-        .await
+    pub async fn retry_messages(&self, f: &MessageFilter, now: Timestamp, why: &str) -> Result<u64> {
+        self.operator_move(f, now, &[State::Dead, State::Failed, State::Ambiguous], State::Scheduled, why).await
     }
 
     /// An operator's decision not to send: matching `scheduled` messages are skipped.
@@ -217,6 +211,7 @@ impl SqliteStore {
                AND (?5 IS NULL OR rule_id = ?5)
                AND (?6 IS NULL OR member_id = (SELECT id FROM members WHERE external_id = ?6))
                AND (?7 IS NULL OR id = ?7)
+               AND (?8 IS NULL OR channel = ?8)
              RETURNING id",
         )
         .bind(to.as_str())
@@ -226,6 +221,7 @@ impl SqliteStore {
         .bind(&f.rule_id)
         .bind(&f.member)
         .bind(f.id)
+        .bind(f.channel.map(ChannelKind::as_str))
         .fetch_all(&mut *tx)
         .await?;
         let history: Value = moved.iter().map(|id| json!([id, why])).collect();
@@ -305,6 +301,7 @@ impl SqliteStore {
              FROM messages m JOIN members mb ON mb.id = m.member_id
              WHERE (?1 IS NULL OR m.rule_id = ?1) AND (?2 IS NULL OR mb.external_id = ?2)
                AND (?3 IS NULL OR m.state = ?3) AND (?5 IS NULL OR m.id = ?5)
+               AND (?6 IS NULL OR m.channel = ?6)
              ORDER BY m.id DESC LIMIT ?4",
         )
         .bind(&f.rule_id)
@@ -312,6 +309,7 @@ impl SqliteStore {
         .bind(f.state.map(State::as_str))
         .bind(if f.limit == 0 { 100 } else { f.limit })
         .bind(f.id)
+        .bind(f.channel.map(ChannelKind::as_str))
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(message_from_row).collect()
