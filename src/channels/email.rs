@@ -33,7 +33,6 @@ use lettre::{Address, Message};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -460,9 +459,7 @@ fn lower_first(text: &str) -> String {
 /// `<hex(sha256(dedupe_key))[..32]@domain>`: every attempt at one message carries the same id,
 /// so a receiver can drop a duplicate delivered after a lost reply.
 fn message_id(dedupe_key: &str, domain: &str) -> String {
-    let digest = Sha256::digest(dedupe_key.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("<{hex}@{domain}>")
+    format!("<{}@{domain}>", super::idempotency_key(dedupe_key))
 }
 
 fn helo_name(configured: Option<&str>) -> ClientId {

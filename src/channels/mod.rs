@@ -82,6 +82,20 @@ pub struct Outgoing {
     pub rendered: Rendered,
 }
 
+/// The message's idempotency key: 32 hex digits of SHA-256 over its dedupe key. Deterministic,
+/// so every attempt of one message carries the same key (the email Message-ID is built from it;
+/// an HTTP provider that honours an `Idempotency-Key` header gets it there).
+pub fn idempotency_key(dedupe_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(dedupe_key.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Outgoing {
+    pub fn idempotency_key(&self) -> String {
+        idempotency_key(&self.dedupe_key)
+    }
+}
+
 /// What a provider said about one send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendOutcome {
