@@ -294,6 +294,13 @@ impl Campaign {
             );
         }
         assert!(received.len() as i64 <= sent + ambiguous);
+        // Why each ambiguous message is, for the log: the last history entry names the worker.
+        let mut why: HashMap<String, usize> = HashMap::new();
+        for m in rows.iter().filter(|m| m.state == "ambiguous") {
+            let last = app.store.history(m.id).await.unwrap().pop().and_then(|h| h.detail).unwrap_or_default();
+            *why.entry(last.split(" (worker").next().unwrap_or_default().to_string()).or_default() += 1;
+        }
+        eprintln!("ambiguous: {why:?}");
         assert!(self.twilio.violations().is_empty(), "{:?}", self.twilio.violations());
         app.store.close().await;
         (sent, ambiguous)

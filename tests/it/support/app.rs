@@ -161,7 +161,8 @@ pub struct PgTestDb {
 
 /// Tests share the PostgreSQL server; one that stops it must have it to itself. Every test
 /// database holds the shared side of this lock for its lifetime, a server-restarting test the
-/// exclusive side (tokio's lock is fair: newcomers queue behind a waiting writer).
+/// exclusive side (tokio's lock is fair: newcomers queue behind a waiting writer, so a test must
+/// not hold two databases at once).
 static SERVER: std::sync::LazyLock<Arc<tokio::sync::RwLock<()>>> = std::sync::LazyLock::new(Default::default);
 
 #[allow(dead_code)]
