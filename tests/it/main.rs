@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod daemon;
 mod email;
+mod fault;
 mod import;
 mod instances;
 mod pipeline;

@@ -160,6 +160,20 @@ pub struct PgTestDb {
     admin: String,
     name: String,
     pub url: String,
+    /// Keeps the server up for this database (a fault test that restarts it waits for it).
+    _server: ServerUse,
+}
+
+/// Tests share the PostgreSQL server; one that stops it must have it to itself. Every test
+/// database holds the shared side of this lock for its lifetime, a server-restarting test the
+/// exclusive side (tokio's lock is fair: newcomers queue behind a waiting writer, so a test must
+/// not hold two databases at once).
+static SERVER: std::sync::LazyLock<Arc<tokio::sync::RwLock<()>>> = std::sync::LazyLock::new(Default::default);
+
+#[allow(dead_code)]
+enum ServerUse {
+    Shared(tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(tokio::sync::OwnedRwLockWriteGuard<()>),
 }
 
 impl PgTestDb {
@@ -171,7 +185,20 @@ impl PgTestDb {
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
     }
 
-    async fn create() -> PgTestDb {
+    /// A database on a server other tests share.
+    pub async fn create() -> PgTestDb {
+        let server = ServerUse::Shared(SERVER.clone().read_owned().await);
+        Self::create_with(server).await
+    }
+
+    /// A database on a server this test has to itself, once the other tests' databases are
+    /// gone, and which it may stop and start.
+    pub async fn create_exclusive() -> PgTestDb {
+        let server = ServerUse::Exclusive(SERVER.clone().write_owned().await);
+        Self::create_with(server).await
+    }
+
+    async fn create_with(server: ServerUse) -> PgTestDb {
         use sqlx::Connection;
         let admin = Self::admin_url();
         let name = format!("tidings_test_{}", uuid::Uuid::new_v4().simple());
@@ -184,7 +211,7 @@ impl PgTestDb {
             .unwrap_or_else(|e| panic!("creating {name} on {admin}: {e}"));
         let _ = conn.close().await;
         let url = with_database(&admin, &name);
-        PgTestDb { admin, name, url }
+        PgTestDb { admin, name, url, _server: server }
     }
 }
 
