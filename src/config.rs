@@ -568,7 +568,8 @@ impl Config {
         let mut problems = Vec::new();
         for (name, value) in env {
             let Some(suffix) = name.strip_prefix("TIDINGS_") else { continue };
-            if ENV_NOT_KEYS.contains(&suffix) {
+            // TIDINGS_TEST_… belongs to the test suite (e.g. TIDINGS_TEST_POSTGRES_URL), not here.
+            if ENV_NOT_KEYS.contains(&suffix) || suffix.starts_with("TEST_") {
                 continue;
             }
             match ENV_KEYS.iter().find(|(s, _, _)| *s == suffix) {
@@ -972,6 +973,7 @@ mod tests {
             Config::from_toml("[dispatch]\nbatch_size = 5", "t", env(&[("TIDINGS_DISPATCH_BATCH_SIZE", "7")])).unwrap();
         assert_eq!(c.dispatch.batch_size, 7);
         assert_eq!(problems("", &[("TIDINGS_HTTP_ADRR", "x")]), ["TIDINGS_HTTP_ADRR"]);
+        assert_eq!(problems("", &[("TIDINGS_TEST_POSTGRES_URL", "postgres://x")]), Vec::<String>::new());
         assert_eq!(problems("", &[("TIDINGS_DISPATCH_BATCH_SIZE", "many")]), ["TIDINGS_DISPATCH_BATCH_SIZE"]);
     }
 

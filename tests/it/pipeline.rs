@@ -289,18 +289,45 @@ async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_rese
     }
     let history = t.app.store.history(mid_send.id).await.unwrap();
     assert!(history.last().unwrap().detail.as_deref().unwrap().contains("delivery unknown"), "{history:?}");
-    // The dead worker wakes up and tries to record a result: the fence refuses it.
-    let applied = t
-        .app
-        .store
-        .finalize("doomed", &[(mid_send.id, mid_send.attempt, Finalize::Failed { error: "late".into() })], t.now())
-        .await
-        .unwrap();
-    assert_eq!(applied, 0);
     // Ticking and dispatching again sends nothing more.
     t.tick().await;
     t.dispatch_all().await;
     assert_eq!(twilio.count(), 2);
+    // Once an operator has sent it again, the old worker's late result is fenced out...
+    let doomed = (mid_send.id, mid_send.attempt, Finalize::Failed { error: "late".into() });
+    let only = MessageFilter { id: Some(mid_send.id), ..Default::default() };
+    assert_eq!(t.app.store.retry_messages(&only, t.now(), "retried by an operator").await.unwrap(), 1);
+    assert_eq!(t.app.store.finalize("doomed", std::slice::from_ref(&doomed), t.now()).await.unwrap(), 0);
+    t.dispatch_all().await;
+    assert_eq!(t.states().await.get("sent"), Some(&3));
+}
+
+async fn a_slow_worker_s_own_result_settles_what_its_expired_lease_left_ambiguous(backend: Backend) {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let t = three_birthdays(backend, &twilio, &smtp, "").await;
+    t.tick().await;
+    t.set("2026-11-23T09:30:00Z");
+    // A worker hands one message to its provider, then stalls (the database is away, say) past
+    // its lease; another worker settles it as ambiguous and, rightly, does not resend it.
+    let store = &t.app.store;
+    let lease = t.now().checked_add(SignedDuration::from_mins(2)).unwrap();
+    let c = store.claim("slow", t.now(), lease, 1).await.unwrap().remove(0);
+    store.mark_sending("slow", &[(c.id, c.attempt, "{}".into())], t.now()).await.unwrap();
+    t.advance(SignedDuration::from_mins(3));
+    t.dispatch_all().await;
+    let row = |id| async move {
+        store.messages(&MessageFilter { id: Some(id), ..Default::default() }).await.unwrap().remove(0)
+    };
+    assert_eq!(row(c.id).await.state, "ambiguous");
+    // The slow worker comes back with the provider's answer: it is recorded, as it is the truth.
+    let sent = Finalize::Sent { provider: "twilio".into(), provider_id: "SM1".into() };
+    assert_eq!(store.finalize("slow", &[(c.id, c.attempt, sent)], t.now()).await.unwrap(), 1);
+    let settled = row(c.id).await;
+    assert_eq!((settled.state.as_str(), settled.provider_id.as_deref()), ("sent", Some("SM1")));
+    // Another worker's result for it is still refused.
+    let other = Finalize::Failed { error: "late".into() };
+    assert_eq!(store.finalize("someone-else", &[(c.id, c.attempt, other)], t.now()).await.unwrap(), 0);
 }
 
 async fn transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted_ones_die(backend: Backend) {
@@ -581,6 +608,7 @@ async fn operators_retry_dead_messages_and_cancel_scheduled_ones(backend: Backen
 on_both_backends!(
     a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_once,
     a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_resent,
+    a_slow_worker_s_own_result_settles_what_its_expired_lease_left_ambiguous,
     transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted_ones_die,
     after_downtime_the_daemon_catches_up_but_never_sends_late,
     a_broken_template_reload_keeps_the_previous_set,

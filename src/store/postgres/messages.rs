@@ -151,7 +151,7 @@ impl PgStore {
              FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, state text, reason text,
                   provider text, provider_id text, run_at bigint, sent_at bigint)
              WHERE m.id = j.id AND m.attempts = j.attempt
-               AND m.lease_owner = $3::text AND m.state IN ('claimed', 'sending')
+               AND m.lease_owner = $3::text AND m.state IN ('claimed', 'sending', 'ambiguous')
              RETURNING m.id",
         )
         .bind(&rows)
@@ -336,7 +336,8 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, now_ms: i64
              moved AS (
                  UPDATE messages AS m SET state = $2::text,
                         reason = CASE WHEN $2::text = 'ambiguous' THEN $3::text ELSE m.reason END,
-                        lease_owner = NULL, lease_until = NULL, updated_at = $1::bigint
+                        lease_owner = CASE WHEN $2::text = 'ambiguous' THEN m.lease_owner END,
+                        lease_until = NULL, updated_at = $1::bigint
                  FROM expired WHERE m.id = expired.id
                  RETURNING m.id, expired.lease_owner)
              INSERT INTO message_history (message_id, at, state, detail)

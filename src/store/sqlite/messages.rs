@@ -153,7 +153,7 @@ impl SqliteStore {
                     instance = lease_owner, lease_owner = NULL, lease_until = NULL, updated_at = ?2
              FROM json_each(?1) j
              WHERE messages.id = j.value ->> 'id' AND messages.attempts = j.value ->> 'attempt'
-               AND messages.lease_owner = ?3 AND messages.state IN ('claimed', 'sending')
+               AND messages.lease_owner = ?3 AND messages.state IN ('claimed', 'sending', 'ambiguous')
              RETURNING messages.id",
         )
         .bind(&rows)
@@ -345,12 +345,14 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         .await?;
         sqlx::query(
             "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
-                        lease_owner = NULL, lease_until = NULL, updated_at = ?
+                        lease_owner = CASE WHEN ? = 'ambiguous' THEN lease_owner END,
+                        lease_until = NULL, updated_at = ?
                  WHERE state = ? AND lease_until < ?",
         )
         .bind(to.as_str())
         .bind(to.as_str())
         .bind(detail)
+        .bind(to.as_str())
         .bind(now_ms)
         .bind(from)
         .bind(now_ms)
