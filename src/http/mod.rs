@@ -33,6 +33,7 @@ pub fn app(http: Http) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/members", post(upsert_members))
         .route("/api/members/{external_id}", get(get_member))
         .route("/api/events", post(record_events))
@@ -71,6 +72,25 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({"error": {"message": self.message, "field": self.field}}))).into_response()
     }
+}
+
+/// Prometheus text exposition: this instance's id and the messages by state (the full set of
+/// series comes with the observability work; these are the ones operators of several instances
+/// need first).
+async fn metrics(State(h): State<Http>) -> Result<Response, ApiError> {
+    use std::fmt::Write;
+    let instance = &h.app.instance_id;
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP tidings_instance_info The daemon instance serving these metrics.");
+    let _ = writeln!(out, "# TYPE tidings_instance_info gauge");
+    let _ =
+        writeln!(out, "tidings_instance_info{{instance=\"{instance}\",backend=\"{}\"}} 1", h.app.store.backend_name());
+    let _ = writeln!(out, "# HELP tidings_messages Messages in the database by state.");
+    let _ = writeln!(out, "# TYPE tidings_messages gauge");
+    for (state, n) in h.app.store.count_by_state().await? {
+        let _ = writeln!(out, "tidings_messages{{instance=\"{instance}\",state=\"{state}\"}} {n}");
+    }
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 async fn readyz(State(h): State<Http>) -> Response {

@@ -101,6 +101,13 @@ async fn health_is_always_ok_and_readiness_follows_the_flag(backend: Backend) {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let (status, _) = call(&draining, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "a draining daemon is still alive");
+
+    // Metrics name the instance, so several instances' series stay apart.
+    let (status, body) = api.get("/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().unwrap().to_string();
+    let instance = &api.t.app.instance_id;
+    assert!(text.contains(&format!("tidings_instance_info{{instance=\"{instance}\"")), "{text}");
 }
 
 async fn member_upserts_count_what_changed_and_repeat_harmlessly(backend: Backend) {

@@ -302,6 +302,25 @@ async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_rese
     assert_eq!(t.states().await.get("sent"), Some(&3));
 }
 
+async fn a_worker_whose_lease_was_taken_over_sends_nothing(backend: Backend) {
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let t = three_birthdays(backend, &twilio, &smtp, "").await;
+    t.tick().await;
+    t.set("2026-11-23T09:30:00Z");
+    let store = &t.app.store;
+    let lease = t.now().checked_add(SignedDuration::from_mins(2)).unwrap();
+    let stale = store.claim("stalled", t.now(), lease, 3).await.unwrap();
+    assert_eq!(stale.len(), 3);
+    // The stalled worker's lease runs out; this instance takes the work over and sends it.
+    t.advance(SignedDuration::from_mins(3));
+    assert_eq!(t.dispatch_all().await, 3);
+    // The stalled worker wakes and tries to hand its batch to the provider: the fence refuses.
+    let marks: Vec<(i64, u32, String)> = stale.iter().map(|c| (c.id, c.attempt, "{}".into())).collect();
+    assert!(store.mark_sending("stalled", &marks, t.now()).await.unwrap().is_empty());
+    assert_eq!(twilio.count(), 3, "each sent once, by the instance holding the lease");
+}
+
 async fn a_slow_worker_s_own_result_settles_what_its_expired_lease_left_ambiguous(backend: Backend) {
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
@@ -609,6 +628,7 @@ on_both_backends!(
     a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_once,
     a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_resent,
     a_slow_worker_s_own_result_settles_what_its_expired_lease_left_ambiguous,
+    a_worker_whose_lease_was_taken_over_sends_nothing,
     transient_failures_retry_with_backoff_permanent_ones_fail_and_exhausted_ones_die,
     after_downtime_the_daemon_catches_up_but_never_sends_late,
     a_broken_template_reload_keeps_the_previous_set,
