@@ -353,3 +353,45 @@ where
 {
     Ok(HistoryEntry { at: ts(r.int("at")?)?, state: r.text("state")?, detail: r.opt_text("detail")? })
 }
+
+/// The batch `enqueue` inserts, as the JSON array both backends read in one statement: one
+/// object per message (a dedupe key twice in a batch is kept once; it would be inserted once but
+/// given two history entries).
+pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
+    let mut keys = std::collections::HashSet::new();
+    let rows: Vec<Value> = msgs
+        .iter()
+        .filter(|m| keys.insert(m.dedupe_key.as_str()))
+        .map(|m| {
+            let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
+            serde_json::json!({
+                "key": m.dedupe_key, "rule": m.rule_id, "member": m.member_id, "occurrence": m.occurrence,
+                "channel": m.channel.as_str(), "template": m.template,
+                "vars": Value::Object(m.vars.clone()).to_string(),
+                "run_at": m.run_at.as_millisecond(), "deadline": m.deadline.map(|d| d.as_millisecond()),
+                "state": state.as_str(), "reason": m.skip,
+                "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
+            })
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+/// The batch a member upsert writes, as the JSON array both backends read in one statement.
+pub(super) fn member_rows(rows: &[crate::members::MemberInput]) -> String {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "external_id": m.external_id, "name": m.name, "phone": m.phone, "email": m.email,
+                "locale": m.locale, "time_zone": m.time_zone,
+                "birth_date": m.birth_date.map(|d| d.to_string()),
+                "member_since": m.member_since.map(|d| d.to_string()),
+                "tier": m.tier, "points": m.points,
+                // Stored as the text serde_json writes, so an unchanged row compares equal.
+                "attributes": Value::Object(m.attributes.clone()).to_string(),
+            })
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}

@@ -3,12 +3,10 @@
 use jiff::Timestamp;
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
-
 use super::{PgStore, next_change};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
-use crate::store::types::{EventCounts, UpsertCounts, member_from_row};
+use crate::store::types::{EventCounts, UpsertCounts, member_from_row, member_rows};
 
 const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
      tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
@@ -110,21 +108,7 @@ async fn upsert_run(
     change: i64,
     counts: &mut UpsertCounts,
 ) -> Result<()> {
-    let batch: Value = rows
-        .iter()
-        .map(|m| {
-            json!({
-                "external_id": m.external_id, "name": m.name, "phone": m.phone, "email": m.email,
-                "locale": m.locale, "time_zone": m.time_zone,
-                "birth_date": m.birth_date.map(|d| d.to_string()),
-                "member_since": m.member_since.map(|d| d.to_string()),
-                "tier": m.tier, "points": m.points,
-                // Stored as the text serde_json writes, so an unchanged row compares equal.
-                "attributes": Value::Object(m.attributes.clone()).to_string(),
-            })
-        })
-        .collect();
-    let batch = batch.to_string();
+    let batch = member_rows(rows);
     let existing: HashSet<String> = sqlx::query_scalar(
         "SELECT external_id FROM members
          WHERE external_id IN (SELECT j ->> 'external_id' FROM jsonb_array_elements($1::jsonb) j)",

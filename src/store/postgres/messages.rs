@@ -13,8 +13,8 @@ use crate::channels::ChannelKind;
 use crate::plan::NewMessage;
 use crate::store::Result;
 use crate::store::types::{
-    Claimed, FinalRow, Finalize, HistoryEntry, MessageFilter, MessageRow, State, claimed_from_row, history_from_row,
-    message_from_row, opt_ts,
+    Claimed, FinalRow, Finalize, HistoryEntry, MessageFilter, MessageRow, State, claimed_from_row, enqueue_rows,
+    history_from_row, message_from_row, opt_ts,
 };
 
 impl PgStore {
@@ -23,24 +23,7 @@ impl PgStore {
             return Ok(0);
         }
         let now_ms = now.as_millisecond();
-        // A key twice in one batch would be inserted once but given two history entries.
-        let mut keys = std::collections::HashSet::new();
-        let rows: Vec<Value> = msgs
-            .iter()
-            .filter(|m| keys.insert(m.dedupe_key.as_str()))
-            .map(|m| {
-                let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
-                json!({
-                    "key": m.dedupe_key, "rule": m.rule_id, "member": m.member_id, "occurrence": m.occurrence,
-                    "channel": m.channel.as_str(), "template": m.template,
-                    "vars": Value::Object(m.vars.clone()).to_string(),
-                    "run_at": m.run_at.as_millisecond(), "deadline": m.deadline.map(|d| d.as_millisecond()),
-                    "state": state.as_str(), "reason": m.skip,
-                    "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
-                })
-            })
-            .collect();
-        let rows = Value::Array(rows).to_string();
+        let rows = enqueue_rows(msgs);
         let mut tx = self.begin().await?;
         let inserted: Vec<(i64, String)> = sqlx::query_as(
             "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
