@@ -18,7 +18,7 @@ use crate::plan::{self, address};
 use crate::render::TemplateSet;
 use crate::render::context;
 use crate::store::{Claimed, Finalize, Store};
-use crate::triggers::INACTIVE_SINCE;
+use crate::triggers;
 use retry::RetryPolicy;
 
 /// Everything a worker needs; cheap to clone.
@@ -192,12 +192,8 @@ impl Dispatcher {
         let Some(to) = address(member, c.channel) else {
             return Err(Finalize::Skipped { reason: plan::no_address(c.channel).to_string() });
         };
-        // A win-back planned before the member came back is not sent.
-        if let Some(since) =
-            c.vars.get(INACTIVE_SINCE).and_then(|v| v.as_str()).and_then(|s| s.parse::<Timestamp>().ok())
-            && member.last_activity_at.is_some_and(|last| last > since)
-        {
-            return Err(Finalize::Skipped { reason: "member active again since this was planned".into() });
+        if let Some(reason) = triggers::no_longer_due(&c.vars, member) {
+            return Err(Finalize::Skipped { reason: reason.into() });
         }
         let locale = member.locale.clone().unwrap_or_else(|| self.default_locale.clone());
         let zone = member.time_zone.clone().unwrap_or_else(|| self.default_zone.clone());

@@ -238,6 +238,14 @@ fn inactivity(
 /// The occurrence variable holding the activity instant an inactivity message was planned from.
 pub const INACTIVE_SINCE: &str = "inactive_since";
 
+/// Why an occurrence planned earlier no longer holds for the member as they are now, if it does
+/// not: checked when the message is due, since planning runs ahead. Today only a win-back can
+/// lapse (the member came back since it was planned).
+pub fn no_longer_due(vars: &Map<String, Value>, member: &Member) -> Option<&'static str> {
+    let since = vars.get(INACTIVE_SINCE)?.as_str()?.parse::<Timestamp>().ok()?;
+    member.last_activity_at.is_some_and(|last| last > since).then_some("member active again since this was planned")
+}
+
 /// The first member-local `send_at` at or after `t`.
 pub fn next_slot(t: Timestamp, send_at: Time, tz: &TimeZone) -> Timestamp {
     let mut day = t.to_zoned_datetime(tz.clone()).date();
