@@ -395,3 +395,23 @@ pub(super) fn member_rows(rows: &[crate::members::MemberInput]) -> String {
         .collect();
     Value::Array(rows).to_string()
 }
+
+/// The batch `record_events` writes, as the JSON array both backends read in one statement.
+pub(super) fn event_rows(events: &[crate::members::EventInput]) -> String {
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({"event_id": e.event_id, "member": e.member, "kind": e.kind, "amount": e.amount,
+                               "at": e.at.as_millisecond()})
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+/// The events' members the store does not know, one entry per such event, in order.
+pub(super) fn unknown_members(
+    events: &[crate::members::EventInput],
+    known: &std::collections::HashSet<String>,
+) -> Vec<String> {
+    events.iter().filter(|e| !known.contains(&e.member)).map(|e| e.member.clone()).collect()
+}

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{PgStore, next_change};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
-use crate::store::types::{EventCounts, UpsertCounts, member_from_row, member_rows};
+use crate::store::types::{EventCounts, UpsertCounts, event_rows, member_from_row, member_rows, unknown_members};
 
 const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
      tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
@@ -29,51 +29,58 @@ impl PgStore {
         Ok(counts)
     }
 
+    /// Records events and moves each member's `last_activity_at` forward (never back). Set-based:
+    /// the events, then the members they moved, one statement each.
     pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
-        let mut counts = EventCounts::default();
+        if events.is_empty() {
+            return Ok(EventCounts::default());
+        }
+        let rows = event_rows(events);
+        let now_ms = now.as_millisecond();
         let mut tx = self.begin().await?;
         let change = next_change(&mut tx).await?;
-        for e in events {
-            let member: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE external_id = $1")
-                .bind(&e.member)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(member_id) = member else {
-                counts.unknown_members.push(e.member.clone());
-                continue;
-            };
-            let inserted = sqlx::query(
-                "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
-                 VALUES ($1::text, $2::bigint, $3::text, $4::double precision, $5::bigint, $6::bigint)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&e.event_id)
-            .bind(member_id)
-            .bind(&e.kind)
-            .bind(e.amount)
-            .bind(e.at.as_millisecond())
-            .bind(now.as_millisecond())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                counts.duplicate += 1;
-                continue;
-            }
-            counts.recorded += 1;
-            sqlx::query(
-                "UPDATE members SET last_activity_at = $1::bigint, updated_at = $2::bigint, change_seq = $3::bigint
-                 WHERE id = $4::bigint AND (last_activity_at IS NULL OR last_activity_at < $1::bigint)",
-            )
-            .bind(e.at.as_millisecond())
-            .bind(now.as_millisecond())
-            .bind(change)
-            .bind(member_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let known: HashSet<String> = sqlx::query_scalar(
+            "SELECT external_id FROM members
+             WHERE external_id IN (SELECT j ->> 'member' FROM jsonb_array_elements($1::jsonb) j)",
+        )
+        .bind(&rows)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let recorded: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
+             SELECT e.event_id, m.id, e.kind, e.amount, e.at, $2::bigint
+             FROM jsonb_to_recordset($1::jsonb)
+                  AS e(event_id text, member text, kind text, amount double precision, at bigint)
+             JOIN members m ON m.external_id = e.member
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING member_id, at",
+        )
+        .bind(&rows)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (ids, ats): (Vec<i64>, Vec<i64>) = recorded.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE members AS m SET last_activity_at = x.at, updated_at = $3::bigint, change_seq = $4::bigint
+             FROM (SELECT member_id, max(at) AS at FROM unnest($1::bigint[], $2::bigint[]) AS r(member_id, at)
+                   GROUP BY member_id) x
+             WHERE m.id = x.member_id AND (m.last_activity_at IS NULL OR m.last_activity_at < x.at)",
+        )
+        .bind(&ids)
+        .bind(&ats)
+        .bind(now_ms)
+        .bind(change)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(counts)
+        let unknown = unknown_members(events, &known);
+        Ok(EventCounts {
+            recorded: recorded.len() as u64,
+            duplicate: (events.len() - unknown.len() - recorded.len()) as u64,
+            unknown_members: unknown,
+        })
     }
 
     pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{SqliteStore, next_change};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
-use crate::store::types::{EventCounts, UpsertCounts, member_from_row, member_rows};
+use crate::store::types::{EventCounts, UpsertCounts, event_rows, member_from_row, member_rows, unknown_members};
 
 const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
      tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
@@ -32,51 +32,54 @@ impl SqliteStore {
     }
 
     /// Records events and moves each member's `last_activity_at` forward (never back).
+    /// Records events and moves each member's `last_activity_at` forward (never back). Set-based:
+    /// the events, then the members they moved, one statement each.
     pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
-        let mut counts = EventCounts::default();
+        if events.is_empty() {
+            return Ok(EventCounts::default());
+        }
+        let rows = event_rows(events);
+        let now_ms = now.as_millisecond();
         let mut tx = self.begin().await?;
         let change = next_change(&mut tx).await?;
-        for e in events {
-            let member: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE external_id = ?")
-                .bind(&e.member)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(member_id) = member else {
-                counts.unknown_members.push(e.member.clone());
-                continue;
-            };
-            let inserted = sqlx::query(
-                "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&e.event_id)
-            .bind(member_id)
-            .bind(&e.kind)
-            .bind(e.amount)
-            .bind(e.at.as_millisecond())
-            .bind(now.as_millisecond())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                counts.duplicate += 1;
-                continue;
-            }
-            counts.recorded += 1;
-            sqlx::query(
-                "UPDATE members SET last_activity_at = ?, updated_at = ?, change_seq = ?
-                 WHERE id = ? AND (last_activity_at IS NULL OR last_activity_at < ?)",
-            )
-            .bind(e.at.as_millisecond())
-            .bind(now.as_millisecond())
-            .bind(change)
-            .bind(member_id)
-            .bind(e.at.as_millisecond())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let known: HashSet<String> = sqlx::query_scalar(
+            "SELECT external_id FROM members WHERE external_id IN (SELECT j.value ->> 'member' FROM json_each(?) j)",
+        )
+        .bind(&rows)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
+        let recorded: Vec<(i64, i64)> = sqlx::query_as(
+            "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
+             SELECT j.value ->> 'event_id', m.id, j.value ->> 'kind', j.value ->> 'amount', j.value ->> 'at', ?2
+             FROM json_each(?1) j JOIN members m ON m.external_id = j.value ->> 'member'
+             WHERE true
+             ON CONFLICT (event_id) DO NOTHING
+             RETURNING member_id, at",
+        )
+        .bind(&rows)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE members SET last_activity_at = x.at, updated_at = ?2, change_seq = ?3
+             FROM (SELECT j.value ->> 0 AS member_id, max(j.value ->> 1) AS at FROM json_each(?1) j GROUP BY 1) x
+             WHERE members.id = x.member_id AND (members.last_activity_at IS NULL OR members.last_activity_at < x.at)",
+        )
+        .bind(serde_json::to_string(&recorded).expect("pairs serialize"))
+        .bind(now_ms)
+        .bind(change)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(counts)
+        let unknown = unknown_members(events, &known);
+        Ok(EventCounts {
+            recorded: recorded.len() as u64,
+            duplicate: (events.len() - unknown.len() - recorded.len()) as u64,
+            unknown_members: unknown,
+        })
     }
 
     pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {
