@@ -270,6 +270,9 @@ fn print_preview(p: &crate::app::Preview) {
                 println!("Subject: {subject}\n\n{text}\n\n[html: {} bytes]", html.len());
             }
             crate::channels::Rendered::Push { title, body } => println!("{title}\n{body}"),
+            crate::channels::Rendered::Webhook { payload } => {
+                println!("{}", serde_json::to_string_pretty(payload).unwrap_or_default())
+            }
         }
     }
 }

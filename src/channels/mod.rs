@@ -18,16 +18,19 @@ pub enum ChannelKind {
     Sms,
     Email,
     Push,
+    /// A signed JSON POST to the host system, which delivers it its own way (an in-app inbox).
+    Webhook,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [ChannelKind::Sms, ChannelKind::Email, ChannelKind::Push];
+    pub const ALL: [ChannelKind; 4] = [ChannelKind::Sms, ChannelKind::Email, ChannelKind::Push, ChannelKind::Webhook];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ChannelKind::Sms => "sms",
             ChannelKind::Email => "email",
             ChannelKind::Push => "push",
+            ChannelKind::Webhook => "webhook",
         }
     }
 
@@ -36,6 +39,7 @@ impl ChannelKind {
             "sms" => Some(ChannelKind::Sms),
             "email" => Some(ChannelKind::Email),
             "push" => Some(ChannelKind::Push),
+            "webhook" => Some(ChannelKind::Webhook),
             _ => None,
         }
     }
@@ -51,9 +55,22 @@ impl fmt::Display for ChannelKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "channel", rename_all = "lowercase")]
 pub enum Rendered {
-    Sms { text: String },
-    Email { subject: String, html: String, text: String },
-    Push { title: String, body: String },
+    Sms {
+        text: String,
+    },
+    Email {
+        subject: String,
+        html: String,
+        text: String,
+    },
+    Push {
+        title: String,
+        body: String,
+    },
+    /// The template context as JSON: the host system renders it itself.
+    Webhook {
+        payload: serde_json::Value,
+    },
 }
 
 impl Rendered {
@@ -62,6 +79,7 @@ impl Rendered {
             Rendered::Sms { .. } => ChannelKind::Sms,
             Rendered::Email { .. } => ChannelKind::Email,
             Rendered::Push { .. } => ChannelKind::Push,
+            Rendered::Webhook { .. } => ChannelKind::Webhook,
         }
     }
 }
@@ -77,9 +95,80 @@ pub struct Outgoing {
     /// The member's external id.
     pub member: String,
     pub member_name: String,
-    /// The address on this channel: an E.164 phone, an email address, or a push target.
+    /// The address on this channel: an E.164 phone, an email address, a push device token (or
+    /// Web Push endpoint), or the member's external id for the webhook.
     pub to: String,
+    /// Push only: the device the message goes to.
+    pub device: Option<PushDevice>,
+    /// Marketing or service: marketing email carries one-click unsubscribe headers.
+    pub purpose: Purpose,
     pub rendered: Rendered,
+}
+
+/// Why a message is sent: marketing needs consent and carries an unsubscribe; service messages
+/// (points about to expire, a receipt) follow their own rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    #[default]
+    Marketing,
+    Service,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Marketing => "marketing",
+            Purpose::Service => "service",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "marketing" => Some(Purpose::Marketing),
+            "service" => Some(Purpose::Service),
+            _ => None,
+        }
+    }
+}
+
+/// The push platforms; each device belongs to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Fcm,
+    Apns,
+    Webpush,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 3] = [Platform::Fcm, Platform::Apns, Platform::Webpush];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Fcm => "fcm",
+            Platform::Apns => "apns",
+            Platform::Webpush => "webpush",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Platform::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// One registered push device of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDevice {
+    pub platform: Platform,
+    /// The FCM registration token, the APNs device token (hex), or the Web Push endpoint URL.
+    pub token: String,
+    /// Web Push: the subscription's P-256 public key (base64url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p256dh: Option<String>,
+    /// Web Push: the subscription's authentication secret (base64url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// The message's idempotency key: 32 hex digits of SHA-256 over its dedupe key. Deterministic,
@@ -109,6 +198,10 @@ pub enum SendOutcome {
     /// connection after the message was sent): it may have been delivered. Never retried
     /// blindly; recorded as ambiguous.
     Unknown { error: String },
+    /// The address is no longer valid (an unregistered device token, a hard bounce, an
+    /// invalid number): never retried, and the address is suppressed (or the device forgotten)
+    /// so nothing is sent to it again.
+    Gone { error: String },
 }
 
 /// The provider serving one channel kind: a closed set, chosen in configuration.
@@ -144,6 +237,7 @@ pub struct Channels {
     pub sms: Provider,
     pub email: Provider,
     pub push: Provider,
+    pub webhook: Provider,
 }
 
 impl Channels {
@@ -158,7 +252,7 @@ impl Channels {
             ("smtp", Some(s)) => Provider::Smtp(email::Smtp::new(s)?),
             _ => Provider::Outbox(outbox.clone()),
         };
-        Ok(Channels { sms, email, push: Provider::Outbox(outbox) })
+        Ok(Channels { sms, email, push: Provider::Outbox(outbox.clone()), webhook: Provider::Outbox(outbox) })
     }
 
     pub fn get(&self, kind: ChannelKind) -> &Provider {
@@ -166,6 +260,7 @@ impl Channels {
             ChannelKind::Sms => &self.sms,
             ChannelKind::Email => &self.email,
             ChannelKind::Push => &self.push,
+            ChannelKind::Webhook => &self.webhook,
         }
     }
 }

@@ -208,6 +208,8 @@ impl Dispatcher {
             member: member.external_id.clone(),
             member_name: member.name.clone(),
             to,
+            device: None,
+            purpose: crate::channels::Purpose::Marketing,
             rendered,
         })
     }

@@ -45,7 +45,7 @@ pub fn decide(
 ) -> Finalize {
     match outcome {
         SendOutcome::Sent { provider_id } => Finalize::Sent { provider: provider.to_string(), provider_id },
-        SendOutcome::Permanent { error } => Finalize::Failed { error },
+        SendOutcome::Permanent { error } | SendOutcome::Gone { error } => Finalize::Failed { error },
         SendOutcome::Unknown { error } if !policy.retry_unknown => Finalize::Ambiguous { error },
         SendOutcome::Unknown { error } => decide(
             policy,

@@ -41,6 +41,7 @@ pub fn address(member: &Member, channel: ChannelKind) -> Option<String> {
         ChannelKind::Email => member.email.clone().filter(|e| !e.is_empty()),
         // Device tokens arrive with the push providers; the outbox addresses the member.
         ChannelKind::Push => Some(format!("member:{}", member.external_id)),
+        ChannelKind::Webhook => Some(member.external_id.clone()),
     }
 }
 
@@ -50,6 +51,7 @@ pub fn no_address(channel: ChannelKind) -> &'static str {
         ChannelKind::Sms => "no phone number",
         ChannelKind::Email => "no email address",
         ChannelKind::Push => "no push target",
+        ChannelKind::Webhook => "no member id",
     }
 }
 

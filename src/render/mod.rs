@@ -122,6 +122,8 @@ impl Part {
             ChannelKind::Sms => &[Part::Sms],
             ChannelKind::Email => &[Part::EmailSubject, Part::EmailHtml, Part::EmailText],
             ChannelKind::Push => &[Part::PushTitle, Part::PushBody],
+            // The host system renders webhook messages itself: they carry the context.
+            ChannelKind::Webhook => &[],
         }
     }
 }
@@ -173,6 +175,16 @@ impl Templates {
     /// locale as fallback; templates and helpers then see `locale` set to the variant's, so a
     /// Chinese template formats dates the Chinese way whatever the member's own tag was.
     pub fn render(&self, key: &str, channel: ChannelKind, ctx: &Value) -> Result<Rendered, RenderError> {
+        if channel == ChannelKind::Webhook {
+            if !self.keys.contains_key(key) {
+                return Err(RenderError::Missing { key: key.to_owned(), channel });
+            }
+            let mut payload = ctx.clone();
+            if let Some(obj) = payload.as_object_mut() {
+                obj.insert("template".into(), Value::String(key.to_owned()));
+            }
+            return Ok(Rendered::Webhook { payload });
+        }
         let wanted = ctx.get("locale").and_then(Value::as_str);
         let locale = self
             .resolve_locale(key, channel, wanted, &self.default_locale)
@@ -186,6 +198,9 @@ impl Templates {
 
     /// Whether any locale of `key` can be sent on `channel`.
     pub fn has(&self, key: &str, channel: ChannelKind) -> bool {
+        if channel == ChannelKind::Webhook {
+            return self.keys.contains_key(key);
+        }
         self.keys.get(key).is_some_and(|k| k.locales.values().any(|c| c.contains(&channel)))
     }
 
@@ -230,6 +245,7 @@ impl Templates {
                 text: part(Part::EmailText)?,
             },
             ChannelKind::Push => Rendered::Push { title: part(Part::PushTitle)?, body: part(Part::PushBody)? },
+            ChannelKind::Webhook => unreachable!("webhook messages are rendered in render()"),
         })
     }
 

@@ -311,8 +311,9 @@ fn builtin_set_is_complete_and_matches_the_directory() {
     for key in t.keys() {
         assert_eq!(t.locales(&key), ["en", "zh-CN"], "{key}");
         for locale in t.locales(&key) {
-            assert_eq!(t.channels(&key, &locale), ChannelKind::ALL, "{key}/{locale}");
-            assert_eq!(on_disk.channels(&key, &locale), ChannelKind::ALL, "{key}/{locale}");
+            let templated = [ChannelKind::Sms, ChannelKind::Email, ChannelKind::Push];
+            assert_eq!(t.channels(&key, &locale), templated, "{key}/{locale}");
+            assert_eq!(on_disk.channels(&key, &locale), templated, "{key}/{locale}");
         }
     }
 }
@@ -324,7 +325,7 @@ fn builtin_renders_every_variant_within_the_rules() {
     for key in t.keys() {
         for locale in t.locales(&key) {
             let ctx = t.fixture(&key, &locale);
-            for channel in ChannelKind::ALL {
+            for channel in [ChannelKind::Sms, ChannelKind::Email, ChannelKind::Push] {
                 let rendered = t.render(&key, channel, &ctx).unwrap_or_else(|e| panic!("{e}"));
                 check_rules(&key, &locale, &rendered);
                 insta::assert_snapshot!(format!("{key}__{locale}__{channel}"), show(&rendered));
@@ -343,7 +344,7 @@ fn builtin_renders_for_a_sparse_member() {
             for field in ["name", "first_name", "email", "tier", "points", "birth_date", "phone"] {
                 ctx["member"][field] = Value::Null;
             }
-            for channel in ChannelKind::ALL {
+            for channel in [ChannelKind::Sms, ChannelKind::Email, ChannelKind::Push] {
                 let rendered = t.render(&key, channel, &ctx).unwrap_or_else(|e| panic!("{e}"));
                 check_rules(&key, &locale, &rendered);
                 let all = show(&rendered);
@@ -379,6 +380,7 @@ fn check_rules(key: &str, locale: &str, rendered: &Rendered) {
             assert!(title.chars().count() <= 50, "{at}: {title}");
             assert!(body.chars().count() <= 120, "{at}: {body}");
         }
+        Rendered::Webhook { payload } => assert!(payload.is_object(), "{at}"),
     }
 }
 
@@ -392,5 +394,6 @@ fn show(rendered: &Rendered) -> String {
             format!("Subject: {subject}\n\n----- text -----\n{text}\n----- html -----\n{html}")
         }
         Rendered::Push { title, body } => format!("{title}\n{body}"),
+        Rendered::Webhook { payload } => format!("{payload:#}"),
     }
 }

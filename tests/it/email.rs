@@ -24,6 +24,8 @@ fn outgoing(dedupe_key: &str, to: &str) -> Outgoing {
         member: "m-1".to_owned(),
         member_name: "李雷".to_owned(),
         to: to.to_owned(),
+        device: None,
+        purpose: tidings::channels::Purpose::Marketing,
         rendered: Rendered::Email { subject: SUBJECT.to_owned(), html: HTML.to_owned(), text: TEXT.to_owned() },
     }
 }

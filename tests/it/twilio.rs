@@ -35,6 +35,8 @@ fn sms(to: &str, text: &str) -> Outgoing {
         member: "m-1".to_string(),
         member_name: "王小明".to_string(),
         to: to.to_string(),
+        device: None,
+        purpose: tidings::channels::Purpose::Marketing,
         rendered: Rendered::Sms { text: text.to_string() },
     }
 }

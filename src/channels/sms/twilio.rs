@@ -184,6 +184,7 @@ impl Twilio {
             }
             SendOutcome::Transient { error, .. }
             | SendOutcome::Permanent { error }
+            | SendOutcome::Gone { error }
             | SendOutcome::Unknown { error } => {
                 tracing::debug!(message.id = msg.id, status = status.as_u16(), %error, "twilio refused the message");
             }
