@@ -264,3 +264,25 @@ impl Channels {
         }
     }
 }
+
+/// A provider's report on a message it accepted: delivered to the handset (or inbox, or device)
+/// or not, with the provider's own status or error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The provider's name as recorded on the message (`twilio`, `aliyun`, …).
+    pub provider: &'static str,
+    /// The id the provider answered the send with (recorded as the message's provider id).
+    pub provider_id: String,
+    pub status: DeliveryStatus,
+    /// The provider's code, e.g. Twilio's `30003`, Aliyun's `DELIVERED`/`MK:0001`.
+    pub code: Option<String>,
+    /// When the provider says it happened, if it says.
+    pub at: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Delivered,
+    Undelivered,
+}
