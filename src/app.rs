@@ -176,7 +176,7 @@ impl App {
         let templates = self.templates.current();
         let mut messages = Vec::new();
         for &channel in &rule.channels {
-            let to = crate::plan::address(&member, channel);
+            let to = crate::plan::address(&member, channel, None).map(|a| a.to);
             let rendered = templates.render(&rule.template, channel, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
             messages.push(PreviewMessage { channel, to, rendered });
         }

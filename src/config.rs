@@ -417,6 +417,13 @@ pub struct RuleConfig {
     /// inactivity: days without activity.
     #[serde(default)]
     pub days: Option<u32>,
+    /// Send on the first of `channels` the member can be reached on (e.g. push, else SMS, else
+    /// email), instead of on every one of them.
+    #[serde(default)]
+    pub fallback: bool,
+    /// `marketing` (the default: needs consent, carries unsubscribe links) or `service`.
+    #[serde(default)]
+    pub purpose: Option<String>,
 }
 
 fn default_send_at() -> String {
@@ -441,6 +448,8 @@ fn default_rules() -> Vec<RuleConfig> {
         date: None,
         names: BTreeMap::new(),
         days: None,
+        fallback: false,
+        purpose: None,
     };
     vec![
         rule("birthday", "birthday", "birthday"),
@@ -646,7 +655,7 @@ impl Config {
             if ChannelKind::parse(c).is_none() {
                 problems.push(ConfigProblem::new(
                     format!("dispatch.retry_ambiguous[{i}]"),
-                    format!("unknown channel {c:?} (sms, email or push)"),
+                    format!("unknown channel {c:?} (sms, email, push or webhook)"),
                 ));
             }
         }
@@ -725,7 +734,7 @@ impl Config {
                     Some(_) => problems.push(ConfigProblem::new(key("channels"), format!("{c:?} is listed twice"))),
                     None => problems.push(ConfigProblem::new(
                         key("channels"),
-                        format!("unknown channel {c:?} (sms, email or push)"),
+                        format!("unknown channel {c:?} (sms, email, push or webhook)"),
                     )),
                 }
             }
@@ -806,6 +815,16 @@ impl Config {
                     continue;
                 }
             };
+            let purpose = match r.purpose.as_deref() {
+                None => crate::channels::Purpose::Marketing,
+                Some(p) => crate::channels::Purpose::parse(p).unwrap_or_else(|| {
+                    problems.push(ConfigProblem::new(key("purpose"), format!("{p:?}: use marketing or service")));
+                    crate::channels::Purpose::Marketing
+                }),
+            };
+            if r.fallback && channels.len() < 2 {
+                problems.push(ConfigProblem::new(key("fallback"), "needs at least two channels to fall back between"));
+            }
             if problems.len() == before {
                 rules.push(Rule {
                     id: r.id.clone(),
@@ -816,6 +835,8 @@ impl Config {
                     offset_days: r.offset_days,
                     max_lateness,
                     enabled: r.enabled,
+                    fallback: r.fallback,
+                    purpose,
                 });
             }
         }

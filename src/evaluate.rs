@@ -180,7 +180,7 @@ pub async fn forecast(
             for m in plan::plan(rule, member, occ, now) {
                 let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();
                 let entry = rows.entry((day, m.rule_id.clone(), m.channel.to_string())).or_default();
-                if m.skip.is_some() || plan::address(member, m.channel).is_none() {
+                if m.skip.is_some() || plan::address(member, m.channel, None).is_none() {
                     entry.1 += 1;
                 } else {
                     entry.0 += 1;

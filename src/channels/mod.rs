@@ -255,6 +255,11 @@ impl Channels {
         Ok(Channels { sms, email, push: Provider::Outbox(outbox.clone()), webhook: Provider::Outbox(outbox) })
     }
 
+    /// Whether a push message needs a registered device (every push provider but the outbox).
+    pub fn push_needs_device(&self) -> bool {
+        !matches!(self.push, Provider::Outbox(_))
+    }
+
     pub fn get(&self, kind: ChannelKind) -> &Provider {
         match kind {
             ChannelKind::Sms => &self.sms,

@@ -11,13 +11,13 @@ use jiff::Timestamp;
 use rand::Rng;
 use tracing::Instrument;
 
-use crate::channels::{Channels, Outgoing, Rendered};
+use crate::channels::{ChannelKind, Channels, Outgoing, PushDevice, Rendered, SendOutcome};
 use crate::clock::{InstantExt, SharedClock};
 use crate::members::Member;
 use crate::plan::{self, address};
 use crate::render::TemplateSet;
 use crate::render::context;
-use crate::store::{Claimed, Finalize, Store};
+use crate::store::{Claimed, Finalize, Store, Suppression};
 use crate::triggers;
 use retry::RetryPolicy;
 
@@ -68,11 +68,12 @@ impl Dispatcher {
         let members: HashMap<i64, Member> =
             self.store.members_by_ids(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
         let templates = self.templates.current();
+        let reach = self.reach(&claimed, &members, &ids).await?;
 
         let mut results: Vec<(i64, u32, Finalize)> = Vec::with_capacity(n);
         let mut ready: Vec<(Claimed, Outgoing)> = Vec::with_capacity(n);
         for c in claimed {
-            match self.prepare(&c, members.get(&c.member_id), &templates) {
+            match self.prepare(&c, members.get(&c.member_id), &reach, &templates) {
                 Ok(out) => ready.push((c, out)),
                 Err(fin) => results.push((c.id, c.attempt, fin)),
             }
@@ -95,14 +96,25 @@ impl Dispatcher {
                     break;
                 }
                 let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(self.concurrency).collect();
-                let marks: Vec<(i64, u32, String)> = group
+                let marks: Vec<(i64, u32, ChannelKind, String)> = group
                     .iter()
-                    .map(|(c, o)| (c.id, c.attempt, serde_json::to_string(&o.rendered).expect("rendered serializes")))
+                    .map(|(c, o)| {
+                        let rendered = serde_json::to_string(&o.rendered).expect("rendered serializes");
+                        (c.id, c.attempt, o.rendered.channel(), rendered)
+                    })
                     .collect();
                 let moved = self.store.mark_sending(&self.owner, &marks, self.clock.now()).await?;
                 let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
                 let done = futures::future::join_all(sends).await;
+                let gone: Vec<Suppression> = done.iter().filter_map(|(_, s)| s.clone()).collect();
+                let done: Vec<(i64, u32, Finalize)> = done.into_iter().map(|(d, _)| d).collect();
                 self.finalize(&done).await?;
+                if !gone.is_empty() {
+                    // Not fatal: the next send to the address finds out again.
+                    if let Err(e) = self.store.suppress(&gone, self.clock.now()).await {
+                        tracing::warn!(error = %e, "could not record addresses that no longer exist");
+                    }
+                }
             }
             anyhow::Ok(())
         })
@@ -128,15 +140,26 @@ impl Dispatcher {
         unreachable!("the loop returns")
     }
 
-    /// Sends one message and decides what its attempt comes to.
-    async fn send(&self, c: Claimed, out: Outgoing) -> (i64, u32, Finalize) {
-        let provider = self.channels.get(c.channel);
+    /// Sends one message and decides what its attempt comes to; an address the provider says no
+    /// longer exists comes back to be suppressed.
+    async fn send(&self, c: Claimed, out: Outgoing) -> ((i64, u32, Finalize), Option<Suppression>) {
+        let channel = out.rendered.channel();
+        let provider = self.channels.get(channel);
         let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
-            channel = %c.channel, rule = %c.rule_id, attempt = c.attempt, instance = %self.owner);
+            channel = %channel, rule = %c.rule_id, attempt = c.attempt, instance = %self.owner);
         async move {
             let outcome = provider.send(&out, self.clock.now()).await;
+            let gone = match &outcome {
+                SendOutcome::Gone { error } => Some(Suppression {
+                    channel,
+                    address: out.to.clone(),
+                    reason: error.clone(),
+                    source: provider.name().to_string(),
+                }),
+                _ => None,
+            };
             let jitter = rand::rng().random::<f64>();
-            let policy = RetryPolicy { retry_unknown: self.retry_ambiguous.contains(&c.channel), ..self.retry };
+            let policy = RetryPolicy { retry_unknown: self.retry_ambiguous.contains(&channel), ..self.retry };
             let fin = retry::decide(&policy, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
             match &fin {
                 Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
@@ -145,10 +168,39 @@ impl Dispatcher {
                 Finalize::Skipped { reason } => tracing::info!(reason, "skipped"),
                 Finalize::Ambiguous { error } => tracing::error!(error, "delivery unknown; not resent"),
             }
-            (c.id, c.attempt, fin)
+            ((c.id, c.attempt, fin), gone)
         }
         .instrument(span)
         .await
+    }
+
+    /// What the batch's members can be reached on: their push devices (when push needs one),
+    /// their opt-outs, and which of their addresses are suppressed. Three queries per batch.
+    async fn reach(&self, claimed: &[Claimed], members: &HashMap<i64, Member>, ids: &[i64]) -> anyhow::Result<Reach> {
+        let chain = |c: &Claimed| std::iter::once(c.channel).chain(c.fallback.clone());
+        let wants_push = claimed.iter().any(|c| chain(c).any(|ch| ch == ChannelKind::Push));
+        let mut devices: HashMap<i64, Vec<PushDevice>> = HashMap::new();
+        let push_devices = self.channels.push_needs_device();
+        if wants_push && push_devices {
+            for (member, d) in self.store.push_devices(ids).await? {
+                devices.entry(member).or_default().push(d);
+            }
+        }
+        let opted_out = self.store.opted_out(ids).await?;
+        let mut addresses = Vec::new();
+        for c in claimed {
+            let Some(m) = members.get(&c.member_id) else { continue };
+            for ch in chain(c) {
+                let own = devices.get(&m.id).map(Vec::as_slice).unwrap_or_default();
+                if let Some(a) = address(m, ch, push_devices.then_some(own)) {
+                    addresses.push((ch, a.to));
+                }
+            }
+        }
+        addresses.sort_unstable();
+        addresses.dedup();
+        let suppressed = self.store.suppressed(&addresses).await?;
+        Ok(Reach { push_devices, devices, opted_out, suppressed })
     }
 
     /// Runs `work` while renewing the lease on `ids` every third of the lease, so a slow batch
@@ -179,27 +231,49 @@ impl Dispatcher {
         Ok(total)
     }
 
-    /// Renders one claimed message, or says why it cannot be sent.
+    /// Picks the channel (the message's own, else its fallbacks in order) and the address the
+    /// member can be reached on there, and renders the message for it; or says why it cannot be
+    /// sent.
     fn prepare(
         &self,
         c: &Claimed,
         member: Option<&Member>,
+        reach: &Reach,
         templates: &crate::render::Templates,
     ) -> Result<Outgoing, Finalize> {
         let Some(member) = member else {
             return Err(Finalize::Failed { error: "member no longer exists".into() });
         };
-        let Some(to) = address(member, c.channel) else {
-            return Err(Finalize::Skipped { reason: plan::no_address(c.channel).to_string() });
-        };
         if let Some(reason) = triggers::no_longer_due(&c.vars, member) {
             return Err(Finalize::Skipped { reason: reason.into() });
         }
+        let mut why_not = Vec::new();
+        let mut chosen = None;
+        for channel in std::iter::once(c.channel).chain(c.fallback.iter().copied()) {
+            if reach.opted_out.contains(&(member.id, channel, c.purpose)) {
+                why_not.push(format!("opted out of {} {channel}", c.purpose.as_str()));
+                continue;
+            }
+            let devices = reach.devices.get(&member.id).map(Vec::as_slice).unwrap_or_default();
+            let Some(addr) = address(member, channel, reach.push_devices.then_some(devices)) else {
+                why_not.push(plan::no_address(channel).to_string());
+                continue;
+            };
+            if reach.suppressed.contains(&(channel, addr.to.clone())) {
+                why_not.push(format!("{channel} address suppressed"));
+                continue;
+            }
+            chosen = Some((channel, addr));
+            break;
+        }
+        let Some((channel, addr)) = chosen else {
+            return Err(Finalize::Skipped { reason: why_not.join("; ") });
+        };
         let locale = member.locale.clone().unwrap_or_else(|| self.default_locale.clone());
         let zone = member.time_zone.clone().unwrap_or_else(|| self.default_zone.clone());
         let ctx = context::build(member, &c.vars, &self.programme_name, &c.rule_id, &locale, &zone);
         let rendered: Rendered = templates
-            .render(&c.template, c.channel, &ctx)
+            .render(&c.template, channel, &ctx)
             .map_err(|e| Finalize::Failed { error: format!("render: {e}") })?;
         Ok(Outgoing {
             id: c.id,
@@ -207,9 +281,9 @@ impl Dispatcher {
             rule_id: c.rule_id.clone(),
             member: member.external_id.clone(),
             member_name: member.name.clone(),
-            to,
-            device: None,
-            purpose: crate::channels::Purpose::Marketing,
+            to: addr.to,
+            device: addr.device,
+            purpose: c.purpose,
             rendered,
         })
     }
@@ -218,4 +292,13 @@ impl Dispatcher {
     pub async fn next_due(&self) -> anyhow::Result<Option<Timestamp>> {
         Ok(self.store.next_due().await?)
     }
+}
+
+/// What a batch's members can be reached on (see [`Dispatcher::reach`]).
+struct Reach {
+    /// Whether push needs a registered device (false when the outbox serves push).
+    push_devices: bool,
+    devices: HashMap<i64, Vec<PushDevice>>,
+    opted_out: std::collections::HashSet<(i64, ChannelKind, crate::channels::Purpose)>,
+    suppressed: std::collections::HashSet<(ChannelKind, String)>,
 }

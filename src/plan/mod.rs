@@ -8,7 +8,7 @@ pub mod send_time;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::channels::ChannelKind;
+use crate::channels::{ChannelKind, Purpose, PushDevice};
 use crate::members::Member;
 use crate::triggers::{Occurrence, Rule};
 
@@ -27,6 +27,9 @@ pub struct NewMessage {
     pub deadline: Option<Timestamp>,
     /// `None`: scheduled. `Some(reason)`: recorded as skipped.
     pub skip: Option<String>,
+    /// The channels to try, in order, when the member has no address on `channel`.
+    pub fallback: Vec<ChannelKind>,
+    pub purpose: Purpose,
 }
 
 /// The dedupe key of one (rule, member, occurrence, channel).
@@ -34,15 +37,28 @@ pub fn dedupe_key(rule_id: &str, member_id: i64, occurrence: &str, channel: Chan
     format!("{rule_id}:{member_id}:{occurrence}:{channel}")
 }
 
-/// The member's address on a channel, if they have one.
-pub fn address(member: &Member, channel: ChannelKind) -> Option<String> {
+/// The member's address on a channel, if they have one. For push, `devices` are the member's
+/// registered devices (oldest first): the most recently registered one is used. `None` means
+/// devices are not looked at (the outbox, and forecasts): the member is addressed by id.
+pub fn address(member: &Member, channel: ChannelKind, devices: Option<&[PushDevice]>) -> Option<Address> {
+    let plain = |to: String| Address { to, device: None };
     match channel {
-        ChannelKind::Sms => member.phone.clone().filter(|p| !p.is_empty()),
-        ChannelKind::Email => member.email.clone().filter(|e| !e.is_empty()),
-        // Device tokens arrive with the push providers; the outbox addresses the member.
-        ChannelKind::Push => Some(format!("member:{}", member.external_id)),
-        ChannelKind::Webhook => Some(member.external_id.clone()),
+        ChannelKind::Sms => member.phone.clone().filter(|p| !p.is_empty()).map(plain),
+        ChannelKind::Email => member.email.clone().filter(|e| !e.is_empty()).map(plain),
+        ChannelKind::Push => match devices {
+            None => Some(plain(format!("member:{}", member.external_id))),
+            Some(devices) => devices.last().map(|d| Address { to: d.token.clone(), device: Some(d.clone()) }),
+        },
+        ChannelKind::Webhook => Some(plain(member.external_id.clone())),
     }
+}
+
+/// Where a message goes on its channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// The phone number, email address, device token or member id.
+    pub to: String,
+    pub device: Option<PushDevice>,
 }
 
 /// Why a member gets nothing on a channel they have no address on.
@@ -50,17 +66,23 @@ pub fn no_address(channel: ChannelKind) -> &'static str {
     match channel {
         ChannelKind::Sms => "no phone number",
         ChannelKind::Email => "no email address",
-        ChannelKind::Push => "no push target",
+        ChannelKind::Push => "no push device",
         ChannelKind::Webhook => "no member id",
     }
 }
 
-/// One message per channel of the rule for this occurrence. The address is checked when the
-/// message is sent, not here: one added in the meantime is used.
+/// One message per channel of the rule for this occurrence, or, for a rule with `fallback`, one
+/// message on the first of its channels that carries the rest as fallbacks (the member gets it
+/// on the first channel they have an address on). The address is checked when the message is
+/// sent, not here: one added in the meantime is used.
 pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> Vec<NewMessage> {
     let deadline = occ.due.checked_add(rule.max_lateness).ok();
     let late = deadline.is_some_and(|d| now > d);
-    rule.channels
+    let (channels, fallback): (&[ChannelKind], &[ChannelKind]) = match rule.channels.split_first() {
+        Some((first, rest)) if rule.fallback => (std::slice::from_ref(first), rest),
+        _ => (&rule.channels, &[]),
+    };
+    channels
         .iter()
         .map(|&channel| NewMessage {
             dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
@@ -73,6 +95,8 @@ pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> V
             run_at: occ.due,
             deadline,
             skip: late.then(|| format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness)),
+            fallback: fallback.to_vec(),
+            purpose: rule.purpose,
         })
         .collect()
 }
@@ -115,6 +139,8 @@ mod tests {
             offset_days: 0,
             max_lateness: SignedDuration::from_hours(6),
             enabled: true,
+            fallback: false,
+            purpose: Purpose::Marketing,
         }
     }
 

@@ -16,10 +16,13 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
+use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::plan::NewMessage;
 
-pub use types::{Claimed, EventCounts, Finalize, HistoryEntry, MessageFilter, MessageRow, State, UpsertCounts};
+pub use types::{
+    Claimed, EventCounts, Finalize, HistoryEntry, MessageFilter, MessageRow, State, Suppression, UpsertCounts,
+};
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +186,75 @@ impl Store {
         on_backend!(self.enqueue(msgs, now))
     }
 
+    /// Registers a push device for the member with this external id: `None` when there is no
+    /// such member, else whether the device is new to them. A token registered again moves to
+    /// the member who registered it last, with its new keys.
+    pub async fn add_push_device(&self, external_id: &str, d: &PushDevice, now: Timestamp) -> Result<Option<bool>> {
+        on_backend!(self.add_push_device(external_id, d, now))
+    }
+
+    /// Forgets a device (of the given member only, when one is named). Returns how many went.
+    pub async fn remove_push_device(&self, external_id: Option<&str>, platform: Platform, token: &str) -> Result<u64> {
+        on_backend!(self.remove_push_device(external_id, platform, token))
+    }
+
+    /// The devices of these members, oldest registration first.
+    pub async fn push_devices(&self, member_ids: &[i64]) -> Result<Vec<(i64, PushDevice)>> {
+        on_backend!(self.push_devices(member_ids))
+    }
+
+    /// Suppresses addresses (a push address is a device token: the device is forgotten).
+    /// An address already suppressed keeps its first reason. Returns how many are new.
+    pub async fn suppress(&self, entries: &[Suppression], now: Timestamp) -> Result<u64> {
+        on_backend!(self.suppress(entries, now))
+    }
+
+    /// Lifts a suppression (an operator's decision). Returns whether there was one.
+    pub async fn unsuppress(&self, channel: ChannelKind, address: &str) -> Result<u64> {
+        on_backend!(self.unsuppress(channel, address))
+    }
+
+    /// Which of these addresses are suppressed.
+    pub async fn suppressed(
+        &self,
+        addresses: &[(ChannelKind, String)],
+    ) -> Result<std::collections::HashSet<(ChannelKind, String)>> {
+        on_backend!(self.suppressed(addresses))
+    }
+
+    /// The most recent suppressions with when they were made.
+    pub async fn suppressions(&self, limit: u32) -> Result<Vec<(Suppression, Timestamp)>> {
+        on_backend!(self.suppressions(limit))
+    }
+
+    /// Records that the member wants no more `purpose` messages on `channel`. Committed before
+    /// it returns. `false` when there is no such member.
+    pub async fn opt_out(
+        &self,
+        external_id: &str,
+        channel: ChannelKind,
+        purpose: Purpose,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        on_backend!(self.opt_out(external_id, channel, purpose, source, now))
+    }
+
+    /// The opt-outs of these members.
+    pub async fn opted_out(
+        &self,
+        member_ids: &[i64],
+    ) -> Result<std::collections::HashSet<(i64, ChannelKind, Purpose)>> {
+        on_backend!(self.opted_out(member_ids))
+    }
+
+    /// Applies delivery receipts to the messages they name (by provider and provider id):
+    /// `delivered` or `undelivered` with the provider's code. A receipt for a message the store
+    /// does not know (or not yet sent) is ignored. Returns how many messages moved.
+    pub async fn record_receipts(&self, receipts: &[Receipt], now: Timestamp) -> Result<u64> {
+        on_backend!(self.record_receipts(receipts, now))
+    }
+
     /// Settles what expired leases and deadlines left behind, then claims up to `limit` due
     /// messages for `owner` until `lease_until`, in `run_at` order.
     ///
@@ -196,7 +268,14 @@ impl Store {
     /// Marks claimed messages as handed to their provider, storing what was rendered. Fenced:
     /// only messages this owner still holds at this attempt move; their ids are returned, and
     /// only those may be sent.
-    pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
+    /// The channel is the one the message goes out on (a fallback rule may pick another than the
+    /// first).
+    pub async fn mark_sending(
+        &self,
+        owner: &str,
+        batch: &[(i64, u32, ChannelKind, String)],
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
         on_backend!(self.mark_sending(owner, batch, now))
     }
 

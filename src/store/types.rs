@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
 use super::{Result, StoreError};
-use crate::channels::ChannelKind;
+use crate::channels::{ChannelKind, Purpose};
 use crate::members::Member;
 
 /// What an upsert did.
@@ -51,10 +51,14 @@ pub enum State {
     /// The worker died while the provider had it: it may or may not have gone out, so it is
     /// neither resent nor dropped silently.
     Ambiguous,
+    /// The provider reported it delivered (a delivery receipt).
+    Delivered,
+    /// The provider reported it could not be delivered.
+    Undelivered,
 }
 
 impl State {
-    pub const ALL: [State; 8] = [
+    pub const ALL: [State; 10] = [
         State::Scheduled,
         State::Claimed,
         State::Sending,
@@ -63,6 +67,8 @@ impl State {
         State::Dead,
         State::Skipped,
         State::Ambiguous,
+        State::Delivered,
+        State::Undelivered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +81,8 @@ impl State {
             State::Dead => "dead",
             State::Skipped => "skipped",
             State::Ambiguous => "ambiguous",
+            State::Delivered => "delivered",
+            State::Undelivered => "undelivered",
         }
     }
 
@@ -104,6 +112,9 @@ pub struct Claimed {
     pub deadline: Option<Timestamp>,
     /// This attempt's number (1 for the first); with the lease owner, the finalize fence.
     pub attempt: u32,
+    /// The channels to try, in order, when the member has no address on `channel`.
+    pub fallback: Vec<ChannelKind>,
+    pub purpose: Purpose,
 }
 
 /// How an attempt ended.
@@ -319,7 +330,24 @@ where
         run_at: ts(r.int("run_at")?)?,
         deadline: opt_ts(r.opt_int("deadline")?)?,
         attempt: u32::try_from(attempts).map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
+        fallback: parse_fallback(&r.text("fallback")?)?,
+        purpose: {
+            let purpose = r.text("purpose")?;
+            Purpose::parse(&purpose).ok_or_else(|| StoreError::Corrupt(format!("purpose {purpose:?}")))?
+        },
     })
+}
+
+/// The stored form of a fallback list: channel names joined by commas.
+pub(super) fn fallback_text(channels: &[ChannelKind]) -> String {
+    channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn parse_fallback(text: &str) -> Result<Vec<ChannelKind>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|c| ChannelKind::parse(c).ok_or_else(|| StoreError::Corrupt(format!("fallback channel {c:?}"))))
+        .collect()
 }
 
 pub(super) fn message_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<MessageRow>
@@ -370,6 +398,7 @@ pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
                 "vars": Value::Object(m.vars.clone()).to_string(),
                 "run_at": m.run_at.as_millisecond(), "deadline": m.deadline.map(|d| d.as_millisecond()),
                 "state": state.as_str(), "reason": m.skip,
+                "fallback": fallback_text(&m.fallback), "purpose": m.purpose.as_str(),
                 "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
             })
         })
@@ -414,4 +443,37 @@ pub(super) fn unknown_members(
     known: &std::collections::HashSet<String>,
 ) -> Vec<String> {
     events.iter().filter(|e| !known.contains(&e.member)).map(|e| e.member.clone()).collect()
+}
+
+/// An address never to be sent to again, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    pub channel: ChannelKind,
+    pub address: String,
+    /// e.g. `hard bounce: 550 5.1.1 user unknown`.
+    pub reason: String,
+    /// What reported it: a provider's name, `api`, an operator.
+    pub source: String,
+}
+
+/// The batch `record_receipts` writes, as the JSON array both backends read in one statement.
+pub(super) fn receipt_rows(receipts: &[crate::channels::Receipt], now_ms: i64) -> String {
+    let rows: Vec<Value> = receipts
+        .iter()
+        .filter(|r| !r.provider_id.is_empty())
+        .map(|r| {
+            let state = match r.status {
+                crate::channels::DeliveryStatus::Delivered => State::Delivered,
+                crate::channels::DeliveryStatus::Undelivered => State::Undelivered,
+            };
+            let code = r.code.as_deref().unwrap_or("");
+            serde_json::json!({
+                "provider": r.provider, "provider_id": r.provider_id, "state": state.as_str(),
+                "code": r.code, "at": r.at.map_or(now_ms, |t| t.as_millisecond()),
+                "detail": format!("{} reported {}{}{code}", r.provider, state.as_str(),
+                                  if code.is_empty() { "" } else { ": " }),
+            })
+        })
+        .collect();
+    Value::Array(rows).to_string()
 }

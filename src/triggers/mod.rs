@@ -34,6 +34,9 @@ pub struct Rule {
     /// A message due longer ago than this is skipped rather than sent late.
     pub max_lateness: SignedDuration,
     pub enabled: bool,
+    /// One message on the first channel the member has an address on, rather than one per channel.
+    pub fallback: bool,
+    pub purpose: crate::channels::Purpose,
 }
 
 /// What makes a rule fire.

@@ -35,6 +35,8 @@ fn rule(trigger: Trigger) -> Rule {
         offset_days: 0,
         max_lateness: SignedDuration::from_hours(6),
         enabled: true,
+        fallback: false,
+        purpose: crate::channels::Purpose::Marketing,
     }
 }
 

@@ -268,7 +268,10 @@ async fn a_crash_after_claiming_loses_nothing_and_a_crash_mid_send_is_never_rese
     let claimed = store.claim("doomed", t.now(), lease, 2).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let mid_send = &claimed[1];
-    let moved = store.mark_sending("doomed", &[(mid_send.id, mid_send.attempt, "{}".into())], t.now()).await.unwrap();
+    let moved = store
+        .mark_sending("doomed", &[(mid_send.id, mid_send.attempt, mid_send.channel, "{}".into())], t.now())
+        .await
+        .unwrap();
     assert_eq!(moved, vec![mid_send.id]);
 
     t = t.restart().await;
@@ -316,7 +319,7 @@ async fn a_worker_whose_lease_was_taken_over_sends_nothing(backend: Backend) {
     t.advance(SignedDuration::from_mins(3));
     assert_eq!(t.dispatch_all().await, 3);
     // The stalled worker wakes and tries to hand its batch to the provider: the fence refuses.
-    let marks: Vec<(i64, u32, String)> = stale.iter().map(|c| (c.id, c.attempt, "{}".into())).collect();
+    let marks: Vec<_> = stale.iter().map(|c| (c.id, c.attempt, c.channel, "{}".to_string())).collect();
     assert!(store.mark_sending("stalled", &marks, t.now()).await.unwrap().is_empty());
     assert_eq!(twilio.count(), 3, "each sent once, by the instance holding the lease");
 }
@@ -332,7 +335,7 @@ async fn a_slow_worker_s_own_result_settles_what_its_expired_lease_left_ambiguou
     let store = &t.app.store;
     let lease = t.now().checked_add(SignedDuration::from_mins(2)).unwrap();
     let c = store.claim("slow", t.now(), lease, 1).await.unwrap().remove(0);
-    store.mark_sending("slow", &[(c.id, c.attempt, "{}".into())], t.now()).await.unwrap();
+    store.mark_sending("slow", &[(c.id, c.attempt, c.channel, "{}".into())], t.now()).await.unwrap();
     t.advance(SignedDuration::from_mins(3));
     t.dispatch_all().await;
     let row = |id| async move {

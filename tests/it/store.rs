@@ -34,6 +34,8 @@ fn message(member_id: i64, key: &str, run_at: Timestamp, deadline: Option<Timest
         run_at,
         deadline,
         skip: None,
+        fallback: Vec::new(),
+        purpose: tidings::channels::Purpose::Marketing,
     }
 }
 

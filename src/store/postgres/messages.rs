@@ -27,12 +27,12 @@ impl PgStore {
         let mut tx = self.begin().await?;
         let inserted: Vec<(i64, String)> = sqlx::query_as(
             "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
-                                   run_at, deadline, state, reason, created_at, updated_at)
+                                   run_at, deadline, state, reason, fallback, purpose, created_at, updated_at)
              SELECT j.key, j.rule, j.member, j.occurrence, j.channel, j.template, j.vars, j.run_at,
-                    j.deadline, j.state, j.reason, $2::bigint, $2::bigint
+                    j.deadline, j.state, j.reason, j.fallback, j.purpose, $2::bigint, $2::bigint
              FROM jsonb_to_recordset($1::jsonb) AS j(key text, rule text, member bigint, occurrence text,
                   channel text, template text, vars text, run_at bigint, deadline bigint, state text,
-                  reason text)
+                  reason text, fallback text, purpose text)
              ON CONFLICT (dedupe_key) DO NOTHING
              RETURNING id, dedupe_key",
         )
@@ -72,7 +72,7 @@ impl PgStore {
                  WHERE id IN (SELECT id FROM messages WHERE state = 'scheduled' AND run_at <= $3::bigint
                               ORDER BY run_at, id LIMIT $4::bigint FOR UPDATE SKIP LOCKED)
                  RETURNING id, dedupe_key, rule_id, member_id, occurrence, channel, template, vars, run_at,
-                           deadline, attempts)
+                           deadline, attempts, fallback, purpose)
              SELECT * FROM claimed ORDER BY run_at, id",
         )
         .bind(owner)
@@ -86,19 +86,27 @@ impl PgStore {
         Ok(claimed)
     }
 
-    pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
+    pub async fn mark_sending(
+        &self,
+        owner: &str,
+        batch: &[(i64, u32, ChannelKind, String)],
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let now_ms = now.as_millisecond();
         let rows: Value = batch
             .iter()
-            .map(|(id, attempt, rendered)| json!({"id": id, "attempt": attempt, "rendered": rendered}))
+            .map(|(id, attempt, channel, rendered)| {
+                json!({"id": id, "attempt": attempt, "channel": channel.as_str(), "rendered": rendered})
+            })
             .collect();
         let mut tx = self.begin().await?;
         let moved: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE messages AS m SET state = 'sending', rendered = j.rendered, instance = m.lease_owner, updated_at = $2::bigint
-             FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, rendered text)
+            "UPDATE messages AS m SET state = 'sending', channel = j.channel, rendered = j.rendered,
+                    instance = m.lease_owner, updated_at = $2::bigint
+             FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, channel text, rendered text)
              WHERE m.id = j.id AND m.attempts = j.attempt
                AND m.lease_owner = $3::text AND m.state = 'claimed'
              RETURNING m.id, m.attempts",

@@ -28,10 +28,11 @@ impl SqliteStore {
         // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
         let inserted: Vec<(i64, String)> = sqlx::query_as(
             "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
-                                   run_at, deadline, state, reason, created_at, updated_at)
+                                   run_at, deadline, state, reason, fallback, purpose, created_at, updated_at)
              SELECT j.value ->> 'key', j.value ->> 'rule', j.value ->> 'member', j.value ->> 'occurrence',
                     j.value ->> 'channel', j.value ->> 'template', j.value ->> 'vars', j.value ->> 'run_at',
-                    j.value ->> 'deadline', j.value ->> 'state', j.value ->> 'reason', ?2, ?2
+                    j.value ->> 'deadline', j.value ->> 'state', j.value ->> 'reason', j.value ->> 'fallback',
+                    j.value ->> 'purpose', ?2, ?2
              FROM json_each(?1) j WHERE true
              ON CONFLICT (dedupe_key) DO NOTHING
              RETURNING id, dedupe_key",
@@ -73,7 +74,7 @@ impl SqliteStore {
              WHERE id IN (SELECT id FROM messages WHERE state = 'scheduled' AND run_at <= ?
                           ORDER BY run_at, id LIMIT ?)
              RETURNING id, dedupe_key, rule_id, member_id, occurrence, channel, template, vars, run_at,
-                       deadline, attempts",
+                       deadline, attempts, fallback, purpose",
         )
         .bind(owner)
         .bind(lease_until.as_millisecond())
@@ -90,15 +91,23 @@ impl SqliteStore {
     /// Marks claimed messages as handed to their provider, storing what was rendered. Fenced:
     /// only messages this owner still holds at this attempt move; their ids are returned, and
     /// only those may be sent.
-    pub async fn mark_sending(&self, owner: &str, batch: &[(i64, u32, String)], now: Timestamp) -> Result<Vec<i64>> {
+    pub async fn mark_sending(
+        &self,
+        owner: &str,
+        batch: &[(i64, u32, ChannelKind, String)],
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let now_ms = now.as_millisecond();
-        let rows: Value = batch.iter().map(|(id, attempt, rendered)| json!([id, attempt, rendered])).collect();
+        let rows: Value = batch
+            .iter()
+            .map(|(id, attempt, channel, rendered)| json!([id, attempt, channel.as_str(), rendered]))
+            .collect();
         let mut tx = self.begin().await?;
         let moved: Vec<(i64, i64)> = sqlx::query_as(
-            "UPDATE messages SET state = 'sending', rendered = j.value ->> 2, instance = lease_owner, updated_at = ?2
+            "UPDATE messages SET state = 'sending', channel = j.value ->> 2, rendered = j.value ->> 3, instance = lease_owner, updated_at = ?2
              FROM json_each(?1) j
              WHERE messages.id = j.value ->> 0 AND messages.attempts = j.value ->> 1
                AND messages.lease_owner = ?3 AND messages.state = 'claimed'
