@@ -477,3 +477,14 @@ pub(super) fn receipt_rows(receipts: &[crate::channels::Receipt], now_ms: i64) -
         .collect();
     Value::Array(rows).to_string()
 }
+
+/// A `push_devices` row: member id, platform, token, p256dh, auth.
+pub(super) type DeviceRow = (i64, String, String, Option<String>, Option<String>);
+
+pub(super) fn device_from_row(
+    (member, platform, token, p256dh, auth): DeviceRow,
+) -> Result<(i64, crate::channels::PushDevice)> {
+    let platform = crate::channels::Platform::parse(&platform)
+        .ok_or_else(|| StoreError::Corrupt(format!("platform {platform:?}")))?;
+    Ok((member, crate::channels::PushDevice { platform, token, p256dh, auth }))
+}

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::PgStore;
 use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
-use crate::store::types::{Suppression, receipt_rows, ts};
+use crate::store::types::{DeviceRow, Suppression, device_from_row, receipt_rows, ts};
 use crate::store::{Result, StoreError};
 
 impl PgStore {
@@ -61,7 +61,7 @@ impl PgStore {
         if member_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<DeviceRow> = sqlx::query_as(
             "SELECT member_id, platform, token, p256dh, auth FROM push_devices
              WHERE member_id = ANY($1::bigint[]) ORDER BY member_id, created_at, id",
         )
@@ -224,11 +224,4 @@ fn channel(c: &str) -> Result<ChannelKind> {
 
 fn purpose(p: &str) -> Result<Purpose> {
     Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
-}
-
-fn device_from_row(
-    (member, platform, token, p256dh, auth): (i64, String, String, Option<String>, Option<String>),
-) -> Result<(i64, PushDevice)> {
-    let platform = Platform::parse(&platform).ok_or_else(|| StoreError::Corrupt(format!("platform {platform:?}")))?;
-    Ok((member, PushDevice { platform, token, p256dh, auth }))
 }

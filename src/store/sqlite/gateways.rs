@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::SqliteStore;
 use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
-use crate::store::types::{Suppression, receipt_rows};
+use crate::store::types::{DeviceRow, Suppression, device_from_row, receipt_rows};
 use crate::store::{Result, StoreError};
 
 impl SqliteStore {
@@ -62,7 +62,7 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let ids: Value = member_ids.iter().copied().collect();
-        let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<DeviceRow> = sqlx::query_as(
             "SELECT member_id, platform, token, p256dh, auth FROM push_devices
              WHERE member_id IN (SELECT value FROM json_each(?)) ORDER BY member_id, created_at, id",
         )
@@ -230,11 +230,4 @@ fn channel(c: &str) -> Result<ChannelKind> {
 
 fn purpose(p: &str) -> Result<Purpose> {
     Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
-}
-
-pub(super) fn device_from_row(
-    (member, platform, token, p256dh, auth): (i64, String, String, Option<String>, Option<String>),
-) -> Result<(i64, PushDevice)> {
-    let platform = Platform::parse(&platform).ok_or_else(|| StoreError::Corrupt(format!("platform {platform:?}")))?;
-    Ok((member, PushDevice { platform, token, p256dh, auth }))
 }
