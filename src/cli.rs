@@ -229,12 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // Checks everything start-up checks except the database, which it leaves alone.
             let (templates, channels) = App::check(&settings)?;
             println!("configuration ok: {} rules, templates {:?}", settings.rules.len(), templates.current().keys());
-            println!(
-                "channels: sms={} email={} push={}",
-                channels.sms.name(),
-                channels.email.name(),
-                channels.push.name()
-            );
+            println!("channels: {}", channels.describe());
             Ok(())
         }
     }

@@ -85,8 +85,8 @@ use jiff::civil::Time;
 use jiff::tz::TimeZone;
 
 use crate::channels::ChannelKind;
-use crate::channels::email::{Smtp, SmtpConfig};
-use crate::channels::sms::twilio::{Twilio, TwilioConfig};
+use crate::channels::email::SmtpConfig;
+use crate::channels::sms::twilio::TwilioConfig;
 use crate::triggers::{Feb29, Rule, Trigger};
 
 /// The whole configuration file.
@@ -115,6 +115,11 @@ pub struct Config {
     pub twilio: Option<TwilioConfig>,
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
+    #[serde(default)]
+    pub webhook: Option<crate::channels::webhook::WebhookConfig>,
+    /// Per-provider rate limits, retries and circuit breakers, e.g. `[limits.twilio]`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, crate::channels::route::LimitsConfig>,
     #[serde(default = "default_rules")]
     pub rules: Vec<RuleConfig>,
 }
@@ -334,29 +339,60 @@ fn default_poll() -> String {
     "1s".into()
 }
 
-/// Which provider serves each channel kind.
+/// Which providers serve each channel kind: one name, or a list (the first is the primary, the
+/// rest take over in order when it fails transiently or its circuit is open).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsConfig {
-    /// `outbox` or `twilio`.
     #[serde(default = "outbox")]
-    pub sms: String,
-    /// `outbox` or `smtp`.
+    pub sms: Names,
     #[serde(default = "outbox")]
-    pub email: String,
-    /// `outbox` (real push providers come with the push channels).
+    pub email: Names,
     #[serde(default = "outbox")]
-    pub push: String,
+    pub push: Names,
+    #[serde(default = "outbox")]
+    pub webhook: Names,
 }
 
 impl Default for ChannelsConfig {
     fn default() -> Self {
-        ChannelsConfig { sms: outbox(), email: outbox(), push: outbox() }
+        ChannelsConfig { sms: outbox(), email: outbox(), push: outbox(), webhook: outbox() }
     }
 }
 
-fn outbox() -> String {
-    "outbox".into()
+impl ChannelsConfig {
+    /// The provider names for a channel kind, in order.
+    pub fn names(&self, kind: ChannelKind) -> Vec<String> {
+        match kind {
+            ChannelKind::Sms => &self.sms,
+            ChannelKind::Email => &self.email,
+            ChannelKind::Push => &self.push,
+            ChannelKind::Webhook => &self.webhook,
+        }
+        .list()
+    }
+}
+
+/// One provider name or several: `"twilio"`, `["twilio", "aliyun"]`, or from the environment
+/// `twilio,aliyun`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Names {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            Names::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            Names::Many(v) => v.iter().map(|s| s.trim().to_string()).collect(),
+        }
+    }
+}
+
+fn outbox() -> Names {
+    Names::One("outbox".into())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -493,6 +529,10 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("CHANNELS_SMS", "channels.sms", Kind::Str),
     ("CHANNELS_EMAIL", "channels.email", Kind::Str),
     ("CHANNELS_PUSH", "channels.push", Kind::Str),
+    ("CHANNELS_WEBHOOK", "channels.webhook", Kind::Str),
+    ("WEBHOOK_URL", "webhook.url", Kind::Str),
+    ("WEBHOOK_SECRET", "webhook.secret", Kind::Str),
+    ("WEBHOOK_SECRET_FILE", "webhook.secret_file", Kind::Str),
     ("OUTBOX_PATH", "outbox.path", Kind::Str),
     ("TEMPLATES_DIR", "templates.dir", Kind::Str),
     ("TWILIO_ACCOUNT_SID", "twilio.account_sid", Kind::Str),
@@ -690,30 +730,7 @@ impl Config {
     }
 
     fn check_channels(&self, problems: &mut Vec<ConfigProblem>) {
-        match self.channels.sms.as_str() {
-            "outbox" => {}
-            "twilio" => match &self.twilio {
-                Some(t) => problems.extend(Twilio::check(t)),
-                None => problems.push(ConfigProblem::new("channels.sms", "provider twilio needs a [twilio] section")),
-            },
-            other => problems
-                .push(ConfigProblem::new("channels.sms", format!("unknown provider {other:?} (outbox or twilio)"))),
-        }
-        match self.channels.email.as_str() {
-            "outbox" => {}
-            "smtp" => match &self.smtp {
-                Some(s) => problems.extend(Smtp::check(s)),
-                None => problems.push(ConfigProblem::new("channels.email", "provider smtp needs an [smtp] section")),
-            },
-            other => problems
-                .push(ConfigProblem::new("channels.email", format!("unknown provider {other:?} (outbox or smtp)"))),
-        }
-        if self.channels.push != "outbox" {
-            problems.push(ConfigProblem::new(
-                "channels.push",
-                format!("unknown provider {:?} (outbox)", self.channels.push),
-            ));
-        }
+        problems.extend(crate::channels::check_config(self));
     }
 
     fn check_rules(&self, problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
@@ -958,7 +975,7 @@ mod tests {
         let s = Settings::defaults();
         assert_eq!(s.raw.database.url, "sqlite://tidings.db");
         assert_eq!(s.raw.http.addr, "127.0.0.1:8080");
-        assert_eq!(s.raw.channels.sms, "outbox");
+        assert_eq!(s.raw.channels.names(ChannelKind::Sms), ["outbox"]);
         let ids: Vec<_> = s.rules.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["birthday", "anniversary", "new-year", "winback-30"]);
     }

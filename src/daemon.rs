@@ -20,7 +20,7 @@ use crate::http::{self, Http};
 pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     tracing::info!(instance = %app.instance_id, database = %app.settings.raw.database.url,
-        sms = app.channels.sms.name(), email = app.channels.email.name(), push = app.channels.push.name(),
+        channels = %app.channels.describe(),
         rules = app.settings.rules.len(), "starting");
 
     // HTTP first, so a bad address fails start-up before anything else runs. It stays up through
@@ -107,8 +107,10 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     if let Some(task) = http_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    if let crate::channels::Provider::Smtp(smtp) = &app.channels.email {
-        smtp.close().await;
+    for provider in app.channels.providers() {
+        if let crate::channels::Provider::Smtp(smtp) = provider {
+            smtp.close().await;
+        }
     }
     app.store.close().await;
     tracing::info!("stopped");

@@ -4,12 +4,17 @@
 
 pub mod email;
 pub mod outbox;
+pub mod route;
 pub mod sms;
+pub mod webhook;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigProblem};
+pub use route::Route;
 
 /// The kinds of channel a rule can send on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -204,12 +209,13 @@ pub enum SendOutcome {
     Gone { error: String },
 }
 
-/// The provider serving one channel kind: a closed set, chosen in configuration.
+/// One provider: a closed set, chosen in configuration.
 #[derive(Debug, Clone)]
 pub enum Provider {
     Outbox(outbox::Outbox),
     Twilio(sms::twilio::Twilio),
     Smtp(email::Smtp),
+    Webhook(webhook::Webhook),
 }
 
 impl Provider {
@@ -219,6 +225,7 @@ impl Provider {
             Provider::Outbox(_) => "outbox",
             Provider::Twilio(_) => "twilio",
             Provider::Smtp(_) => "smtp",
+            Provider::Webhook(_) => "webhook",
         }
     }
 
@@ -227,46 +234,145 @@ impl Provider {
             Provider::Outbox(o) => o.send(msg, now).await,
             Provider::Twilio(t) => t.send(msg).await,
             Provider::Smtp(s) => s.send(msg).await,
+            Provider::Webhook(w) => w.send(msg, now).await,
         }
     }
 }
 
-/// One provider per channel kind.
+/// The providers each channel kind may name in `[channels]`.
+pub const PROVIDERS: &[(ChannelKind, &str)] = &[
+    (ChannelKind::Sms, "outbox"),
+    (ChannelKind::Sms, "twilio"),
+    (ChannelKind::Email, "outbox"),
+    (ChannelKind::Email, "smtp"),
+    (ChannelKind::Push, "outbox"),
+    (ChannelKind::Webhook, "outbox"),
+    (ChannelKind::Webhook, "webhook"),
+];
+
+/// The problems with `[channels]`, the provider sections they name, and `[limits.*]`.
+pub fn check_config(cfg: &Config) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    for kind in ChannelKind::ALL {
+        let key = format!("channels.{kind}");
+        let names = cfg.channels.names(kind);
+        if names.is_empty() {
+            problems.push(ConfigProblem::new(key.clone(), "name at least one provider (outbox for a dry run)"));
+        }
+        for (i, name) in names.iter().enumerate() {
+            if !PROVIDERS.contains(&(kind, name.as_str())) {
+                let known: Vec<&str> = PROVIDERS.iter().filter(|(k, _)| *k == kind).map(|(_, n)| *n).collect();
+                problems.push(ConfigProblem::new(
+                    key.clone(),
+                    format!("unknown {kind} provider {name:?} ({})", known.join(", ")),
+                ));
+            } else if names[..i].contains(name) {
+                problems.push(ConfigProblem::new(key.clone(), format!("{name:?} is listed twice")));
+            } else {
+                problems.extend(check_provider(name, cfg, &key));
+            }
+        }
+    }
+    for (name, limits) in &cfg.limits {
+        if !PROVIDERS.iter().any(|(_, n)| n == name) {
+            problems.push(ConfigProblem::new(format!("limits.{name}"), "not a provider"));
+        }
+        problems.extend(limits.check(name));
+    }
+    problems
+}
+
+/// A provider's own section, checked; missing when the channel names the provider.
+fn check_provider(name: &str, cfg: &Config, key: &str) -> Vec<ConfigProblem> {
+    fn section<T>(s: &Option<T>, key: &str, name: &str, check: fn(&T) -> Vec<ConfigProblem>) -> Vec<ConfigProblem> {
+        match s {
+            Some(s) => check(s),
+            None => vec![ConfigProblem::new(key, format!("provider {name} needs a [{name}] section"))],
+        }
+    }
+    match name {
+        "twilio" => section(&cfg.twilio, key, name, sms::twilio::Twilio::check),
+        "smtp" => section(&cfg.smtp, key, name, email::Smtp::check),
+        "webhook" => section(&cfg.webhook, key, name, webhook::Webhook::check),
+        _ => Vec::new(),
+    }
+}
+
+/// Builds one provider from its section (already checked).
+fn build_provider(name: &str, cfg: &Config, outbox: &outbox::Outbox) -> anyhow::Result<Provider> {
+    let missing = || anyhow::anyhow!("provider {name} needs a [{name}] section");
+    Ok(match name {
+        "outbox" => Provider::Outbox(outbox.clone()),
+        "twilio" => Provider::Twilio(sms::twilio::Twilio::new(cfg.twilio.as_ref().ok_or_else(missing)?)?),
+        "smtp" => Provider::Smtp(email::Smtp::new(cfg.smtp.as_ref().ok_or_else(missing)?)?),
+        "webhook" => Provider::Webhook(webhook::Webhook::new(cfg.webhook.as_ref().ok_or_else(missing)?)?),
+        other => anyhow::bail!("unknown provider {other:?}"),
+    })
+}
+
+/// The route of each channel kind.
 #[derive(Debug, Clone)]
 pub struct Channels {
-    pub sms: Provider,
-    pub email: Provider,
-    pub push: Provider,
-    pub webhook: Provider,
+    pub sms: Route,
+    pub email: Route,
+    pub push: Route,
+    pub webhook: Route,
 }
 
 impl Channels {
     /// Builds the providers the configuration names. Secrets are resolved here, at start-up.
-    pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Channels> {
+    pub fn from_config(cfg: &Config) -> anyhow::Result<Channels> {
         let outbox = outbox::Outbox::new(&cfg.outbox.path);
-        let sms = match (cfg.channels.sms.as_str(), &cfg.twilio) {
-            ("twilio", Some(t)) => Provider::Twilio(sms::twilio::Twilio::new(t)?),
-            _ => Provider::Outbox(outbox.clone()),
+        let route = |kind: ChannelKind| -> anyhow::Result<Route> {
+            let mut slots = Vec::new();
+            for name in cfg.channels.names(kind) {
+                let limits = cfg.limits.get(&name).cloned().unwrap_or_default();
+                slots.push(route::Slot::new(build_provider(&name, cfg, &outbox)?, &limits));
+            }
+            if slots.is_empty() {
+                slots.push(route::Slot::new(Provider::Outbox(outbox.clone()), &route::LimitsConfig::default()));
+            }
+            Ok(Route::new(slots))
         };
-        let email = match (cfg.channels.email.as_str(), &cfg.smtp) {
-            ("smtp", Some(s)) => Provider::Smtp(email::Smtp::new(s)?),
-            _ => Provider::Outbox(outbox.clone()),
-        };
-        Ok(Channels { sms, email, push: Provider::Outbox(outbox.clone()), webhook: Provider::Outbox(outbox) })
+        Ok(Channels {
+            sms: route(ChannelKind::Sms)?,
+            email: route(ChannelKind::Email)?,
+            push: route(ChannelKind::Push)?,
+            webhook: route(ChannelKind::Webhook)?,
+        })
     }
 
     /// Whether a push message needs a registered device (every push provider but the outbox).
     pub fn push_needs_device(&self) -> bool {
-        !matches!(self.push, Provider::Outbox(_))
+        !matches!(self.push.primary(), Provider::Outbox(_))
     }
 
-    pub fn get(&self, kind: ChannelKind) -> &Provider {
+    pub fn get(&self, kind: ChannelKind) -> &Route {
         match kind {
             ChannelKind::Sms => &self.sms,
             ChannelKind::Email => &self.email,
             ChannelKind::Push => &self.push,
             ChannelKind::Webhook => &self.webhook,
         }
+    }
+
+    /// Every provider of every channel, for shutdown and status.
+    pub fn providers(&self) -> impl Iterator<Item = &Provider> {
+        [&self.sms, &self.email, &self.push, &self.webhook]
+            .into_iter()
+            .flat_map(|r| r.slots().iter().map(|s| &s.provider))
+    }
+
+    /// `sms=twilio>aliyun email=smtp …`: what serves each channel, failovers after `>`.
+    pub fn describe(&self) -> String {
+        ChannelKind::ALL
+            .iter()
+            .map(|&k| {
+                let names: Vec<&str> = self.get(k).slots().iter().map(|s| s.provider.name()).collect();
+                format!("{k}={}", names.join(">"))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 

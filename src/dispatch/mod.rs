@@ -144,23 +144,23 @@ impl Dispatcher {
     /// longer exists comes back to be suppressed.
     async fn send(&self, c: Claimed, out: Outgoing) -> ((i64, u32, Finalize), Option<Suppression>) {
         let channel = out.rendered.channel();
-        let provider = self.channels.get(channel);
+        let route = self.channels.get(channel);
         let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
             channel = %channel, rule = %c.rule_id, attempt = c.attempt, instance = %self.owner);
         async move {
-            let outcome = provider.send(&out, self.clock.now()).await;
+            let (outcome, provider) = route.send(&out, self.clock.now()).await;
             let gone = match &outcome {
                 SendOutcome::Gone { error } => Some(Suppression {
                     channel,
                     address: out.to.clone(),
                     reason: error.clone(),
-                    source: provider.name().to_string(),
+                    source: provider.to_string(),
                 }),
                 _ => None,
             };
             let jitter = rand::rng().random::<f64>();
             let policy = RetryPolicy { retry_unknown: self.retry_ambiguous.contains(&channel), ..self.retry };
-            let fin = retry::decide(&policy, c.attempt, outcome, provider.name(), self.clock.now(), c.deadline, jitter);
+            let fin = retry::decide(&policy, c.attempt, outcome, provider, self.clock.now(), c.deadline, jitter);
             match &fin {
                 Finalize::Sent { provider_id, .. } => tracing::info!(provider_id, "sent"),
                 Finalize::Retry { at, error } => tracing::warn!(%at, error, "transient failure, will retry"),

@@ -363,7 +363,7 @@ fn error_text(status: StatusCode, body: &[u8]) -> String {
 
 /// `Retry-After` as delta-seconds or an HTTP-date (relative to `now`; a date in the past means
 /// "now"). Anything else is ignored.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -393,6 +393,41 @@ fn describe(e: reqwest::Error) -> String {
 
 fn permanent(error: String) -> SendOutcome {
     SendOutcome::Permanent { error }
+}
+
+/// Checks an `X-Twilio-Signature` as Twilio documents it: base64 of HMAC-SHA1, keyed with the
+/// auth token, over the full URL Twilio requested followed by every POST parameter's name and
+/// value, sorted by name. Compared in constant time.
+pub fn signature_valid(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(auth_token.as_bytes()).expect("hmac takes any key length");
+    mac.update(url.as_bytes());
+    for (k, v) in sorted {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
+    }
+    match base64::engine::general_purpose::STANDARD.decode(signature.trim()) {
+        Ok(given) => mac.verify_slice(&given).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The receipt in a status callback: `delivered`, or `undelivered`/`failed` with the
+/// `ErrorCode`. Other statuses (`queued`, `sending`, `sent`) are progress, not receipts: `None`.
+pub fn status_receipt(params: &[(String, String)]) -> Option<crate::channels::Receipt> {
+    use crate::channels::{DeliveryStatus, Receipt};
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let sid = get("MessageSid").or_else(|| get("SmsSid"))?;
+    let status = match get("MessageStatus").or_else(|| get("SmsStatus"))? {
+        "delivered" | "read" => DeliveryStatus::Delivered,
+        "undelivered" | "failed" => DeliveryStatus::Undelivered,
+        _ => return None,
+    };
+    let code = get("ErrorCode").filter(|c| !c.is_empty()).map(str::to_string);
+    Some(Receipt { provider: "twilio", provider_id: sid.to_string(), status, code, at: None })
 }
 
 #[cfg(test)]
@@ -508,5 +543,48 @@ mod tests {
         for bad in ["15017122661", "+", "+1", "+0123", "+1 501 712", "+1234567890123456", "+86１"] {
             assert!(!is_e164(bad), "{bad}");
         }
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// Twilio's own published example (auth token 12345, the myapp.php URL, five parameters).
+    #[test]
+    fn the_signature_matches_twilio_s_published_example() {
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let params = pairs(&[
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675310"),
+            ("Digits", "1234"),
+            ("From", "+14158675310"),
+            ("To", "+18005551212"),
+        ]);
+        assert!(signature_valid("12345", url, &params, "GvWf1cFY/Q7PnoempGyD5oXAezc="));
+        assert!(!signature_valid("12346", url, &params, "GvWf1cFY/Q7PnoempGyD5oXAezc="));
+        assert!(!signature_valid(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            &params,
+            "GvWf1cFY/Q7PnoempGyD5oXAezc="
+        ));
+        let mut changed = params.clone();
+        changed[2].1 = "1235".into();
+        assert!(!signature_valid("12345", url, &changed, "GvWf1cFY/Q7PnoempGyD5oXAezc="));
+        assert!(!signature_valid("12345", url, &params, "not base64!"));
+    }
+
+    #[test]
+    fn status_callbacks_become_receipts_only_when_final() {
+        let r =
+            status_receipt(&pairs(&[("MessageSid", "SM1"), ("MessageStatus", "undelivered"), ("ErrorCode", "30003")]))
+                .unwrap();
+        assert_eq!(r.provider_id, "SM1");
+        assert_eq!(r.status, crate::channels::DeliveryStatus::Undelivered);
+        assert_eq!(r.code.as_deref(), Some("30003"));
+        let d = status_receipt(&pairs(&[("MessageSid", "SM2"), ("MessageStatus", "delivered")])).unwrap();
+        assert_eq!((d.status, d.code), (crate::channels::DeliveryStatus::Delivered, None));
+        assert_eq!(status_receipt(&pairs(&[("MessageSid", "SM3"), ("MessageStatus", "sent")])), None);
+        assert_eq!(status_receipt(&pairs(&[("MessageStatus", "delivered")])), None);
     }
 }
