@@ -2,6 +2,9 @@
 //! host loyalty system calls (members, events), plus read-only views of messages.
 //! `app()` builds the router so tests call it without a socket.
 
+mod hooks;
+mod reach;
+
 use crate::clock::InstantExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,6 +43,11 @@ pub fn app(http: Http) -> Router {
         .route("/api/messages", get(list_messages))
         .route("/api/messages/{id}/history", get(message_history))
         .route("/api/forecast", get(forecast))
+        .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
+        .route("/api/members/{external_id}/opt-outs", post(reach::opt_out))
+        .route("/api/suppressions", post(reach::add_suppressions).get(reach::list_suppressions))
+        .route("/api/suppressions/{channel}/{address}", delete(reach::remove_suppression))
+        .route("/hooks/twilio/status", post(hooks::twilio_status))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(http)
 }

@@ -456,6 +456,18 @@ pub struct Suppression {
     pub source: String,
 }
 
+/// A receipt's line in the message's history: `twilio reported undelivered: 30003`.
+pub(super) fn receipt_detail(r: &crate::channels::Receipt) -> String {
+    let state = match r.status {
+        crate::channels::DeliveryStatus::Delivered => State::Delivered,
+        crate::channels::DeliveryStatus::Undelivered => State::Undelivered,
+    };
+    match r.code.as_deref().filter(|c| !c.is_empty()) {
+        Some(code) => format!("{} reported {state}: {code}", r.provider),
+        None => format!("{} reported {state}", r.provider),
+    }
+}
+
 /// The batch `record_receipts` writes, as the JSON array both backends read in one statement.
 pub(super) fn receipt_rows(receipts: &[crate::channels::Receipt], now_ms: i64) -> String {
     let rows: Vec<Value> = receipts
@@ -466,12 +478,10 @@ pub(super) fn receipt_rows(receipts: &[crate::channels::Receipt], now_ms: i64) -
                 crate::channels::DeliveryStatus::Delivered => State::Delivered,
                 crate::channels::DeliveryStatus::Undelivered => State::Undelivered,
             };
-            let code = r.code.as_deref().unwrap_or("");
             serde_json::json!({
                 "provider": r.provider, "provider_id": r.provider_id, "state": state.as_str(),
                 "code": r.code, "at": r.at.map_or(now_ms, |t| t.as_millisecond()),
-                "detail": format!("{} reported {}{}{code}", r.provider, state.as_str(),
-                                  if code.is_empty() { "" } else { ": " }),
+                "detail": receipt_detail(r),
             })
         })
         .collect();

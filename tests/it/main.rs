@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod email;
 mod fault;
+mod gateways;
 mod import;
 mod instances;
 mod pipeline;

@@ -603,7 +603,7 @@ async fn operators_retry_dead_messages_and_cancel_scheduled_ones(backend: Backen
     let twilio = TwilioPeer::start(SID, TOKEN).await;
     let smtp = SmtpPeer::start(SmtpOptions::default()).await;
     let t = three_birthdays(backend, &twilio, &smtp, "").await;
-    twilio.on_number(&phone(0), Reply::error(400, 21211, "The 'To' number is not a valid phone number."));
+    twilio.on_number(&phone(0), Reply::error(400, 21408, "Permission to send an SMS has not been enabled."));
     t.tick().await;
     // b2's greeting is cancelled before it is due.
     let b2 = MessageFilter { member: Some("b2".into()), ..Default::default() };
@@ -614,7 +614,7 @@ async fn operators_retry_dead_messages_and_cancel_scheduled_ones(backend: Backen
     assert_eq!((states.get("failed"), states.get("sent"), states.get("skipped")), (Some(&1), Some(&1), Some(&1)));
     assert_eq!(t.app.store.cancel_messages(&b2, t.now()).await.unwrap(), 0, "only scheduled ones cancel");
 
-    // The number is fixed at the carrier; the operator sends the failed one again. A retry
+    // The permission is granted at the provider; the operator sends the failed one again. A retry
     // touches only dead, failed and ambiguous messages.
     twilio.on_number(&phone(0), Reply::raw(201, "{\"sid\": \"SM00000000000000000000000000000001\"}"));
     let all = MessageFilter { rule_id: Some("birthday".into()), ..Default::default() };

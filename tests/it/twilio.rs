@@ -172,10 +172,12 @@ async fn server_error_is_transient() {
 }
 
 #[tokio::test]
-async fn invalid_number_is_permanent_and_names_the_code() {
+async fn an_invalid_number_is_gone_and_names_the_code() {
     let (peer, twilio) = start().await;
 
-    let error = permanent(twilio.send(&sms(INVALID_NUMBER, "hello")).await);
+    let SendOutcome::Gone { error } = twilio.send(&sms(INVALID_NUMBER, "hello")).await else {
+        panic!("an invalid number is gone for good")
+    };
 
     assert_eq!(error, format!("twilio 21211: The 'To' number {INVALID_NUMBER} is not a valid phone number"));
     assert_eq!(peer.count(), 1);
@@ -185,11 +187,11 @@ async fn invalid_number_is_permanent_and_names_the_code() {
 #[tokio::test]
 async fn per_number_rule_can_be_added() {
     let (peer, twilio) = start().await;
-    peer.on_number("+15005550009", Reply::error(400, 21614, "'To' number is not a valid mobile number."));
+    peer.on_number("+15005550009", Reply::error(400, 21408, "Permission to send an SMS has not been enabled."));
 
     let error = permanent(twilio.send(&sms("+15005550009", "hello")).await);
 
-    assert_eq!(error, "twilio 21614: 'To' number is not a valid mobile number");
+    assert_eq!(error, "twilio 21408: Permission to send an SMS has not been enabled");
 }
 
 #[tokio::test]

@@ -335,6 +335,12 @@ fn classify(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> S
         return SendOutcome::Sent { provider_id: sid.trim().to_string() };
     }
     let error = error_text(status, body);
+    let code = serde_json::from_slice::<ApiError>(body).ok().and_then(|e| e.code);
+    // 21211: not a valid phone number; 21614: not a mobile number; 21610: the recipient replied
+    // STOP to this sender. Sending there again can only fail: the number is suppressed.
+    if status.is_client_error() && matches!(code, Some(21211 | 21614 | 21610)) {
+        return SendOutcome::Gone { error };
+    }
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
         SendOutcome::Transient { error, retry_after }
     } else {
@@ -479,7 +485,12 @@ mod tests {
         check(
             400,
             r#"{"code":21211,"message":"The 'To' number +1500 is not a valid phone number.","more_info":"https://www.twilio.com/docs/errors/21211","status":400}"#,
-            permanent("twilio 21211: The 'To' number +1500 is not a valid phone number"),
+            SendOutcome::Gone { error: "twilio 21211: The 'To' number +1500 is not a valid phone number".into() },
+        );
+        check(
+            400,
+            r#"{"code":21212,"message":"Invalid 'To' Phone Number"}"#,
+            permanent("twilio 21212: Invalid 'To' Phone Number"),
         );
         check(401, r#"{"code":20003,"message":"Authenticate","status":401}"#, permanent("twilio 20003: Authenticate"));
         check(404, "not found", permanent("twilio: 404 Not Found"));

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::SqliteStore;
 use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
-use crate::store::types::{DeviceRow, Suppression, device_from_row, receipt_rows};
+use crate::store::types::{DeviceRow, Suppression, device_from_row, receipt_detail, receipt_rows};
 use crate::store::{Result, StoreError};
 
 impl SqliteStore {
@@ -189,20 +189,26 @@ impl SqliteStore {
             return Ok(0);
         }
         let mut tx = self.begin().await?;
-        let moved: Vec<(i64, String)> = sqlx::query_as(
+        let moved: Vec<(i64, String, String)> = sqlx::query_as(
             "UPDATE messages SET state = j.value ->> 'state', provider_code = j.value ->> 'code',
                     delivered_at = CASE WHEN j.value ->> 'state' = 'delivered' THEN j.value ->> 'at' END,
                     updated_at = ?2
              FROM json_each(?1) j
              WHERE messages.provider = j.value ->> 'provider' AND messages.provider_id = j.value ->> 'provider_id'
                AND messages.state IN ('sent', 'ambiguous', 'delivered', 'undelivered')
-             RETURNING messages.id, j.value ->> 'detail'",
+             RETURNING messages.id, messages.provider, messages.provider_id",
         )
         .bind(&rows)
         .bind(now_ms)
         .fetch_all(&mut *tx)
         .await?;
-        let history: Value = moved.iter().map(|(id, detail)| json!([id, detail])).collect();
+        // SQLite's RETURNING cannot name the FROM table: the detail is looked up here.
+        let details: std::collections::HashMap<(&str, &str), String> =
+            receipts.iter().map(|r| ((r.provider, r.provider_id.as_str()), receipt_detail(r))).collect();
+        let history: Value = moved
+            .iter()
+            .map(|(id, provider, provider_id)| json!([id, details.get(&(provider.as_str(), provider_id.as_str()))]))
+            .collect();
         sqlx::query(
             "INSERT INTO message_history (message_id, at, state, detail)
              SELECT h.value ->> 0, ?2, m.state, h.value ->> 1 FROM json_each(?1) h JOIN messages m ON m.id = h.value ->> 0",
