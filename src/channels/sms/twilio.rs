@@ -120,7 +120,7 @@ impl Twilio {
 
     /// Sends one SMS. `msg.to` is the E.164 number, `msg.rendered` must be [`Rendered::Sms`].
     pub async fn send(&self, msg: &Outgoing) -> SendOutcome {
-        let Rendered::Sms { text } = &msg.rendered else {
+        let Rendered::Sms { text, .. } = &msg.rendered else {
             return permanent(format!("twilio: the sms provider cannot send {}", msg.rendered.channel()));
         };
         // Twilio would answer 400 (21211, 21602) to these; no need to spend a request on it.
