@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod aliyun;
 mod api;
 mod cli;
 mod daemon;

@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
     };
 }
 
+pub mod aliyun;
 pub mod app;
 pub mod smtp;
 pub mod twilio;
