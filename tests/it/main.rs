@@ -14,4 +14,5 @@ mod import;
 mod instances;
 mod pipeline;
 mod store;
+mod tencent;
 mod twilio;

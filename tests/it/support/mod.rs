@@ -26,6 +26,7 @@ macro_rules! on_both_backends {
 pub mod aliyun;
 pub mod app;
 pub mod smtp;
+pub mod tencent;
 pub mod twilio;
 
 /// Copies a directory tree (the repository's templates, into a test's own directory).
