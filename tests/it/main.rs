@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod email;
 mod fault;
+mod http_sms;
 mod import;
 mod instances;
 mod pipeline;

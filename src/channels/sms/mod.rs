@@ -4,6 +4,7 @@
 //! delivery reports they push.
 
 pub mod aliyun;
+pub mod http;
 pub mod tencent;
 pub mod twilio;
 mod wire;

@@ -25,6 +25,7 @@ macro_rules! on_both_backends {
 
 pub mod aliyun;
 pub mod app;
+pub mod http_sms;
 pub mod smtp;
 pub mod tencent;
 pub mod twilio;
