@@ -178,7 +178,11 @@ impl App {
         for &channel in &rule.channels {
             let to = crate::plan::address(&member, channel, None).map(|a| a.to);
             let rendered = templates.render(&rule.template, channel, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
-            messages.push(PreviewMessage { channel, to, rendered });
+            let segments = match &rendered {
+                Rendered::Sms { text, .. } => Some(crate::render::sms::segments(text)),
+                _ => None,
+            };
+            messages.push(PreviewMessage { channel, to, rendered, segments });
         }
         Ok(Preview { rule: rule.id.clone(), member: member.external_id, due: occ.map(|o| o.due), messages })
     }
@@ -199,6 +203,9 @@ pub struct PreviewMessage {
     pub channel: ChannelKind,
     pub to: Option<String>,
     pub rendered: Rendered,
+    /// SMS only: what the text costs (encoding, units, parts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<crate::render::sms::Segments>,
 }
 
 /// Every rule's template must exist for each of its channels and render, in each of its

@@ -258,8 +258,15 @@ fn print_preview(p: &crate::app::Preview) {
     for m in &p.messages {
         println!("--- {} to {}", m.channel, m.to.as_deref().unwrap_or("(no address: would be skipped)"));
         match &m.rendered {
-            crate::channels::Rendered::Sms { text } => {
+            crate::channels::Rendered::Sms { text, provider_templates } => {
                 println!("{text}");
+                if let Some(segments) = &m.segments {
+                    println!("[{segments}]");
+                }
+                for (provider, t) in provider_templates {
+                    let params = serde_json::to_string(&t.params).unwrap_or_default();
+                    println!("[{provider} template {}: {params}]", t.code);
+                }
             }
             crate::channels::Rendered::Email { subject, html, text } => {
                 println!("Subject: {subject}\n\n{text}\n\n[html: {} bytes]", html.len());

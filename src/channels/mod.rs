@@ -8,6 +8,7 @@ pub mod route;
 pub mod sms;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -62,6 +63,10 @@ impl fmt::Display for ChannelKind {
 pub enum Rendered {
     Sms {
         text: String,
+        /// The template rendered for providers that send only pre-approved templates (Aliyun,
+        /// Tencent Cloud), by provider name; from the variant's `sms.providers.toml`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        provider_templates: BTreeMap<String, ProviderTemplate>,
     },
     Email {
         subject: String,
@@ -79,6 +84,11 @@ pub enum Rendered {
 }
 
 impl Rendered {
+    /// An SMS with no provider templates.
+    pub fn sms(text: impl Into<String>) -> Rendered {
+        Rendered::Sms { text: text.into(), provider_templates: BTreeMap::new() }
+    }
+
     pub fn channel(&self) -> ChannelKind {
         match self {
             Rendered::Sms { .. } => ChannelKind::Sms,
@@ -87,6 +97,27 @@ impl Rendered {
             Rendered::Webhook { .. } => ChannelKind::Webhook,
         }
     }
+}
+
+/// An SMS as a template-only provider takes it: the provider's approved template and its
+/// parameters, rendered for one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTemplate {
+    /// Aliyun's `TemplateCode` (`SMS_123456789`), Tencent's `TemplateId` (`1234567`).
+    pub code: String,
+    pub params: ProviderParams,
+    /// The mapping file it came from, `templates/<key>/<locale>/sms.providers.toml`, so that a
+    /// provider refusing the template names the file to fix.
+    pub source: String,
+}
+
+/// Template parameters: named (Aliyun's `TemplateParam` JSON object) or positional (Tencent's
+/// `TemplateParamSet`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProviderParams {
+    Named(BTreeMap<String, String>),
+    Ordered(Vec<String>),
 }
 
 /// One message on its way out: everything a provider needs, nothing it must look up.

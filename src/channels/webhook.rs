@@ -10,7 +10,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Url;
 use serde::Deserialize;
 use sha2::Sha256;

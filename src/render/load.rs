@@ -11,7 +11,7 @@ use handlebars::{Handlebars, TemplateErrorReason};
 use include_dir::{Dir, DirEntry, include_dir};
 use serde_json::Value;
 
-use super::{KeyTemplates, LoadError, Part, Templates, fixture, template_name};
+use super::{KeyTemplates, LoadError, Part, Templates, fixture, providers, template_name};
 use crate::channels::ChannelKind;
 
 static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -101,13 +101,25 @@ fn read_embedded(dir: &Dir<'static>, out: &mut Vec<Entry>) {
 /// The parts found in one `<key>/<locale>` directory.
 type Sources = BTreeMap<(String, String), BTreeMap<Part, String>>;
 
+/// The `sms.providers.toml` found in one `<key>/<locale>` directory.
+type MappingSources = BTreeMap<(String, String), String>;
+
 /// Layout, then compilation, then validation against the fixture; every problem is kept.
 fn build(root: &Path, entries: Vec<Entry>, mut problems: Vec<String>) -> Result<Templates, LoadError> {
-    let (mut keys, sources) = layout(root, entries, &mut problems);
+    let (mut keys, sources, mapping_sources) = layout(root, entries, &mut problems);
     let mut html = registry(handlebars::html_escape);
     let mut plain = registry(handlebars::no_escape);
     compile(root, &sources, &mut keys, &mut html, &mut plain, &mut problems);
-    let templates = Templates { html, plain, keys, root: root.to_path_buf(), default_locale: "en".into() };
+    let providers = compile_mappings(root, &mapping_sources, &keys, &mut plain, &mut problems);
+    let templates = Templates {
+        html,
+        plain,
+        keys,
+        providers,
+        root: root.to_path_buf(),
+        default_locale: "en".into(),
+        sms_segment_limit: Some(super::DEFAULT_SMS_SEGMENT_LIMIT),
+    };
     problems.extend(validate(&templates));
     if problems.is_empty() {
         Ok(templates)
@@ -124,10 +136,15 @@ fn at(root: &Path, parts: &[&str]) -> String {
 }
 
 /// Sorts the tree into keys, locales and parts, reporting whatever does not fit the layout.
-fn layout(root: &Path, entries: Vec<Entry>, problems: &mut Vec<String>) -> (BTreeMap<String, KeyTemplates>, Sources) {
+fn layout(
+    root: &Path,
+    entries: Vec<Entry>,
+    problems: &mut Vec<String>,
+) -> (BTreeMap<String, KeyTemplates>, Sources, MappingSources) {
     let at = |parts: &[&str]| at(root, parts);
     let mut keys: BTreeMap<String, KeyTemplates> = BTreeMap::new();
     let mut sources: Sources = BTreeMap::new();
+    let mut mapping_sources: MappingSources = BTreeMap::new();
 
     for entry in entries {
         let (path, text) = match entry {
@@ -177,6 +194,18 @@ fn layout(root: &Path, entries: Vec<Entry>, problems: &mut Vec<String>) -> (BTre
                     sources.entry(((*key).to_owned(), (*locale).to_owned())).or_default();
                 }
             }
+            ([key, locale, providers::FILE_NAME], Some(text)) => {
+                let variant = ((*key).to_owned(), (*locale).to_owned());
+                if !sources.contains_key(&variant) {
+                    continue;
+                }
+                match text {
+                    Ok(text) => {
+                        mapping_sources.insert(variant, text);
+                    }
+                    Err(e) => problems.push(format!("{}: {e}", at(&parts))),
+                }
+            }
             ([key, locale, file], Some(text)) => {
                 let Some(found) = sources.get_mut(&((*key).to_owned(), (*locale).to_owned())) else {
                     continue;
@@ -187,9 +216,10 @@ fn layout(root: &Path, entries: Vec<Entry>, problems: &mut Vec<String>) -> (BTre
                     }
                     (Some(_), Err(e)) => problems.push(format!("{}: {e}", at(&parts))),
                     (None, _) => problems.push(format!(
-                        "{}: unknown template part (expected {})",
+                        "{}: unknown template part (expected {} or {})",
                         at(&parts),
-                        Part::ALL.map(Part::file_name).join(", ")
+                        Part::ALL.map(Part::file_name).join(", "),
+                        providers::FILE_NAME
                     )),
                 }
             }
@@ -205,7 +235,7 @@ fn layout(root: &Path, entries: Vec<Entry>, problems: &mut Vec<String>) -> (BTre
     if keys.is_empty() && problems.is_empty() {
         problems.push(format!("{}: no templates found", root.display()));
     }
-    (keys, sources)
+    (keys, sources, mapping_sources)
 }
 
 /// Compiles each complete channel of each variant into its registry, recording which channels
@@ -254,6 +284,33 @@ fn compile(
     }
 }
 
+/// Parses and compiles each variant's provider mappings into the plain registry. A mapping
+/// beside a variant without a (compiled) SMS has nothing to map.
+fn compile_mappings(
+    root: &Path,
+    mapping_sources: &MappingSources,
+    keys: &BTreeMap<String, KeyTemplates>,
+    plain: &mut Handlebars<'static>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<(String, String), providers::Mappings> {
+    let mut out = BTreeMap::new();
+    for ((key, locale), text) in mapping_sources {
+        let file = at(root, &[key, locale, providers::FILE_NAME]);
+        let has_sms = keys.get(key).and_then(|k| k.locales.get(locale)).is_some_and(|c| c.contains(&ChannelKind::Sms));
+        let sms_written = !problems.iter().any(|p| p.starts_with(&at(root, &[key, locale, "sms.hbs"])));
+        if !has_sms {
+            if sms_written {
+                problems.push(format!("{file}: there is no {} to map", Part::Sms.file_name()));
+            }
+            continue;
+        }
+        if let Some(mappings) = providers::compile(&file, text, key, locale, plain, problems) {
+            out.insert((key.clone(), locale.clone()), mappings);
+        }
+    }
+    out
+}
+
 /// A strict registry with our helpers; `escape` is the only difference between the two.
 fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     let mut reg = Handlebars::new();
@@ -270,6 +327,11 @@ fn validate(t: &Templates) -> Vec<String> {
     for (key, k) in &t.keys {
         for (locale, channels) in &k.locales {
             let ctx = handlebars::Context::from(fixture::fixture_with(locale, &k.fixture));
+            if let Some(mappings) = t.providers.get(&(key.clone(), locale.clone()))
+                && let Err((file, problem)) = mappings.render(&t.plain, &ctx)
+            {
+                problems.push(format!("{file}: {problem}"));
+            }
             for part in channels.iter().flat_map(|c| Part::of(*c)) {
                 if let Err(e) = t.render_part(key, locale, *part, &ctx) {
                     problems.push(match e {

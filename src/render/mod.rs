@@ -10,6 +10,7 @@ mod fixture;
 pub mod helpers;
 mod load;
 mod locale;
+pub mod providers;
 pub mod set;
 pub mod sms;
 
@@ -35,11 +36,20 @@ pub struct Templates {
     /// Registry for every other part: no escaping.
     plain: Handlebars<'static>,
     keys: BTreeMap<String, KeyTemplates>,
+    /// Each variant's `sms.providers.toml`, compiled, by (key, locale).
+    providers: BTreeMap<(String, String), providers::Mappings>,
     /// Where the set came from, to name files in errors (`templates`, or the directory loaded).
     root: PathBuf,
     /// The programme's locale, used when the member's own has no variant.
     default_locale: String,
+    /// The most segments one SMS may cost; a longer one is refused at render. `None`: no limit.
+    sms_segment_limit: Option<usize>,
 }
+
+/// The segment limit a set starts with: three parts (459 GSM-7 septets, 201 UCS-2 units) is
+/// already a long greeting, and a template or a member's attribute that renders past it is far
+/// more likely a mistake than an intention, at three or more times the price of one SMS.
+pub const DEFAULT_SMS_SEGMENT_LIMIT: usize = 3;
 
 /// One key's variants: for each locale directory (as spelled on disk), its complete channels.
 #[derive(Debug, Default)]
@@ -150,6 +160,59 @@ impl Templates {
         &self.default_locale
     }
 
+    /// Sets the most segments one SMS may cost (`None`: no limit; default
+    /// [`DEFAULT_SMS_SEGMENT_LIMIT`]). An SMS over it fails to render, naming its count; see
+    /// [`Templates::sms_segment_problems`] to check a set against it at load.
+    pub fn with_sms_segment_limit(mut self, limit: Option<usize>) -> Self {
+        self.sms_segment_limit = limit;
+        self
+    }
+
+    pub fn sms_segment_limit(&self) -> Option<usize> {
+        self.sms_segment_limit
+    }
+
+    /// Every SMS variant whose rendering against its fixture is over the segment limit, as
+    /// `file: sms is N segments …`. A template that is too long for the fixture member is too
+    /// long for most members: [`TemplateSet`] refuses such a set at load and on reload.
+    pub fn sms_segment_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, k) in &self.keys {
+            for (locale, channels) in &k.locales {
+                if !channels.contains(&ChannelKind::Sms) {
+                    continue;
+                }
+                let ctx = Context::from(fixture::fixture_with(locale, &k.fixture));
+                if let Err(RenderError::Failed { file, message }) = self.render_sms(key, locale, &ctx) {
+                    problems.push(format!("{file}: {message}"));
+                }
+            }
+        }
+        problems
+    }
+
+    /// The SMS variants with no mapping for `provider` (`aliyun`, `tencent`) in their
+    /// `sms.providers.toml`, each naming the file that needs one. When a provider that sends
+    /// only approved templates serves SMS, every variant needs a mapping: call this at start-up
+    /// and refuse to start on any.
+    pub fn missing_provider_templates(&self, provider: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        for (key, k) in &self.keys {
+            for (locale, channels) in &k.locales {
+                let mapped = self.providers.get(&(key.clone(), locale.clone())).is_some_and(|m| m.has(provider));
+                if channels.contains(&ChannelKind::Sms) && !mapped {
+                    let file = self.root.join(key).join(locale).join(providers::FILE_NAME);
+                    missing.push(format!(
+                        "{}: no [{provider}] mapping for {} ({provider} sends only approved templates)",
+                        file.display(),
+                        self.file(key, locale, Part::Sms)
+                    ));
+                }
+            }
+        }
+        missing
+    }
+
     /// Which locale variant would be used: exact match (case-insensitive), then one with the same
     /// primary language (`zh-TW` → `zh-CN`, `en-GB` → `en`), then `fallback`, then `en`, then any.
     /// Only variants that have `channel` count.
@@ -238,7 +301,7 @@ impl Templates {
     ) -> Result<Rendered, RenderError> {
         let part = |p| self.render_part(key, locale, p, ctx);
         Ok(match channel {
-            ChannelKind::Sms => Rendered::Sms { text: part(Part::Sms)? },
+            ChannelKind::Sms => self.render_sms(key, locale, ctx)?,
             ChannelKind::Email => Rendered::Email {
                 subject: part(Part::EmailSubject)?,
                 html: part(Part::EmailHtml)?,
@@ -247,6 +310,25 @@ impl Templates {
             ChannelKind::Push => Rendered::Push { title: part(Part::PushTitle)?, body: part(Part::PushBody)? },
             ChannelKind::Webhook => unreachable!("webhook messages are rendered in render()"),
         })
+    }
+
+    /// The SMS text, within the segment limit, and its provider templates.
+    fn render_sms(&self, key: &str, locale: &str, ctx: &Context) -> Result<Rendered, RenderError> {
+        let text = self.render_part(key, locale, Part::Sms, ctx)?;
+        if let Some(limit) = self.sms_segment_limit {
+            let s = sms::segments(&text);
+            if s.count > limit {
+                let file = self.file(key, locale, Part::Sms);
+                return Err(RenderError::Failed { file, message: sms::over_limit(&s, limit) });
+            }
+        }
+        let provider_templates = match self.providers.get(&(key.to_owned(), locale.to_owned())) {
+            Some(mappings) => {
+                mappings.render(&self.plain, ctx).map_err(|(file, message)| RenderError::Failed { file, message })?
+            }
+            None => BTreeMap::new(),
+        };
+        Ok(Rendered::Sms { text, provider_templates })
     }
 
     fn render_part(&self, key: &str, locale: &str, part: Part, ctx: &Context) -> Result<String, RenderError> {

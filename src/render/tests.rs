@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 use super::sms::{Encoding, segments};
 use super::*;
+use crate::channels::{ProviderParams, ProviderTemplate};
 
 /// A template directory holding `files` (path, contents).
 fn tree(files: &[(&str, &str)]) -> TempDir {
@@ -56,7 +57,7 @@ fn sms_is_plain_and_html_is_escaped() {
     ctx["member"]["name"] = json!(name);
 
     let sms = t.render("birthday", ChannelKind::Sms, &ctx).unwrap();
-    assert_eq!(sms, Rendered::Sms { text: format!("Happy birthday, {name}! {name}") });
+    assert_eq!(sms, Rendered::sms(format!("Happy birthday, {name}! {name}")));
     let push = t.render("birthday", ChannelKind::Push, &ctx).unwrap();
     assert_eq!(push, Rendered::Push { title: name.into(), body: name.into() });
     let email = t.render("birthday", ChannelKind::Email, &ctx).unwrap();
@@ -152,7 +153,7 @@ fn all_problems_are_reported_at_once() {
             "templates/birthday/en: push needs push.body.hbs too",
             "templates/birthday/fixture.json: must be a JSON object",
             "templates/birthday/fr/sms.hbs:1: {{#if}} is never closed",
-            "templates/birthday/zh-CN/sms.txt: unknown template part (expected sms.hbs, email.subject.hbs, email.html.hbs, email.text.hbs, push.title.hbs, push.body.hbs)",
+            "templates/birthday/zh-CN/sms.txt: unknown template part (expected sms.hbs, email.subject.hbs, email.html.hbs, email.text.hbs, push.title.hbs, push.body.hbs or sms.providers.toml)",
             "templates/holiday/en/email.subject.hbs: the subject must be one line",
             "templates/holiday/en/email.text.hbs: rendered empty",
             "templates/win back: a template key is letters, digits, '-' and '_'",
@@ -184,7 +185,7 @@ fn fixture_json_is_merged_over_the_occurrence() {
     ]);
     assert_eq!(t.fixture("anniversary", "en")["occurrence"]["gift"], "tea");
     let got = t.render("anniversary", ChannelKind::Sms, &t.fixture("anniversary", "en")).unwrap();
-    assert_eq!(got, Rendered::Sms { text: "6th tea".into() });
+    assert_eq!(got, Rendered::sms("6th tea"));
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn hidden_files_and_top_level_files_are_ignored() {
 fn plain_parts_lose_trailing_newlines() {
     let t = load(&[("birthday/en/sms.hbs", "Line one\nline two\n\n\n")]);
     let got = t.render("birthday", ChannelKind::Sms, &fixture_context("en")).unwrap();
-    assert_eq!(got, Rendered::Sms { text: "Line one\nline two".into() });
+    assert_eq!(got, Rendered::sms("Line one\nline two"));
 }
 
 #[test]
@@ -280,7 +281,7 @@ fn render_picks_the_variant_from_the_context_and_default_locale() {
         let mut ctx = fixture_context("en");
         ctx["locale"] = locale;
         match t.render("birthday", ChannelKind::Sms, &ctx).unwrap() {
-            Rendered::Sms { text } => text,
+            Rendered::Sms { text, .. } => text,
             other => panic!("{other:?}"),
         }
     };
@@ -299,7 +300,7 @@ fn helpers_format_for_the_variant_not_the_member_tag() {
     let mut ctx = fixture_context("fr");
     ctx["locale"] = json!("fr");
     let got = t.with_default_locale("zh-CN").render("birthday", ChannelKind::Sms, &ctx).unwrap();
-    assert_eq!(got, Rendered::Sms { text: "2026年11月23日 第3".into() });
+    assert_eq!(got, Rendered::sms("2026年11月23日 第3"));
 }
 
 #[test]
@@ -358,7 +359,7 @@ fn builtin_renders_for_a_sparse_member() {
 fn check_rules(key: &str, locale: &str, rendered: &Rendered) {
     let at = format!("{key}/{locale}/{}", rendered.channel());
     match rendered {
-        Rendered::Sms { text } => {
+        Rendered::Sms { text, .. } => {
             if locale.starts_with("zh") {
                 assert!(text.starts_with("【Jade Club】"), "{at}: {text}");
                 assert!(text.ends_with("回T退订"), "{at}: {text}");
@@ -386,9 +387,13 @@ fn check_rules(key: &str, locale: &str, rendered: &Rendered) {
 
 fn show(rendered: &Rendered) -> String {
     match rendered {
-        Rendered::Sms { text } => {
+        Rendered::Sms { text, provider_templates } => {
             let s = segments(text);
-            format!("{text}\n\n[{:?}, {} units, {} segment(s)]", s.encoding, s.units, s.count)
+            let mut out = format!("{text}\n\n[{:?}, {} units, {} segment(s)]", s.encoding, s.units, s.count);
+            for (provider, t) in provider_templates {
+                out.push_str(&format!("\n[{provider}: {} {}]", t.code, serde_json::to_string(&t.params).unwrap()));
+            }
+            out
         }
         Rendered::Email { subject, html, text } => {
             format!("Subject: {subject}\n\n----- text -----\n{text}\n----- html -----\n{html}")
@@ -396,4 +401,161 @@ fn show(rendered: &Rendered) -> String {
         Rendered::Push { title, body } => format!("{title}\n{body}"),
         Rendered::Webhook { payload } => format!("{payload:#}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider template mappings (sms.providers.toml) and the SMS segment limit.
+
+const MAPPING: &str = r#"
+[aliyun]
+template_code = "SMS_123456789"
+params = { name = "{{member.first_name}}", points = "{{number member.points}}" }
+
+[tencent]
+template_id = "1234567"
+params = ["{{member.first_name}}", "{{number member.points}}"]
+"#;
+
+#[test]
+fn mappings_render_with_the_sms_context() {
+    let t = load(&[("birthday/en/sms.hbs", "Hi {{member.first_name}}\n"), ("birthday/en/sms.providers.toml", MAPPING)]);
+    let mut ctx = fixture_context("en");
+    ctx["member"]["name"] = json!("Ann O'Neil");
+    ctx["member"]["first_name"] = json!("Ann \"A\" O'Neil");
+    let Rendered::Sms { text, provider_templates } = t.render("birthday", ChannelKind::Sms, &ctx).unwrap() else {
+        panic!("not an sms")
+    };
+    assert_eq!(text, "Hi Ann \"A\" O'Neil");
+    let source = provider_templates["aliyun"].source.clone();
+    assert!(source.ends_with("birthday/en/sms.providers.toml"), "{source}");
+    let named = |pairs: &[(&str, &str)]| {
+        ProviderParams::Named(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    };
+    assert_eq!(
+        provider_templates["aliyun"],
+        ProviderTemplate {
+            code: "SMS_123456789".into(),
+            params: named(&[("name", "Ann \"A\" O'Neil"), ("points", "12,345")]),
+            source: source.clone(),
+        }
+    );
+    assert_eq!(
+        provider_templates["tencent"],
+        ProviderTemplate {
+            code: "1234567".into(),
+            params: ProviderParams::Ordered(vec!["Ann \"A\" O'Neil".into(), "12,345".into()]),
+            source,
+        }
+    );
+
+    // Without a mapping file the SMS carries none.
+    let t = load(&[("birthday/en/sms.hbs", "Hi\n")]);
+    assert_eq!(t.render("birthday", ChannelKind::Sms, &fixture_context("en")).unwrap(), Rendered::sms("Hi"));
+}
+
+#[test]
+fn broken_mappings_name_file_and_line() {
+    fn check(mapping: &str, expected: &[&str]) {
+        let got = problems(&[("birthday/en/sms.hbs", "Hi\n"), ("birthday/en/sms.providers.toml", mapping)]);
+        let expected: Vec<String> =
+            expected.iter().map(|e| format!("templates/birthday/en/sms.providers.toml{e}")).collect();
+        assert_eq!(got, expected, "{mapping}");
+    }
+    check(
+        "[aliyun]\ntemplate_code = \"SMS_1\"\nparams = { name = \"{{member.nickname}}\" }\n",
+        &[":3: aliyun param name: variable member.nickname not found"],
+    );
+    check(
+        "[tencent]\ntemplate_id = \"1\"\nparams = [\n  \"{{member.name}}\",\n  \"{{#if x}}\",\n]\n",
+        &[":5: tencent param 1: invalid handlebars syntax at column 10"],
+    );
+    check(
+        "[aliyun]\ntemplate_code = \"SMS_1\"\nparams = { name = 'x' \n",
+        &[":3: unclosed inline table, expected `}`"],
+    );
+    check("[aliyun]\ntemplate_code = \"SMS 1\"\n", &[":2: aliyun.template_code: \"SMS 1\" is not a template code"]);
+    check("[tencent]\nparams = []\n", &[":1: missing field `template_id`"]);
+    check("[twilio]\ncontent_sid = \"HX1\"\n", &[":1: unknown field `twilio`, expected `aliyun` or `tencent`"]);
+    check("# nothing yet\n", &[": maps no provider (expected [aliyun] or [tencent])"]);
+    check(
+        "[aliyun]\ntemplate_code = \"SMS_1\"\nparams = [\"{{member.name}}\"]\n",
+        &[":3: invalid type: sequence, expected a map"],
+    );
+
+    // A mapping needs an sms to map.
+    let got = problems(&[
+        ("birthday/en/push.title.hbs", "Hi\n"),
+        ("birthday/en/push.body.hbs", "Hi\n"),
+        ("birthday/en/sms.providers.toml", MAPPING),
+    ]);
+    assert_eq!(got, ["templates/birthday/en/sms.providers.toml: there is no sms.hbs to map"]);
+}
+
+#[test]
+fn missing_provider_templates_names_each_unmapped_sms_variant() {
+    let dir = tree(&[
+        ("birthday/en/sms.hbs", "Hi\n"),
+        ("birthday/zh-CN/sms.hbs", "你好\n"),
+        ("birthday/zh-CN/sms.providers.toml", "[aliyun]\ntemplate_code = \"SMS_1\"\n"),
+        ("holiday/en/push.title.hbs", "Hi\n"),
+        ("holiday/en/push.body.hbs", "Hi\n"),
+    ]);
+    let t = Templates::load_dir(dir.path()).unwrap();
+    let root = dir.path().display().to_string();
+    let missing = |provider: &str| -> Vec<String> {
+        t.missing_provider_templates(provider).iter().map(|p| p.replace(&root, "templates")).collect()
+    };
+    assert_eq!(
+        missing("aliyun"),
+        [
+            "templates/birthday/en/sms.providers.toml: no [aliyun] mapping for templates/birthday/en/sms.hbs (aliyun sends only approved templates)"
+        ]
+    );
+    assert_eq!(missing("tencent").len(), 2);
+}
+
+#[test]
+fn builtin_chinese_sms_is_mapped_for_both_template_providers() {
+    let t = Templates::builtin();
+    for provider in providers::TEMPLATE_PROVIDERS {
+        let missing = t.missing_provider_templates(provider);
+        assert_eq!(missing.len(), 4, "{missing:?}");
+        assert!(missing.iter().all(|m| m.contains("/en/")), "{missing:?}");
+    }
+    let ctx = t.fixture("anniversary", "zh-CN");
+    let Rendered::Sms { provider_templates, .. } = t.render("anniversary", ChannelKind::Sms, &ctx).unwrap() else {
+        panic!("not an sms")
+    };
+    assert_eq!(provider_templates["tencent"].params, ProviderParams::Ordered(vec!["小明".into(), "6".into()]));
+}
+
+#[test]
+fn an_sms_over_the_segment_limit_is_refused_with_its_count() {
+    let t =
+        load(&[("birthday/en/sms.hbs", "{{#if member.attributes.note}}{{member.attributes.note}}{{else}}Hi{{/if}}\n")]);
+    let mut ctx = fixture_context("en");
+    ctx["member"]["attributes"]["note"] = json!("生".repeat(268));
+    let err = t.render("birthday", ChannelKind::Sms, &ctx).unwrap_err().to_string();
+    assert!(err.ends_with("birthday/en/sms.hbs: sms is 4 segments (UCS-2, 268 units); the limit is 3"), "{err}");
+
+    // Three parts are allowed by default; a stricter limit, or none, is the programme's choice.
+    ctx["member"]["attributes"]["note"] = json!("生".repeat(201));
+    assert!(t.render("birthday", ChannelKind::Sms, &ctx).is_ok());
+    let t = t.with_sms_segment_limit(Some(2));
+    let err = t.render("birthday", ChannelKind::Sms, &ctx).unwrap_err().to_string();
+    assert!(err.ends_with("sms is 3 segments (UCS-2, 201 units); the limit is 2"), "{err}");
+    ctx["member"]["attributes"]["note"] = json!("€".repeat(1000));
+    assert!(t.with_sms_segment_limit(None).render("birthday", ChannelKind::Sms, &ctx).is_ok());
+}
+
+#[test]
+fn a_template_over_the_limit_for_its_fixture_does_not_load() {
+    let dir = tree(&[("birthday/en/sms.hbs", &format!("{} {{{{member.name}}}}\n", "a".repeat(300)))]);
+    let root = dir.path().display().to_string();
+    let load = |limit| TemplateSet::load_with(Source::Dir(dir.path().to_path_buf()), "en", limit);
+    let err = load(Some(1)).unwrap_err();
+    let got: Vec<String> = err.problems.iter().map(|p| p.replace(&root, "templates")).collect();
+    assert_eq!(got, ["templates/birthday/en/sms.hbs: sms is 3 segments (GSM-7, 313 units); the limit is 1"]);
+    assert!(load(Some(3)).is_ok());
+    assert!(TemplateSet::load(Source::Builtin, "en").is_ok());
 }

@@ -197,6 +197,10 @@ fn preview_renders_the_birthday_sms_and_email() {
     let run = cli.run(&["preview", "--rule", "birthday", "--member", "X"]).ok();
     assert!(run.stdout.contains("--- sms to +14155550100"), "{run:?}");
     assert!(run.stdout.contains("Tidings Club: Happy birthday, Emma!"), "{run:?}");
+    // What the SMS costs, under its text.
+    let sms_text = run.stdout.lines().find(|l| l.starts_with("Tidings Club: Happy birthday")).unwrap();
+    let cost = format!("[1 segment (GSM-7, {} units)]", sms_text.chars().count());
+    assert!(run.stdout.contains(&format!("{sms_text}\n{cost}\n")), "{run:?}");
     assert!(run.stdout.contains("--- email to emma@example.com"), "{run:?}");
     assert!(run.stdout.contains("Subject: Happy birthday, Emma! A gift from Tidings Club is waiting"), "{run:?}");
 
@@ -206,11 +210,25 @@ fn preview_renders_the_birthday_sms_and_email() {
     assert_eq!(rendered.len(), 2, "{run:?}");
     assert_eq!(rendered[0]["channel"], "sms");
     assert!(rendered[0]["text"].as_str().unwrap().contains("Happy birthday, Emma!"), "{run:?}");
+    let segments = &preview["messages"][0]["segments"];
+    assert_eq!((segments["encoding"].as_str(), segments["count"].as_u64()), (Some("GSM-7"), Some(1)), "{run:?}");
+    assert!(preview["messages"][1].get("segments").is_none(), "{run:?}");
     assert_eq!(rendered[1]["channel"], "email");
     assert!(rendered[1]["subject"].as_str().unwrap().starts_with("Happy birthday, Emma!"), "{run:?}");
 
     let run = cli.run(&["preview", "--rule", "birthday", "--member", "nobody"]);
     assert_ne!(run.code, Some(0), "{run:?}");
+
+    // A Chinese SMS costs UCS-2 units, and shows what Aliyun and Tencent would be sent.
+    cli.write(
+        "zh.jsonl",
+        r#"{"external_id": "Z", "name": "王小明", "phone": "+8613800138000", "locale": "zh-CN", "birth_date": "1990-06-15"}"#,
+    );
+    cli.run(&["import", "zh.jsonl"]).ok();
+    let run = cli.run(&["preview", "--rule", "birthday", "--member", "Z"]).ok();
+    assert!(run.stdout.contains(" segment (UCS-2, "), "{run:?}");
+    assert!(run.stdout.contains(r#"[aliyun template SMS_0000001: {"name":"小明"}]"#), "{run:?}");
+    assert!(run.stdout.contains(r#"[tencent template 1000001: ["小明"]]"#), "{run:?}");
 }
 
 #[test]

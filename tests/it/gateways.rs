@@ -186,7 +186,7 @@ async fn a_number_the_provider_says_is_invalid_is_suppressed_and_never_tried_aga
 /// Signs a Twilio callback as Twilio would (the tested verifier's own algorithm, written out).
 fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     use base64::Engine;
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
@@ -399,7 +399,7 @@ send_at = "09:30"
     assert_eq!(seen.len(), 2);
     for (headers, body) in seen.iter() {
         let ts = headers["x-tidings-timestamp"].to_str().unwrap();
-        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).unwrap();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
         hmac::Mac::update(&mut mac, format!("{ts}.{body}").as_bytes());
         let want: String = hmac::Mac::finalize(mac).into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(headers["x-tidings-signature"].to_str().unwrap(), format!("v1={want}"));

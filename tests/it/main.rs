@@ -4,14 +4,17 @@
 #[macro_use]
 mod support;
 
+mod aliyun;
 mod api;
 mod cli;
 mod daemon;
 mod email;
 mod fault;
 mod gateways;
+mod http_sms;
 mod import;
 mod instances;
 mod pipeline;
 mod store;
+mod tencent;
 mod twilio;

@@ -464,7 +464,9 @@ async fn a_broken_template_reload_keeps_the_previous_set(backend: Backend) {
     t.app.reload_templates().unwrap();
     let rendered = t.app.preview("birthday", "b0").await.unwrap();
     match &rendered.messages[0].rendered {
-        tidings::channels::Rendered::Sms { text } => assert!(text.starts_with("Many happy returns, Ada 0"), "{text}"),
+        tidings::channels::Rendered::Sms { text, .. } => {
+            assert!(text.starts_with("Many happy returns, Ada 0"), "{text}")
+        }
         other => panic!("{other:?}"),
     }
 

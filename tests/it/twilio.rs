@@ -37,7 +37,7 @@ fn sms(to: &str, text: &str) -> Outgoing {
         to: to.to_string(),
         device: None,
         purpose: tidings::channels::Purpose::Marketing,
-        rendered: Rendered::Sms { text: text.to_string() },
+        rendered: Rendered::sms(text),
     }
 }
 

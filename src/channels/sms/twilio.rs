@@ -120,7 +120,7 @@ impl Twilio {
 
     /// Sends one SMS. `msg.to` is the E.164 number, `msg.rendered` must be [`Rendered::Sms`].
     pub async fn send(&self, msg: &Outgoing) -> SendOutcome {
-        let Rendered::Sms { text } = &msg.rendered else {
+        let Rendered::Sms { text, .. } = &msg.rendered else {
             return permanent(format!("twilio: the sms provider cannot send {}", msg.rendered.channel()));
         };
         // Twilio would answer 400 (21211, 21602) to these; no need to spend a request on it.
@@ -406,7 +406,7 @@ fn permanent(error: String) -> SendOutcome {
 /// value, sorted by name. Compared in constant time.
 pub fn signature_valid(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
     use base64::Engine;
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(auth_token.as_bytes()).expect("hmac takes any key length");

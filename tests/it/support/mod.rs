@@ -23,8 +23,11 @@ macro_rules! on_both_backends {
     };
 }
 
+pub mod aliyun;
 pub mod app;
+pub mod http_sms;
 pub mod smtp;
+pub mod tencent;
 pub mod twilio;
 
 /// Copies a directory tree (the repository's templates, into a test's own directory).
