@@ -2,6 +2,8 @@
 //! host loyalty system calls (members, events), plus read-only views of messages.
 //! `app()` builds the router so tests call it without a socket.
 
+pub mod unsubscribe;
+
 use crate::clock::InstantExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
