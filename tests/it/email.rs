@@ -332,6 +332,32 @@ async fn fifty_sends_share_at_most_pool_size_connections() {
     assert_eq!(peer.received().len(), 50);
 }
 
+/// The bound holds while sends pile up: with every session held at the end of DATA, the sends
+/// beyond `pool_size` wait for a slot instead of opening connections of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_never_open_more_connections_than_the_pool_size() {
+    let peer = peer(SmtpOptions { hold_data: true, ..SmtpOptions::default() }).await;
+    let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();
+
+    let sends: Vec<_> = (0..12)
+        .map(|i| {
+            let smtp = smtp.clone();
+            tokio::spawn(async move { smtp.send(&outgoing(&format!("k{i}"), &format!("m{i}@example.com"))).await })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), peer.wait_held(4)).await.expect("four sends reached DATA");
+    assert_eq!(peer.connections(), 4);
+    peer.release_data();
+    for send in sends {
+        sent(send.await.unwrap());
+    }
+
+    assert_eq!(peer.received().len(), 12);
+    // The bound was reached, never passed, and the later sends reused the pooled connections.
+    assert_eq!(peer.max_concurrent(), 4);
+    assert_eq!(peer.connections(), 4);
+}
+
 #[tokio::test]
 async fn a_server_that_never_answers_times_out_as_transient() {
     let peer = peer(SmtpOptions { silent: true, ..SmtpOptions::default() }).await;

@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod daemon;
 mod email;
+mod email_auth;
 mod fault;
 mod import;
 mod instances;

@@ -130,27 +130,34 @@ fn signing_key(text: &str, algorithm: DkimAlgorithm) -> Result<DkimSigningKey, S
     }
 }
 
-/// The DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410): the 32-byte seed follows.
-const ED25519_PKCS8_PREFIX: [u8; 16] =
-    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
-
 /// The 32-byte seed from PKCS#8 PEM or from the base64 of the seed itself.
 fn ed25519_seed(text: &str) -> Result<[u8; 32], String> {
     const WANT: &str =
         "not an Ed25519 private key: give PKCS#8 PEM (BEGIN PRIVATE KEY) or the base64 of the 32-byte seed";
-    let der_or_seed = match text.strip_prefix("-----BEGIN PRIVATE KEY-----") {
+    let seed = match text.strip_prefix("-----BEGIN PRIVATE KEY-----") {
         Some(rest) => {
             let body = rest.split("-----END PRIVATE KEY-----").next().unwrap_or_default();
             let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
             let der = BASE64.decode(body).map_err(|_| WANT.to_owned())?;
-            match der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
-                Some(seed) => seed.to_vec(),
-                None => return Err(format!("{WANT} (this PEM holds another kind of key)")),
-            }
+            pkcs8_ed25519_seed(&der).ok_or_else(|| format!("{WANT} (this PEM holds another kind of key)"))?.to_vec()
         }
         None => BASE64.decode(text).map_err(|_| WANT.to_owned())?,
     };
-    der_or_seed.try_into().map_err(|_| WANT.to_owned())
+    seed.try_into().map_err(|_| WANT.to_owned())
+}
+
+/// The seed in an Ed25519 PKCS#8 key (RFC 8410): v1 as OpenSSL writes it (48 bytes), or v2
+/// with the public key after the seed, as ring writes it.
+fn pkcs8_ed25519_seed(der: &[u8]) -> Option<&[u8]> {
+    const ALGORITHM: [u8; 7] = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70]; // SEQUENCE { OID 1.3.101.112 }
+    const SEED: [u8; 4] = [0x04, 0x22, 0x04, 0x20]; // OCTET STRING { OCTET STRING (32) }
+    let rest = match der {
+        [0x30, 0x2e, 0x02, 0x01, 0x00, rest @ ..] if rest.len() == 0x2e - 3 => rest,
+        [0x30, len, 0x02, 0x01, 0x01, rest @ ..] if usize::from(*len) == rest.len() + 3 => rest,
+        _ => return None,
+    };
+    let rest = rest.strip_prefix(&ALGORITHM[..])?.strip_prefix(&SEED[..])?;
+    rest.get(..32)
 }
 
 /// Letters, digits, hyphens and dots, as DNS names are written.
@@ -225,9 +232,18 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_comes_out_of_pkcs8() {
+    fn the_seed_comes_out_of_pkcs8_v1_and_v2() {
         let seed = ed25519_seed(ED25519_PEM).unwrap();
         assert_eq!(ed25519_seed(&BASE64.encode(seed)).unwrap(), seed);
         assert!(ed25519_seed("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").is_err());
+
+        // ring writes v2 (the public key follows the seed); both give the same key pair.
+        let rng = ring::rand::SystemRandom::new();
+        let v2 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let seed = pkcs8_ed25519_seed(v2.as_ref()).unwrap();
+        let from_seed = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).unwrap();
+        let from_pkcs8 = ring::signature::Ed25519KeyPair::from_pkcs8(v2.as_ref()).unwrap();
+        use ring::signature::KeyPair as _;
+        assert_eq!(from_seed.public_key().as_ref(), from_pkcs8.public_key().as_ref());
     }
 }
