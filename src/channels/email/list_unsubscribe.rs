@@ -62,8 +62,8 @@ impl ListUnsubscribe {
             Ok(None) => {
                 problems.push(ConfigProblem::new(
                     "smtp.link_secret",
-                    "missing secret: unsubscribe links are signed with it; set smtp.link_secret, \
-                     smtp.link_secret_file or TIDINGS_SMTP_LINK_SECRET",
+                    "missing secret: unsubscribe links are signed with it; set smtp.link_secret or \
+                     smtp.link_secret_file",
                 ));
                 None
             }
