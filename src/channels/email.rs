@@ -10,12 +10,13 @@
 //!
 //! Outcomes: a 5xx reply to MAIL, RCPT or DATA is permanent (the server refuses this message),
 //! except a 5xx to RCPT saying the mailbox does not exist, which is a hard bounce: `Gone`, so the
-//! address is suppressed (see [`address_gone`]). A 4xx, an I/O, TLS or timeout error is
+//! address is suppressed (see [`bounce`]). A 4xx, an I/O, TLS or timeout error is
 //! transient. Anything that goes wrong before the transaction (connecting, the greeting,
 //! STARTTLS, AUTH) is about the relay or our configuration, never the message, so it is transient
 //! even when the server answered 5xx: a wrong password must not fail every queued message for
 //! good.
 
+mod bounce;
 pub mod dkim;
 pub mod list_unsubscribe;
 mod tls;
@@ -42,6 +43,7 @@ use tokio::time::Instant;
 
 use crate::channels::{Outgoing, Purpose, Rendered, SendOutcome};
 use crate::config::{ConfigProblem, Secret, resolve_secret};
+use bounce::address_gone;
 use dkim::{DkimConfig, Signer};
 use list_unsubscribe::ListUnsubscribe;
 use tls::ImplicitTls;
@@ -522,31 +524,6 @@ fn reply_text(e: &lettre::transport::smtp::Error) -> String {
     std::error::Error::source(e).map(ToString::to_string).unwrap_or_default()
 }
 
-/// Whether a 5xx reply to RCPT says the mailbox does not exist (a hard bounce), rather than that
-/// this message or this sender is refused (policy, spam, a full mailbox, our own address).
-///
-/// The enhanced status code (RFC 3463), when the reply has one, decides: 5.1.1 bad mailbox,
-/// 5.1.2 bad domain, 5.1.3 bad address syntax, 5.1.6 mailbox moved, 5.1.10 null MX. Any other
-/// (5.7.1 policy, 5.2.2 mailbox full, 5.1.7/5.1.8 our sender address) is not. Without one, the
-/// basic codes 550, 551 and 553 mean the mailbox does not exist, unless the text says the
-/// refusal is about spam or policy: suppressing a good address costs a member for good.
-pub(crate) fn address_gone(code: u16, text: &str) -> bool {
-    if let Some((class, subject, detail)) = enhanced_status(text) {
-        return class == 5 && subject == 1 && matches!(detail, 1 | 2 | 3 | 6 | 10);
-    }
-    let text = text.to_ascii_lowercase();
-    let policy = ["spam", "block", "policy", "reputation", "rbl", "listed", "rate limit", "relay"];
-    matches!(code, 550 | 551 | 553) && !policy.iter().any(|word| text.contains(word))
-}
-
-/// `5.1.1` at the start of a reply's text as numbers.
-fn enhanced_status(text: &str) -> Option<(u16, u16, u16)> {
-    let word = text.split_whitespace().next()?;
-    let mut parts = word.split('.').map(|p| p.parse::<u16>().ok());
-    let status = (parts.next()??, parts.next()??, parts.next()??);
-    parts.next().is_none().then_some(status)
-}
-
 /// lettre's and some other crates' messages start with a capital; ours do not.
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
@@ -600,32 +577,6 @@ mod tests {
         check("root_certificate = \"/nonexistent/ca.pem\"", &["smtp.root_certificate"]);
         check("unsubscribe_url = \"https://club.example.com/unsubscribe\"", &["smtp.link_secret"]);
         check("[dkim]\nselector = \"s1\"\ndomain = \"example.com\"", &["smtp.dkim.private_key"]);
-    }
-
-    #[test]
-    fn hard_bounces_are_told_from_other_refusals() {
-        fn check(code: u16, text: &str, gone: bool) {
-            assert_eq!(address_gone(code, text), gone, "{code} {text}");
-        }
-        check(550, "5.1.1 no such user", true);
-        check(550, "5.1.2 bad destination system", true);
-        check(553, "5.1.3 bad destination mailbox address syntax", true);
-        check(551, "5.1.6 mailbox has moved", true);
-        check(550, "5.1.10 recipient address has null MX", true);
-        // Refusals of this message or this sender, not of the address.
-        check(550, "5.7.1 message rejected as spam", false);
-        check(550, "5.1.8 bad sender domain", false);
-        check(550, "5.1.0 address rejected", false);
-        check(552, "5.2.2 mailbox full", false);
-        check(554, "5.7.1 relay access denied", false);
-        // No enhanced code: the basic code decides, unless the text says policy.
-        check(550, "no such user here", true);
-        check(551, "user not local; please try <forward@example.org>", true);
-        check(553, "mailbox name not allowed", true);
-        check(550, "blocked: 192.0.2.1 listed at zen.spamhaus.org", false);
-        check(550, "relaying denied", false);
-        check(554, "transaction failed", false);
-        check(552, "requested mail action aborted", false);
     }
 
     #[test]
