@@ -554,6 +554,20 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("SMTP_TIMEOUT_SECS", "smtp.timeout_secs", Kind::Int),
     ("SMTP_ROOT_CERTIFICATE", "smtp.root_certificate", Kind::Str),
     ("SMTP_HELO_NAME", "smtp.helo_name", Kind::Str),
+    ("SMTP_UNSUBSCRIBE_URL", "smtp.unsubscribe_url", Kind::Str),
+    ("SMTP_UNSUBSCRIBE_MAILTO", "smtp.unsubscribe_mailto", Kind::Str),
+    ("SMTP_LINK_SECRET", "smtp.link_secret", Kind::Str),
+    ("SMTP_LINK_SECRET_FILE", "smtp.link_secret_file", Kind::Str),
+    ("SMTP_DKIM_PRIVATE_KEY", "smtp.dkim.private_key", Kind::Str),
+    ("SMTP_DKIM_PRIVATE_KEY_FILE", "smtp.dkim.private_key_file", Kind::Str),
+    ("ALIYUN_ACCESS_KEY_ID", "aliyun.access_key_id", Kind::Str),
+    ("ALIYUN_ACCESS_KEY_SECRET", "aliyun.access_key_secret", Kind::Str),
+    ("ALIYUN_ACCESS_KEY_SECRET_FILE", "aliyun.access_key_secret_file", Kind::Str),
+    ("TENCENT_SECRET_ID", "tencent.secret_id", Kind::Str),
+    ("TENCENT_SECRET_KEY", "tencent.secret_key", Kind::Str),
+    ("TENCENT_SECRET_KEY_FILE", "tencent.secret_key_file", Kind::Str),
+    ("HTTP_SMS_AUTH_HEADER", "http_sms.auth_header", Kind::Str),
+    ("HTTP_SMS_AUTH_HEADER_FILE", "http_sms.auth_header_file", Kind::Str),
 ];
 
 /// Variables that are not configuration keys but belong to the command line.

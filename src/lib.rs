@@ -11,6 +11,7 @@
 //! - [`channels`]: the providers (outbox, SMTP email, Twilio SMS).
 //! - [`render`]: Handlebars templates per channel and locale.
 //! - [`store`]: all SQL; one contract over two backends, SQLite (WAL) and PostgreSQL.
+//! - [`track`]: what comes back: signed one-click unsubscribe links.
 //! - [`http`]: health, readiness and the ingest API.
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.
@@ -28,6 +29,7 @@ pub mod members;
 pub mod plan;
 pub mod render;
 pub mod store;
+pub mod track;
 pub mod triggers;
 
 /// Installs ring as rustls's process-wide crypto provider (both lettre and reqwest use rustls).

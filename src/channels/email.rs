@@ -1,5 +1,6 @@
 //! Email over SMTP with lettre: a pool of connections bounded by a semaphore, TCP_NODELAY,
-//! STARTTLS or implicit TLS, AUTH, multipart text + HTML.
+//! STARTTLS or implicit TLS, AUTH, multipart text + HTML, DKIM signing ([`dkim`]) and one-click
+//! unsubscribe headers on marketing mail ([`list_unsubscribe`]).
 //!
 //! lettre's own pool is not used: it leaves Nagle on (about 40 ms stalled per message on
 //! loopback) and its `max_size` caps idle, not concurrent, connections. Here a semaphore with
@@ -7,22 +8,25 @@
 //! `pool_size` connections are ever open. A connection goes back to the idle list only after a
 //! send that succeeded; one that errored or timed out is dropped.
 //!
-//! Outcomes: a 5xx reply to MAIL, RCPT or DATA is permanent (the server refuses this message); a
-//! 4xx, an I/O, TLS or timeout error is transient. Anything that goes wrong before the transaction
-//! (connecting, the greeting, STARTTLS, AUTH) is about the relay or our configuration, never the
-//! message, so it is transient even when the server answered 5xx: a wrong password must not fail
-//! every queued message for good.
+//! Outcomes: a 5xx reply to MAIL, RCPT or DATA is permanent (the server refuses this message),
+//! except a 5xx to RCPT saying the mailbox does not exist, which is a hard bounce: `Gone`, so the
+//! address is suppressed (see [`bounce`]). A 4xx, an I/O, TLS or timeout error is
+//! transient. Anything that goes wrong before the transaction (connecting, the greeting,
+//! STARTTLS, AUTH) is about the relay or our configuration, never the message, so it is transient
+//! even when the server answered 5xx: a wrong password must not fail every queued message for
+//! good.
+
+mod bounce;
+pub mod dkim;
+pub mod list_unsubscribe;
+mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
@@ -37,8 +41,12 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::channels::{Outgoing, Rendered, SendOutcome};
+use crate::channels::{Outgoing, Purpose, Rendered, SendOutcome};
 use crate::config::{ConfigProblem, Secret, resolve_secret};
+use bounce::address_gone;
+use dkim::{DkimConfig, Signer};
+use list_unsubscribe::ListUnsubscribe;
+use tls::ImplicitTls;
 
 /// How the SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,6 +90,23 @@ pub struct SmtpConfig {
     /// The name given in EHLO; this host's name (or `localhost`) when unset.
     #[serde(default)]
     pub helo_name: Option<String>,
+    /// `[smtp.dkim]`: sign every message. Unset: messages go unsigned.
+    #[serde(default)]
+    pub dkim: Option<DkimConfig>,
+    /// The public address of the daemon's `/unsubscribe` route, e.g.
+    /// `https://club.example.com/unsubscribe`: marketing email gets
+    /// `List-Unsubscribe: <{unsubscribe_url}/{token}>` and one-click `List-Unsubscribe-Post`.
+    #[serde(default)]
+    pub unsubscribe_url: Option<String>,
+    /// An address also offered in `List-Unsubscribe` (`mailto:`), e.g. `unsubscribe@club.example.com`.
+    #[serde(default)]
+    pub unsubscribe_mailto: Option<String>,
+    /// The key unsubscribe links are signed with (at least 32 characters), or `link_secret_file`.
+    /// Changing it breaks every link already sent.
+    #[serde(default)]
+    pub link_secret: Option<Secret>,
+    #[serde(default)]
+    pub link_secret_file: Option<std::path::PathBuf>,
 }
 
 fn default_port() -> u16 {
@@ -117,6 +142,9 @@ struct Inner {
     from: Mailbox,
     helo: ClientId,
     timeout: Duration,
+    dkim: Option<Signer>,
+    /// Marketing mail's unsubscribe headers; `None` without `smtp.unsubscribe_url`.
+    list_unsubscribe: Option<ListUnsubscribe>,
     /// One permit per connection slot; closed by [`Smtp::close`].
     permits: Semaphore,
     pool_size: u32,
@@ -137,6 +165,8 @@ impl fmt::Debug for Smtp {
             .field("tls", &inner.tls)
             .field("from", &inner.from.to_string())
             .field("authenticated", &inner.credentials.is_some())
+            .field("dkim", &inner.dkim.is_some())
+            .field("list_unsubscribe", &inner.list_unsubscribe.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -146,6 +176,8 @@ struct Settled {
     from: Mailbox,
     credentials: Option<Credentials>,
     root_certificate: Option<Certificate>,
+    dkim: Option<Signer>,
+    list_unsubscribe: Option<ListUnsubscribe>,
 }
 
 fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
@@ -194,8 +226,22 @@ fn settle(cfg: &SmtpConfig) -> Result<Settled, Vec<ConfigProblem>> {
         },
         None => None,
     };
+    let dkim = match cfg.dkim.as_ref().map(Signer::new) {
+        Some(Ok(signer)) => Some(signer),
+        Some(Err(more)) => {
+            problems.extend(more);
+            None
+        }
+        None => None,
+    };
+    let list_unsubscribe = ListUnsubscribe::new(cfg).unwrap_or_else(|more| {
+        problems.extend(more);
+        None
+    });
     match from {
-        Some(from) if problems.is_empty() => Ok(Settled { from, credentials, root_certificate }),
+        Some(from) if problems.is_empty() => {
+            Ok(Settled { from, credentials, root_certificate, dkim, list_unsubscribe })
+        }
         _ => Err(problems),
     }
 }
@@ -241,6 +287,8 @@ impl Smtp {
                 from: settled.from,
                 helo: helo_name(cfg.helo_name.as_deref()),
                 timeout: Duration::from_secs(cfg.timeout_secs),
+                dkim: settled.dkim,
+                list_unsubscribe: settled.list_unsubscribe,
                 permits: Semaphore::new(pool_size as usize),
                 pool_size,
                 idle: Mutex::new(Vec::new()),
@@ -273,6 +321,16 @@ impl Smtp {
             Ok(Ok(())) => SendOutcome::Sent { provider_id: message_id },
             Ok(Err(Failure::Session(error))) => transient(error),
             Ok(Err(Failure::Refused(error))) => SendOutcome::Permanent { error },
+            Ok(Err(Failure::Recipient(e))) => {
+                let error = format!("smtp server refused the recipient: {}", describe(&e));
+                match e.status() {
+                    Some(code) if e.is_permanent() && address_gone(code.into(), &reply_text(&e)) => {
+                        SendOutcome::Gone { error }
+                    }
+                    Some(_) if e.is_permanent() => SendOutcome::Permanent { error },
+                    _ => transient(error),
+                }
+            }
             Ok(Err(Failure::Transaction(e))) if e.status().is_none() && handed_over.load(Ordering::SeqCst) => {
                 SendOutcome::Unknown {
                     error: format!("smtp connection lost after the message was sent: {}", describe(&e)),
@@ -317,13 +375,24 @@ impl Smtp {
         let name = msg.member_name.trim();
         let to = Mailbox::new((!name.is_empty()).then(|| name.to_owned()), address);
         let message_id = message_id(&msg.dedupe_key, self.inner.from.email.domain());
-        let email = Message::builder()
+        let mut builder = Message::builder()
             .from(self.inner.from.clone())
             .to(to)
             .subject(subject.as_str())
-            .message_id(Some(message_id.clone()))
+            .message_id(Some(message_id.clone()));
+        if msg.purpose == Purpose::Marketing
+            && let Some(list) = &self.inner.list_unsubscribe
+        {
+            for header in list.headers(&msg.member) {
+                builder = builder.raw_header(header);
+            }
+        }
+        let mut email = builder
             .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
             .map_err(|e| format!("cannot build the message: {e}"))?;
+        if let Some(dkim) = &self.inner.dkim {
+            dkim.sign(&mut email);
+        }
         Ok((message_id, email))
     }
 
@@ -357,7 +426,7 @@ impl Smtp {
         }
         conn.command(Mail::new(envelope.from().cloned(), options)).await.map_err(Failure::Transaction)?;
         for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(Failure::Transaction)?;
+            conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(Failure::Recipient)?;
         }
         conn.command(Data).await.map_err(Failure::Transaction)?;
         handed_over.store(true, Ordering::SeqCst);
@@ -425,6 +494,8 @@ enum Failure {
     Session(String),
     /// The server refused this transaction, or the connection failed during it.
     Transaction(lettre::transport::smtp::Error),
+    /// The server refused the recipient (RCPT), or the connection failed then.
+    Recipient(lettre::transport::smtp::Error),
     /// This message cannot be put to this server as it is: retrying changes nothing.
     Refused(String),
 }
@@ -445,6 +516,12 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
         cause = source;
     }
     lower_first(&cause.to_string())
+}
+
+/// The text of the server's reply (after the code) in a lettre error: lettre keeps it as the
+/// error's source.
+fn reply_text(e: &lettre::transport::smtp::Error) -> String {
+    std::error::Error::source(e).map(ToString::to_string).unwrap_or_default()
 }
 
 /// lettre's and some other crates' messages start with a capital; ours do not.
@@ -473,62 +550,6 @@ fn helo_name(configured: Option<&str>) -> ClientId {
     }
 }
 
-/// Implicit TLS: the handshake must come before the greeting, which `connect_with_transport`
-/// reads at once. So the TCP stream (with TCP_NODELAY) is wrapped in lettre's own network stream,
-/// upgraded there with lettre's rustls set-up, and handed back to lettre as an opaque transport.
-/// `AsyncNetworkStream` is deprecated as public API but is the only way to reuse that set-up.
-#[allow(deprecated)]
-#[derive(Debug)]
-struct ImplicitTls(lettre::transport::smtp::client::AsyncNetworkStream);
-
-#[allow(deprecated)]
-impl ImplicitTls {
-    async fn handshake(tcp: TcpStream, parameters: TlsParameters) -> Result<Self, String> {
-        let mut stream = lettre::transport::smtp::client::AsyncNetworkStream::use_existing_tokio1(Box::new(tcp));
-        stream.upgrade_tls(parameters).await.map_err(|e| format!("smtp tls handshake failed: {}", describe(&e)))?;
-        Ok(ImplicitTls(stream))
-    }
-}
-
-impl AsyncTokioStream for ImplicitTls {
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
-    }
-}
-
-// lettre's stream speaks futures-io; the transport it takes must speak tokio's traits.
-impl tokio::io::AsyncRead for ImplicitTls {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let read = futures::io::AsyncRead::poll_read(Pin::new(&mut self.0), cx, buf.initialize_unfilled());
-        match read {
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl tokio::io::AsyncWrite for ImplicitTls {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        futures::io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures::io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures::io::AsyncWrite::poll_close(Pin::new(&mut self.0), cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,6 +575,8 @@ mod tests {
         check("pool_size = 0", &["smtp.pool_size"]);
         check("timeout_secs = 0", &["smtp.timeout_secs"]);
         check("root_certificate = \"/nonexistent/ca.pem\"", &["smtp.root_certificate"]);
+        check("unsubscribe_url = \"https://club.example.com/unsubscribe\"", &["smtp.link_secret"]);
+        check("[dkim]\nselector = \"s1\"\ndomain = \"example.com\"", &["smtp.dkim.private_key"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod hooks;
 mod reach;
+pub mod unsubscribe;
 
 use crate::clock::InstantExt;
 use std::sync::Arc;
@@ -33,7 +34,23 @@ pub struct Http {
 /// The router.
 pub fn app(http: Http) -> Router {
     let limit = http.app.settings.raw.http.body_limit;
+    // One-click unsubscribe links exist when SMTP signs them (`smtp.link_secret`).
+    let secret = http.app.settings.raw.smtp.as_ref().and_then(|s| {
+        crate::channels::email::list_unsubscribe::link_secret(s)
+            .inspect_err(|p| tracing::error!(problem = %p, "unsubscribe links disabled"))
+            .ok()
+            .flatten()
+    });
+    let unsubscribe = match secret {
+        Some(secret) => unsubscribe::router(unsubscribe::UnsubscribeState {
+            secret,
+            store: http.app.store.clone(),
+            clock: http.app.clock.clone(),
+        }),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(unsubscribe)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -50,6 +67,21 @@ pub fn app(http: Http) -> Router {
         .route("/hooks/twilio/status", post(hooks::twilio_status))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(http)
+}
+
+impl unsubscribe::OptOut for crate::store::Store {
+    type Error = crate::store::StoreError;
+
+    async fn opt_out(
+        &self,
+        member: &str,
+        channel: crate::channels::ChannelKind,
+        purpose: crate::channels::Purpose,
+        source: &str,
+        now: jiff::Timestamp,
+    ) -> Result<bool, Self::Error> {
+        crate::store::Store::opt_out(self, member, channel, purpose, source, now).await
+    }
 }
 
 /// An error as JSON: `{"error": {"message": …, "field": …}}`. Internal details are logged, not sent.

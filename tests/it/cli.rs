@@ -129,7 +129,11 @@ fn check_config_names_an_unknown_variable() {
 fn the_example_configuration_checks_with_secrets_from_the_environment() {
     let example = example_config();
     let args = ["--config", example.as_str(), "check-config"];
-    let secrets = [("TIDINGS_TWILIO_AUTH_TOKEN", "token"), ("TIDINGS_SMTP_PASSWORD", "password")];
+    let secrets = [
+        ("TIDINGS_TWILIO_AUTH_TOKEN", "token"),
+        ("TIDINGS_SMTP_PASSWORD", "password"),
+        ("TIDINGS_SMTP_LINK_SECRET", "a-link-signing-secret-of-32-chars-or-more"),
+    ];
     let run = Cli::new().run_with(&args, &secrets).ok();
     assert!(run.stdout.contains("5 rules"), "{run:?}");
 
@@ -142,6 +146,7 @@ fn the_example_configuration_checks_with_secrets_from_the_environment() {
     let run = Cli::new().run_with(&args, &providers);
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("twilio.auth_token_file") && run.stderr.contains("smtp.password_file"), "{run:?}");
+    assert!(run.stderr.contains("smtp.link_secret_file"), "{run:?}");
 }
 
 #[test]

@@ -44,6 +44,11 @@ fn config(peer: &SmtpPeer, tls: SmtpTls) -> SmtpConfig {
         timeout_secs: 10,
         root_certificate: None,
         helo_name: Some("tidings.test".to_owned()),
+        dkim: None,
+        unsubscribe_url: None,
+        unsubscribe_mailto: None,
+        link_secret: None,
+        link_secret_file: None,
     }
 }
 
@@ -250,21 +255,39 @@ async fn a_451_is_transient_and_the_next_attempt_goes_through() {
     assert_eq!(peer.received()[0].connection, 2);
 }
 
+/// A hard bounce (the mailbox does not exist) is `Gone`, so the address is suppressed; other
+/// refusals of the recipient are permanent for this message only; 4xx is worth retrying.
 #[tokio::test]
 async fn rcpt_replies_map_to_outcomes() {
     let peer = peer(SmtpOptions::default()).await;
-    peer.reply_to_rcpt("nobody@example.com", "550 5.1.1 no such user");
-    peer.reply_to_rcpt("busy@example.com", "451 4.3.0 try later");
+    let cases = [
+        ("nobody@example.com", "550 5.1.1 no such user", "gone"),
+        ("nodomain@example.com", "550 5.1.2 bad destination system", "gone"),
+        ("nullmx@example.com", "556 5.1.10 recipient address has null MX", "gone"),
+        ("moved@example.com", "551 user not local", "gone"),
+        ("badname@example.com", "553 mailbox name not allowed", "gone"),
+        ("unknown@example.com", "550 mailbox unavailable", "gone"),
+        ("policy@example.com", "550 5.7.1 rejected by policy", "permanent"),
+        ("full@example.com", "552 5.2.2 mailbox full", "permanent"),
+        ("listed@example.com", "550 blocked: your address is listed at a DNSBL", "permanent"),
+        ("busy@example.com", "451 4.3.0 try later", "transient"),
+        ("greylist@example.com", "450 4.2.0 greylisted, come back later", "transient"),
+    ];
+    for (to, reply, _) in cases {
+        peer.reply_to_rcpt(to, reply);
+    }
     let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();
 
-    match smtp.send(&outgoing("k1", "nobody@example.com")).await {
-        SendOutcome::Permanent { error } => {
-            assert!(error.contains("550 5.1.1 no such user"), "{error}")
-        }
-        other => panic!("expected permanent, got {other:?}"),
+    for (i, (to, reply, want)) in cases.into_iter().enumerate() {
+        let (got, error) = match smtp.send(&outgoing(&format!("k{i}"), to)).await {
+            SendOutcome::Gone { error } => ("gone", error),
+            SendOutcome::Permanent { error } => ("permanent", error),
+            SendOutcome::Transient { error, .. } => ("transient", error),
+            other => panic!("{reply}: unexpected {other:?}"),
+        };
+        assert_eq!(got, want, "{reply}: {error}");
+        assert!(error.contains(reply), "the reply is kept: {error}");
     }
-    let error = transient_error(smtp.send(&outgoing("k2", "busy@example.com")).await);
-    assert!(error.contains("451"), "{error}");
     assert!(peer.received().is_empty());
 }
 
@@ -307,6 +330,32 @@ async fn fifty_sends_share_at_most_pool_size_connections() {
     let error = transient_error(smtp.send(&outgoing("late", "lilei@example.com")).await);
     assert!(error.contains("closed"), "{error}");
     assert_eq!(peer.received().len(), 50);
+}
+
+/// The bound holds while sends pile up: with every session held at the end of DATA, the sends
+/// beyond `pool_size` wait for a slot instead of opening connections of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_never_open_more_connections_than_the_pool_size() {
+    let peer = peer(SmtpOptions { hold_data: true, ..SmtpOptions::default() }).await;
+    let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();
+
+    let sends: Vec<_> = (0..12)
+        .map(|i| {
+            let smtp = smtp.clone();
+            tokio::spawn(async move { smtp.send(&outgoing(&format!("k{i}"), &format!("m{i}@example.com"))).await })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(10), peer.wait_held(4)).await.expect("four sends reached DATA");
+    assert_eq!(peer.connections(), 4);
+    peer.release_data();
+    for send in sends {
+        sent(send.await.unwrap());
+    }
+
+    assert_eq!(peer.received().len(), 12);
+    // The bound was reached, never passed, and the later sends reused the pooled connections.
+    assert_eq!(peer.max_concurrent(), 4);
+    assert_eq!(peer.connections(), 4);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod daemon;
 mod email;
+mod email_auth;
 mod fault;
 mod gateways;
 mod http_sms;

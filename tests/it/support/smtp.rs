@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -37,6 +38,8 @@ pub struct SmtpOptions {
     pub silent: bool,
     /// Take the message after DATA, then never answer the final dot.
     pub hang_after_data: bool,
+    /// Take the message after DATA, then answer the final dot only after `release_data()`.
+    pub hold_data: bool,
 }
 
 impl Default for SmtpOptions {
@@ -47,6 +50,7 @@ impl Default for SmtpOptions {
             auth_mechanisms: vec!["PLAIN", "LOGIN"],
             silent: false,
             hang_after_data: false,
+            hold_data: false,
         }
     }
 }
@@ -81,6 +85,10 @@ struct Shared {
     options: SmtpOptions,
     acceptor: TlsAcceptor,
     state: Mutex<State>,
+    /// Messages held unanswered so far (`hold_data`).
+    held: watch::Sender<usize>,
+    /// Set by `release_data()`.
+    released: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -108,6 +116,8 @@ impl SmtpPeer {
             options,
             acceptor: TlsAcceptor::from(Arc::new(config)),
             state: Mutex::new(State::default()),
+            held: watch::Sender::new(0),
+            released: watch::Sender::new(false),
         });
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -165,6 +175,16 @@ impl SmtpPeer {
     /// Answers `RCPT TO:<address>` with `reply` (e.g. `550 5.1.1 no such user`).
     pub fn reply_to_rcpt(&self, address: &str, reply: &str) {
         self.shared.state().rcpt_replies.insert(address.to_owned(), reply.to_owned());
+    }
+
+    /// Waits until `n` messages are held unanswered (`hold_data`).
+    pub async fn wait_held(&self, n: usize) {
+        self.shared.held.subscribe().wait_for(|held| *held >= n).await.unwrap();
+    }
+
+    /// Answers the held messages, and every later one at once.
+    pub fn release_data(&self) {
+        self.shared.released.send_replace(true);
     }
 
     /// Answers the end of the next `n` DATA with `451 4.3.0 try later`.
@@ -327,6 +347,11 @@ impl<'a> Session<'a> {
                     self.reset();
                     if self.shared.options.hang_after_data {
                         std::future::pending::<()>().await;
+                    }
+                    if self.shared.options.hold_data {
+                        let mut released = self.shared.released.subscribe();
+                        self.shared.held.send_modify(|held| *held += 1);
+                        released.wait_for(|released| *released).await.unwrap();
                     }
                     reply(&mut io, &answer).await?;
                 }
