@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod outbox;
+pub mod push;
 pub mod route;
 pub mod sms;
 pub mod webhook;
