@@ -15,6 +15,7 @@ mod http_sms;
 mod import;
 mod instances;
 mod pipeline;
+mod push;
 mod store;
 mod tencent;
 mod twilio;
