@@ -409,6 +409,26 @@ mod tests {
         }
     }
 
+    /// The README's examples are valid sections (every key known, every value the right type).
+    #[test]
+    fn readme_examples_parse() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Push providers").expect("a push providers section")..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let mut tables = toml::Table::new();
+        for block in section.split("```toml\n").skip(1) {
+            let block = &block[..block.find("```").expect("a closed block")];
+            tables.extend(block.parse::<toml::Table>().expect("valid toml"));
+        }
+        let get = |name: &str| tables.get(name).cloned().unwrap_or_else(|| panic!("no [{name}] example"));
+        let fcm: FcmConfig = get("fcm").try_into().unwrap();
+        let apns: ApnsConfig = get("apns").try_into().unwrap();
+        let webpush: WebPushConfig = get("webpush").try_into().unwrap();
+        assert!(fcm.service_account_file.is_some());
+        assert_eq!((apns.priority, apns.base_url.as_str()), (10, apns::PRODUCTION_URL));
+        assert_eq!(webpush.urgency, "normal");
+    }
+
     #[tokio::test]
     async fn router_refuses_what_it_cannot_route() {
         let push = Push::default();
