@@ -216,7 +216,7 @@ impl Fcm {
             };
             let status = response.status();
             let retry_after = retry_after(response.headers(), self.inner.clock.now());
-            let body = match response.bytes().await {
+            let answer = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) if status.is_success() => {
                     tracing::warn!(message.id = msg.id, error = %super::describe(e), "fcm accepted the message but its answer broke off");
@@ -224,7 +224,7 @@ impl Fcm {
                 }
                 Err(e) => return transport_failure("fcm", e, self.inner.timeout),
             };
-            match classify(status, &body, retry_after) {
+            match classify(status, &answer, retry_after) {
                 Answer::Done(outcome) => {
                     tracing::debug!(message.id = msg.id, status = status.as_u16(), ?outcome, "fcm answered");
                     return outcome;
