@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
 use rsa::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
-use sha2_011::Digest;
+use sha2::Digest;
 use tidings::clock::{Clock, ManualClock};
 
 use super::jwt::Jwt;
@@ -345,8 +345,8 @@ fn check_assertion(s: &PeerState, assertion: &str) -> Result<(), Refusal> {
     {
         return Err(Refusal::Violation(format!("jwt kid {kid}")));
     }
-    let digest = sha2_011::Sha256::digest(jwt.signing_input.as_bytes());
-    let scheme = rsa::Pkcs1v15Sign::new::<sha2_011::Sha256>();
+    let digest = sha2::Sha256::digest(jwt.signing_input.as_bytes());
+    let scheme = rsa::Pkcs1v15Sign::new::<sha2::Sha256>();
     if s.public_key.verify(scheme, &digest, &jwt.signature).is_err() {
         return Err(Refusal::Signature);
     }

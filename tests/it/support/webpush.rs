@@ -349,7 +349,7 @@ fn decrypt(body: &[u8], subscription: &Subscription) -> Result<Vec<u8>, String> 
     let ua_public = subscription.secret.public_key().to_sec1_bytes();
 
     let expand = |salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]| {
-        hkdf::Hkdf::<sha2_011::Sha256>::new(Some(salt), ikm).expand(info, out).expect("hkdf length");
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), ikm).expand(info, out).expect("hkdf length");
     };
     let mut key_info = b"WebPush: info\0".to_vec();
     key_info.extend_from_slice(&ua_public);
