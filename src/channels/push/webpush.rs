@@ -264,7 +264,7 @@ impl Subscription {
     fn parse(endpoint: &str, p256dh: &str, auth: &str) -> Result<Subscription, String> {
         let url = Url::parse(endpoint.trim()).map_err(|_| "endpoint: not a url".to_string())?;
         let https = url.scheme() == "https" && url.host().is_some();
-        let loopback = url.scheme() == "http" && url.host_str() == Some("127.0.0.1");
+        let loopback = url.scheme() == "http" && matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if !https && !loopback {
             return Err("endpoint: must be an https url".to_string());
         }
@@ -284,9 +284,11 @@ impl Subscription {
 }
 
 /// Checks a browser's push subscription as the API receives it (`PushSubscription.toJSON()`:
-/// `endpoint`, `keys.p256dh`, `keys.auth`): an https endpoint (or `http://127.0.0.1` for local
-/// tests), `p256dh` an uncompressed P-256 point and `auth` 16 bytes, both base64url. The error
-/// starts with the field at fault (`endpoint: …`, `p256dh: …`, `auth: …`).
+/// `endpoint`, `keys.p256dh`, `keys.auth`): an https endpoint (or http on loopback, `127.0.0.1`,
+/// `localhost` or `[::1]`, for local tests), `p256dh` an uncompressed P-256 point on the curve and
+/// `auth` 16 bytes, both base64url. The error starts with the field at fault (`endpoint: …`,
+/// `p256dh: …`, `auth: …`). A device that fails it is gone at send time, so the API should refuse
+/// it with the same rules.
 pub fn validate_subscription(endpoint: &str, p256dh: &str, auth: &str) -> Result<(), String> {
     Subscription::parse(endpoint, p256dh, auth).map(|_| ())
 }
@@ -430,7 +432,9 @@ mod tests {
         check("http://127.0.0.1:8080/push/1", p256dh, auth, Ok(()));
         check("https://push.example.com/x", p256dh, "BTBZMqHH6r4Tts7J_aSIgg==", Ok(()));
         check("http://push.example.com/x", p256dh, auth, Err("endpoint: must be an https url"));
-        check("http://localhost:8080/x", p256dh, auth, Err("endpoint: must be an https url"));
+        check("http://localhost:8080/x", p256dh, auth, Ok(()));
+        check("http://[::1]:8080/x", p256dh, auth, Ok(()));
+        check("http://10.0.0.1:8080/x", p256dh, auth, Err("endpoint: must be an https url"));
         check("not a url", p256dh, auth, Err("endpoint: not a url"));
         check(
             "https://u:p@push.example.com/x",
