@@ -83,8 +83,12 @@ impl App {
             Some(dir) => Source::Dir(dir.clone()),
             None => Source::Builtin,
         };
-        let templates = TemplateSet::load(source, &settings.raw.programme.default_locale)
-            .map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
+        let templates = TemplateSet::load_with(
+            source,
+            &settings.raw.programme.default_locale,
+            settings.raw.templates.sms_segment_limit,
+        )
+        .map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
         check_rule_templates(settings, &templates.current()).map_err(|e| anyhow::anyhow!(e))?;
         let channels = Channels::from_config(&settings.raw).context("channels")?;
         Ok((templates, channels))
@@ -235,6 +239,19 @@ pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Resul
                     ));
                 }
             }
+        }
+    }
+    // Providers that send only pre-approved templates need a mapping for every SMS variant a
+    // rule may send.
+    let sms_templates: Vec<&str> = settings
+        .rules
+        .iter()
+        .filter(|r| r.channels.contains(&crate::channels::ChannelKind::Sms))
+        .map(|r| r.template.as_str())
+        .collect();
+    for provider in settings.raw.channels.names(crate::channels::ChannelKind::Sms) {
+        if crate::render::providers::TEMPLATE_PROVIDERS.contains(&provider.as_str()) {
+            problems.extend(templates.missing_provider_templates_of(&provider, |k| sms_templates.contains(&k)));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }

@@ -117,6 +117,18 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     #[serde(default)]
     pub webhook: Option<crate::channels::webhook::WebhookConfig>,
+    #[serde(default)]
+    pub aliyun: Option<crate::channels::sms::aliyun::AliyunConfig>,
+    #[serde(default)]
+    pub tencent: Option<crate::channels::sms::tencent::TencentConfig>,
+    #[serde(default)]
+    pub http_sms: Option<crate::channels::sms::http::HttpSmsConfig>,
+    #[serde(default)]
+    pub fcm: Option<crate::channels::push::FcmConfig>,
+    #[serde(default)]
+    pub apns: Option<crate::channels::push::ApnsConfig>,
+    #[serde(default)]
+    pub webpush: Option<crate::channels::push::WebPushConfig>,
     /// Per-provider rate limits, retries and circuit breakers, e.g. `[limits.twilio]`.
     #[serde(default)]
     pub limits: BTreeMap<String, crate::channels::route::LimitsConfig>,
@@ -413,12 +425,25 @@ fn default_outbox_path() -> PathBuf {
     "outbox.jsonl".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// A directory laid out like the repository's `templates/`; the built-in set when unset.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// SMS longer than this many segments are refused at render, naming the count.
+    #[serde(default = "default_sms_segment_limit")]
+    pub sms_segment_limit: Option<usize>,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        TemplatesConfig { dir: None, sms_segment_limit: default_sms_segment_limit() }
+    }
+}
+
+fn default_sms_segment_limit() -> Option<usize> {
+    Some(crate::render::DEFAULT_SMS_SEGMENT_LIMIT)
 }
 
 /// One `[[rules]]` entry as written.
@@ -568,6 +593,12 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("TENCENT_SECRET_KEY_FILE", "tencent.secret_key_file", Kind::Str),
     ("HTTP_SMS_AUTH_HEADER", "http_sms.auth_header", Kind::Str),
     ("HTTP_SMS_AUTH_HEADER_FILE", "http_sms.auth_header_file", Kind::Str),
+    ("FCM_SERVICE_ACCOUNT", "fcm.service_account", Kind::Str),
+    ("FCM_SERVICE_ACCOUNT_FILE", "fcm.service_account_file", Kind::Str),
+    ("APNS_PRIVATE_KEY", "apns.private_key", Kind::Str),
+    ("APNS_PRIVATE_KEY_FILE", "apns.private_key_file", Kind::Str),
+    ("WEBPUSH_PRIVATE_KEY", "webpush.private_key", Kind::Str),
+    ("WEBPUSH_PRIVATE_KEY_FILE", "webpush.private_key_file", Kind::Str),
 ];
 
 /// Variables that are not configuration keys but belong to the command line.

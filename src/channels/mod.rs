@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod outbox;
+pub mod push;
 pub mod route;
 pub mod sms;
 pub mod webhook;
@@ -247,6 +248,11 @@ pub enum Provider {
     Twilio(sms::twilio::Twilio),
     Smtp(email::Smtp),
     Webhook(webhook::Webhook),
+    Aliyun(sms::aliyun::Aliyun),
+    Tencent(sms::tencent::Tencent),
+    HttpSms(sms::http::HttpSms),
+    /// FCM, APNs and Web Push together: each message goes to its device's platform.
+    Push(push::Push),
 }
 
 impl Provider {
@@ -257,6 +263,10 @@ impl Provider {
             Provider::Twilio(_) => "twilio",
             Provider::Smtp(_) => "smtp",
             Provider::Webhook(_) => "webhook",
+            Provider::Aliyun(_) => "aliyun",
+            Provider::Tencent(_) => "tencent",
+            Provider::HttpSms(_) => "http_sms",
+            Provider::Push(_) => "push",
         }
     }
 
@@ -266,6 +276,10 @@ impl Provider {
             Provider::Twilio(t) => t.send(msg).await,
             Provider::Smtp(s) => s.send(msg).await,
             Provider::Webhook(w) => w.send(msg, now).await,
+            Provider::Aliyun(a) => a.send(msg).await,
+            Provider::Tencent(t) => t.send(msg).await,
+            Provider::HttpSms(h) => h.send(msg).await,
+            Provider::Push(p) => p.send(msg).await,
         }
     }
 }
@@ -274,9 +288,13 @@ impl Provider {
 pub const PROVIDERS: &[(ChannelKind, &str)] = &[
     (ChannelKind::Sms, "outbox"),
     (ChannelKind::Sms, "twilio"),
+    (ChannelKind::Sms, "aliyun"),
+    (ChannelKind::Sms, "tencent"),
+    (ChannelKind::Sms, "http_sms"),
     (ChannelKind::Email, "outbox"),
     (ChannelKind::Email, "smtp"),
     (ChannelKind::Push, "outbox"),
+    (ChannelKind::Push, "native"),
     (ChannelKind::Webhook, "outbox"),
     (ChannelKind::Webhook, "webhook"),
 ];
@@ -325,8 +343,23 @@ fn check_provider(name: &str, cfg: &Config, key: &str) -> Vec<ConfigProblem> {
         "twilio" => section(&cfg.twilio, key, name, sms::twilio::Twilio::check),
         "smtp" => section(&cfg.smtp, key, name, email::Smtp::check),
         "webhook" => section(&cfg.webhook, key, name, webhook::Webhook::check),
+        "aliyun" => section(&cfg.aliyun, key, name, sms::aliyun::Aliyun::check),
+        "tencent" => section(&cfg.tencent, key, name, sms::tencent::Tencent::check),
+        "http_sms" => section(&cfg.http_sms, key, name, sms::http::HttpSms::check),
+        "native" => {
+            let cfgs = push_configs(cfg);
+            if cfgs.fcm.is_none() && cfgs.apns.is_none() && cfgs.webpush.is_none() {
+                vec![ConfigProblem::new(key, "push = \"native\" needs at least one of [fcm], [apns], [webpush]")]
+            } else {
+                push::Push::check(&cfgs)
+            }
+        }
         _ => Vec::new(),
     }
+}
+
+fn push_configs(cfg: &Config) -> push::PushConfigs {
+    push::PushConfigs { fcm: cfg.fcm.clone(), apns: cfg.apns.clone(), webpush: cfg.webpush.clone() }
 }
 
 /// Builds one provider from its section (already checked).
@@ -337,6 +370,10 @@ fn build_provider(name: &str, cfg: &Config, outbox: &outbox::Outbox) -> anyhow::
         "twilio" => Provider::Twilio(sms::twilio::Twilio::new(cfg.twilio.as_ref().ok_or_else(missing)?)?),
         "smtp" => Provider::Smtp(email::Smtp::new(cfg.smtp.as_ref().ok_or_else(missing)?)?),
         "webhook" => Provider::Webhook(webhook::Webhook::new(cfg.webhook.as_ref().ok_or_else(missing)?)?),
+        "aliyun" => Provider::Aliyun(sms::aliyun::Aliyun::new(cfg.aliyun.as_ref().ok_or_else(missing)?)?),
+        "tencent" => Provider::Tencent(sms::tencent::Tencent::new(cfg.tencent.as_ref().ok_or_else(missing)?)?),
+        "http_sms" => Provider::HttpSms(sms::http::HttpSms::new(cfg.http_sms.as_ref().ok_or_else(missing)?)?),
+        "native" => Provider::Push(push::Push::new(&push_configs(cfg))?),
         other => anyhow::bail!("unknown provider {other:?}"),
     })
 }

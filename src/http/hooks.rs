@@ -34,3 +34,74 @@ pub async fn twilio_status(State(h): State<Http>, headers: HeaderMap, body: Byte
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+#[derive(serde::Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `POST /hooks/aliyun/receipts?token=…`: Aliyun's delivery reports (a JSON array of
+/// `SmsReport`), acknowledged with `{"code":0,"msg":"成功"}` once recorded.
+pub async fn aliyun_receipts(
+    State(h): State<Http>,
+    axum::extract::Query(q): axum::extract::Query<TokenQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let expected = h.app.settings.raw.aliyun.as_ref().and_then(|c| c.receipt_token.clone());
+    receipts(
+        &h,
+        expected,
+        q.token,
+        &body,
+        crate::channels::sms::aliyun::parse_receipts,
+        crate::channels::sms::aliyun::RECEIPT_ACK,
+    )
+    .await
+}
+
+/// `POST /hooks/tencent/receipts?token=…`: Tencent Cloud's status callback (a JSON array),
+/// acknowledged with `{"result":0,"errmsg":"OK"}` once recorded.
+pub async fn tencent_receipts(
+    State(h): State<Http>,
+    axum::extract::Query(q): axum::extract::Query<TokenQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let expected = h.app.settings.raw.tencent.as_ref().and_then(|c| c.receipt_token.clone());
+    receipts(
+        &h,
+        expected,
+        q.token,
+        &body,
+        crate::channels::sms::tencent::parse_receipts,
+        crate::channels::sms::tencent::RECEIPT_ACK,
+    )
+    .await
+}
+
+async fn receipts(
+    h: &Http,
+    expected: Option<crate::config::Secret>,
+    given: Option<String>,
+    body: &[u8],
+    parse: fn(&[u8]) -> Result<Vec<crate::channels::Receipt>, String>,
+    ack: &'static str,
+) -> Result<Response, ApiError> {
+    let Some(expected) = expected.filter(|s| !s.expose().is_empty()) else {
+        return Ok((StatusCode::NOT_FOUND, "receipts are not configured (receipt_token)\n").into_response());
+    };
+    let given = given.unwrap_or_default();
+    if !constant_time_eq(expected.expose().as_bytes(), given.as_bytes()) {
+        return Ok((StatusCode::FORBIDDEN, "wrong or missing token\n").into_response());
+    }
+    let receipts = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return Err(ApiError::bad(None, format!("not a delivery report: {e}"))),
+    };
+    h.app.store.record_receipts(&receipts, h.app.now()).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], ack).into_response())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -65,8 +65,24 @@ pub fn app(http: Http) -> Router {
         .route("/api/suppressions", post(reach::add_suppressions).get(reach::list_suppressions))
         .route("/api/suppressions/{channel}/{address}", delete(reach::remove_suppression))
         .route("/hooks/twilio/status", post(hooks::twilio_status))
+        .route("/hooks/aliyun/receipts", post(hooks::aliyun_receipts))
+        .route("/hooks/tencent/receipts", post(hooks::tencent_receipts))
+        .route("/api/push/vapid-public-key", get(vapid_public_key))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(http)
+}
+
+/// `GET /api/push/vapid-public-key`: the application server key browsers subscribe with
+/// (`applicationServerKey`), base64url; 404 when Web Push is not configured.
+async fn vapid_public_key(State(h): State<Http>) -> Response {
+    let key = match h.app.channels.push.primary() {
+        crate::channels::Provider::Push(p) => p.webpush_public_key().map(str::to_string),
+        _ => None,
+    };
+    match key {
+        Some(key) => Json(json!({"public_key": key})).into_response(),
+        None => ApiError::not_found("web push is not configured").into_response(),
+    }
 }
 
 impl unsubscribe::OptOut for crate::store::Store {

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -67,24 +66,16 @@ impl DeviceBody {
     }
 }
 
-/// A Web Push subscription: an https endpoint (or http on loopback, for testing), a P-256
-/// public key (65 bytes, uncompressed) and a 16-byte auth secret, both base64url.
+/// A Web Push subscription, checked as the provider will use it (the key on the P-256 curve).
 fn validate_subscription(endpoint: &str, p256dh: &str, auth: &str) -> Result<(), ApiError> {
-    let url = reqwest::Url::parse(endpoint).map_err(|_| ApiError::bad(Some("endpoint"), "not a url"))?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) || url.host().is_none() {
-        return Err(ApiError::bad(Some("endpoint"), "a push service endpoint is an https url"));
-    }
-    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('='));
-    match b64(p256dh) {
-        Ok(k) if k.len() == 65 && k[0] == 4 => {}
-        _ => return Err(ApiError::bad(Some("keys.p256dh"), "an uncompressed P-256 public key (65 bytes), base64url")),
-    }
-    match b64(auth) {
-        Ok(a) if a.len() == 16 => {}
-        _ => return Err(ApiError::bad(Some("keys.auth"), "a 16-byte authentication secret, base64url")),
-    }
-    Ok(())
+    crate::channels::push::validate_subscription(endpoint, p256dh, auth).map_err(|e| {
+        let field = match e.split(':').next() {
+            Some("p256dh") => "keys.p256dh",
+            Some("auth") => "keys.auth",
+            _ => "endpoint",
+        };
+        ApiError::bad(Some(field), e)
+    })
 }
 
 /// `POST /api/members/{id}/devices`: 201 when the device is new to the member, 200 when it was

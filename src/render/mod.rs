@@ -196,8 +196,14 @@ impl Templates {
     /// only approved templates serves SMS, every variant needs a mapping: call this at start-up
     /// and refuse to start on any.
     pub fn missing_provider_templates(&self, provider: &str) -> Vec<String> {
+        self.missing_provider_templates_of(provider, |_| true)
+    }
+
+    /// As [`Self::missing_provider_templates`], for the template keys `wanted` accepts (the
+    /// ones rules send as SMS).
+    pub fn missing_provider_templates_of(&self, provider: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
         let mut missing = Vec::new();
-        for (key, k) in &self.keys {
+        for (key, k) in self.keys.iter().filter(|(key, _)| wanted(key)) {
             for (locale, channels) in &k.locales {
                 let mapped = self.providers.get(&(key.clone(), locale.clone())).is_some_and(|m| m.has(provider));
                 if channels.contains(&ChannelKind::Sms) && !mapped {

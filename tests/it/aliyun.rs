@@ -17,6 +17,7 @@ const TO: &str = "+8613800138000";
 
 fn config(base_url: &str) -> AliyunConfig {
     AliyunConfig {
+        receipt_token: None,
         access_key_id: KEY_ID.to_string(),
         access_key_secret: Some(Secret::new(SECRET)),
         access_key_secret_file: None,

@@ -16,6 +16,7 @@ mod http_sms;
 mod import;
 mod instances;
 mod pipeline;
+mod push;
 mod store;
 mod tencent;
 mod twilio;

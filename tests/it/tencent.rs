@@ -17,6 +17,7 @@ const TO: &str = "+8613800138000";
 
 fn config(base_url: &str) -> TencentConfig {
     TencentConfig {
+        receipt_token: None,
         secret_id: SECRET_ID.to_string(),
         secret_key: Some(Secret::new(SECRET_KEY)),
         secret_key_file: None,

@@ -27,6 +27,10 @@ use crate::config::{ConfigProblem, Secret, resolve_secret};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AliyunConfig {
+    /// The token the delivery-report URL must carry (`/hooks/aliyun/receipts?token=…`): the
+    /// provider's report push is not signed. Unset: the endpoint is off.
+    #[serde(default)]
+    pub receipt_token: Option<Secret>,
     /// The AccessKey ID (`LTAI…`) of a RAM user allowed `dysms:SendSms`.
     pub access_key_id: String,
     /// The AccessKey secret; or `access_key_secret_file`, or `TIDINGS_ALIYUN_ACCESS_KEY_SECRET`.
@@ -408,6 +412,7 @@ mod tests {
 
     fn config() -> AliyunConfig {
         AliyunConfig {
+            receipt_token: None,
             access_key_id: "LTAI5tExample".into(),
             access_key_secret: Some(Secret::new("secret")),
             access_key_secret_file: None,

@@ -26,6 +26,10 @@ use crate::config::{ConfigProblem, Secret, resolve_secret};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TencentConfig {
+    /// The token the delivery-report URL must carry (`/hooks/tencent/receipts?token=…`): the
+    /// provider's report push is not signed. Unset: the endpoint is off.
+    #[serde(default)]
+    pub receipt_token: Option<Secret>,
     /// The API key's SecretId (`AKID…`).
     pub secret_id: String,
     /// The SecretKey; or `secret_key_file`, or `TIDINGS_TENCENT_SECRET_KEY`.
@@ -436,6 +440,7 @@ mod tests {
 
     fn config() -> TencentConfig {
         TencentConfig {
+            receipt_token: None,
             secret_id: "AKIDexample".into(),
             secret_key: Some(Secret::new("key")),
             secret_key_file: None,

@@ -24,11 +24,15 @@ macro_rules! on_both_backends {
 }
 
 pub mod aliyun;
+pub mod apns;
 pub mod app;
+pub mod fcm;
 pub mod http_sms;
+pub mod jwt;
 pub mod smtp;
 pub mod tencent;
 pub mod twilio;
+pub mod webpush;
 
 /// Copies a directory tree (the repository's templates, into a test's own directory).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
