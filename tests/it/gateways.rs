@@ -414,7 +414,80 @@ send_at = "09:30"
     assert_eq!(seen[0].0["idempotency-key"], seen[1].0["idempotency-key"], "one key for every attempt");
 }
 
+/// Twilio down (503, then its circuit open), Aliyun up: every message fails over to Aliyun,
+/// with its approved template, and Aliyun's delivery reports come back through the token-guarded
+/// receipt endpoint.
+async fn a_provider_that_fails_transiently_fails_over_to_the_next_and_receipts_follow(backend: Backend) {
+    use crate::support::aliyun::AliyunPeer;
+    use crate::support::twilio::Reply;
+    let twilio = TwilioPeer::start(SID, TOKEN).await;
+    twilio.script(100, Reply::raw(503, "{}"));
+    let aliyun = AliyunPeer::start("LTAI5tAbCdEfGhIjKlMnOpQr", "aliyun-secret").await;
+    let toml = format!(
+        r#"
+[channels]
+sms = ["twilio", "aliyun"]
+[twilio]
+account_sid = "{SID}"
+auth_token = "{TOKEN}"
+from = "+14155550100"
+base_url = "{twilio}"
+[aliyun]
+access_key_id = "LTAI5tAbCdEfGhIjKlMnOpQr"
+access_key_secret = "aliyun-secret"
+sign_name = "玉石会员"
+base_url = "{aliyun}"
+receipt_token = "receipts-token"
+[limits.twilio]
+circuit_failures = 2
+circuit_cooldown = "1h"
+[dispatch]
+concurrency = 1                    # one send at a time, so the circuit's effect is exact
+[[rules]]
+id = "birthday"
+trigger = "birthday"
+channels = ["sms"]
+template = "birthday"
+send_at = "09:30"
+"#,
+        twilio = twilio.base_url(),
+        aliyun = aliyun.base_url()
+    );
+    let t = TestApp::start_on(backend, &toml, NOW).await;
+    let members: Vec<String> =
+        (0..5).map(|i| member(&format!("m{i}"), Some(&format!("+86138001380{i:02}")), None)).collect();
+    t.import_jsonl(&members.join("\n")).await;
+    t.tick().await;
+    t.dispatch_all().await;
+
+    let rows = messages(&t).await;
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|m| m.state == "sent" && m.provider.as_deref() == Some("aliyun")), "{rows:?}");
+    assert_eq!(aliyun.count(), 5);
+    assert_eq!(twilio.count(), 2, "two failures opened twilio's circuit; the rest went straight to aliyun");
+    let sent = aliyun.received();
+    assert!(sent.iter().all(|r| r.param("TemplateCode") == Some("SMS_0000101")), "the en mapping");
+
+    // Aliyun's delivery report for the first: wrong token refused, right token recorded.
+    let biz = rows[0].provider_id.clone().unwrap();
+    let report = json!([{"phone_number": "8613800138000", "send_time": "2026-03-10 09:35:00",
+        "report_time": "2026-03-10 09:35:05", "success": false, "err_code": "MK:0001",
+        "err_msg": "用户停机", "sms_size": "1", "biz_id": biz, "out_id": "x"}]);
+    let router = router(&t);
+    let (status, _) =
+        call(&router, json_request(Method::POST, "/hooks/aliyun/receipts?token=nope", report.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, ack) =
+        call(&router, json_request(Method::POST, "/hooks/aliyun/receipts?token=receipts-token", report)).await;
+    assert_eq!((status, ack), (StatusCode::OK, json!({"code": 0, "msg": "成功"})));
+    let rows = messages(&t).await;
+    assert_eq!(rows[0].state, "undelivered");
+    let history = t.app.store.history(rows[0].id).await.unwrap();
+    assert_eq!(history.last().unwrap().detail.as_deref(), Some("aliyun reported undelivered: MK:0001"));
+}
+
 on_both_backends!(
+    a_provider_that_fails_transiently_fails_over_to_the_next_and_receipts_follow,
     the_webhook_channel_posts_signed_json_to_the_host,
     a_fallback_rule_sends_once_on_the_first_channel_the_member_can_be_reached_on,
     a_number_the_provider_says_is_invalid_is_suppressed_and_never_tried_again,
