@@ -486,7 +486,75 @@ send_at = "09:30"
     assert_eq!(history.last().unwrap().detail.as_deref(), Some("aliyun reported undelivered: MK:0001"));
 }
 
+/// The daemon's own router and store: the List-Unsubscribe URL in a received marketing email,
+/// POSTed one-click, records the opt-out; the member's next marketing email is not sent.
+async fn a_one_click_unsubscribe_from_a_received_email_stops_the_next_one(backend: Backend) {
+    use crate::support::smtp::{SmtpOptions, SmtpPeer};
+    let smtp = SmtpPeer::start(SmtpOptions::default()).await;
+    let toml = format!(
+        r#"
+[channels]
+email = "smtp"
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "Jade Club <club@example.com>"
+unsubscribe_url = "https://club.example.com/unsubscribe"
+link_secret = "a-link-signing-secret-of-32-chars-or-more"
+[[rules]]
+id = "birthday"
+trigger = "birthday"
+channels = ["email"]
+template = "birthday"
+send_at = "09:30"
+[[rules]]
+id = "spring"
+trigger = "holiday"
+date = "03-11"
+channels = ["email"]
+template = "holiday"
+send_at = "09:30"
+"#,
+        port = smtp.port()
+    );
+    let t = TestApp::start_on(backend, &toml, NOW).await;
+    t.import_jsonl(&member("m1", None, Some("m1@example.com"))).await;
+    t.tick().await;
+    t.dispatch_all().await;
+    let received = smtp.received();
+    assert_eq!(received.len(), 1);
+    let parsed = mail_parser::MessageParser::default().parse(&received[0].data).unwrap();
+    let header = parsed.header_raw("List-Unsubscribe").unwrap().replace("\r\n", "");
+    let url = header.trim().trim_start_matches('<').split('>').next().unwrap().to_string();
+    assert_eq!(parsed.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
+    let path = url.strip_prefix("https://club.example.com").unwrap().to_string();
+
+    let router = router(&t);
+    let one_click = |p: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(p)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("List-Unsubscribe=One-Click"))
+            .unwrap()
+    };
+    let tampered = format!("{}x", path);
+    assert_eq!(call(&router, one_click(&tampered)).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&router, one_click(&path)).await.0, StatusCode::OK);
+
+    // The next day's holiday greeting is marketing email too: skipped, not sent.
+    t.set("2026-03-11T01:35:00Z");
+    t.tick().await;
+    t.dispatch_all().await;
+    assert_eq!(smtp.received().len(), 1);
+    let spring: Vec<MessageRow> = messages(&t).await.into_iter().filter(|m| m.rule_id == "spring").collect();
+    assert_eq!(spring[0].state, "skipped");
+    assert_eq!(spring[0].reason.as_deref(), Some("opted out of marketing email"));
+}
+
 on_both_backends!(
+    a_one_click_unsubscribe_from_a_received_email_stops_the_next_one,
     a_provider_that_fails_transiently_fails_over_to_the_next_and_receipts_follow,
     the_webhook_channel_posts_signed_json_to_the_host,
     a_fallback_rule_sends_once_on_the_first_channel_the_member_can_be_reached_on,
