@@ -498,3 +498,23 @@ pub(super) fn device_from_row(
         .ok_or_else(|| StoreError::Corrupt(format!("platform {platform:?}")))?;
     Ok((member, crate::channels::PushDevice { platform, token, p256dh, auth }))
 }
+
+/// The batch `suppress` writes, as the JSON array both backends read in one statement.
+pub(super) fn suppression_rows(entries: &[Suppression]) -> String {
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|s| {
+            serde_json::json!({"channel": s.channel.as_str(), "address": s.address, "reason": s.reason,
+                               "source": s.source})
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+pub(super) fn parse_channel(c: &str) -> Result<ChannelKind> {
+    ChannelKind::parse(c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
+}
+
+pub(super) fn parse_purpose(p: &str) -> Result<Purpose> {
+    Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
+}

@@ -7,8 +7,11 @@ use serde_json::{Value, json};
 
 use super::PgStore;
 use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
-use crate::store::types::{DeviceRow, Suppression, device_from_row, receipt_rows, ts};
-use crate::store::{Result, StoreError};
+use crate::store::Result;
+use crate::store::types::{
+    DeviceRow, Suppression, device_from_row, parse_channel as channel, parse_purpose as purpose, receipt_rows,
+    suppression_rows, ts,
+};
 
 impl PgStore {
     pub async fn add_push_device(&self, external_id: &str, d: &PushDevice, now: Timestamp) -> Result<Option<bool>> {
@@ -75,17 +78,14 @@ impl PgStore {
         if entries.is_empty() {
             return Ok(0);
         }
-        let rows: Value = entries
-            .iter()
-            .map(|s| json!({"channel": s.channel.as_str(), "address": s.address, "reason": s.reason, "source": s.source}))
-            .collect();
+        let rows = suppression_rows(entries);
         let mut tx = self.begin().await?;
         sqlx::query(
             "DELETE FROM push_devices WHERE token IN
                (SELECT j.address FROM jsonb_to_recordset($1::jsonb) AS j(channel text, address text)
                 WHERE j.channel = 'push')",
         )
-        .bind(rows.to_string())
+        .bind(&rows)
         .execute(&mut *tx)
         .await?;
         let done = sqlx::query(
@@ -95,7 +95,7 @@ impl PgStore {
              WHERE j.channel <> 'push'
              ON CONFLICT (channel, address) DO NOTHING",
         )
-        .bind(rows.to_string())
+        .bind(&rows)
         .bind(now.as_millisecond())
         .execute(&mut *tx)
         .await?;
@@ -216,12 +216,4 @@ impl PgStore {
         tx.commit().await?;
         Ok(moved.len() as u64)
     }
-}
-
-fn channel(c: &str) -> Result<ChannelKind> {
-    ChannelKind::parse(c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
-}
-
-fn purpose(p: &str) -> Result<Purpose> {
-    Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
 }

@@ -7,8 +7,11 @@ use serde_json::{Value, json};
 
 use super::SqliteStore;
 use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
-use crate::store::types::{DeviceRow, Suppression, device_from_row, receipt_detail, receipt_rows};
-use crate::store::{Result, StoreError};
+use crate::store::Result;
+use crate::store::types::{
+    DeviceRow, Suppression, device_from_row, parse_channel as channel, parse_purpose as purpose, receipt_detail,
+    receipt_rows, suppression_rows,
+};
 
 impl SqliteStore {
     pub async fn add_push_device(&self, external_id: &str, d: &PushDevice, now: Timestamp) -> Result<Option<bool>> {
@@ -220,20 +223,4 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(moved.len() as u64)
     }
-}
-
-pub(super) fn suppression_rows(entries: &[Suppression]) -> String {
-    let rows: Value = entries
-        .iter()
-        .map(|s| json!({"channel": s.channel.as_str(), "address": s.address, "reason": s.reason, "source": s.source}))
-        .collect();
-    rows.to_string()
-}
-
-fn channel(c: &str) -> Result<ChannelKind> {
-    ChannelKind::parse(c).ok_or_else(|| StoreError::Corrupt(format!("channel {c:?}")))
-}
-
-fn purpose(p: &str) -> Result<Purpose> {
-    Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
 }
