@@ -5,6 +5,7 @@
 //! (`birthday:2027`, `inactive30:2026-11-02`) that, with the rule, member and channel, makes the
 //! message's dedupe key.
 
+pub mod calendar;
 mod dates;
 
 use std::collections::BTreeMap;
