@@ -1,17 +1,21 @@
 //! The calendars greetings are timed by: the Chinese lunisolar calendar (lunar birthdays, zodiac,
-//! Chinese date names).
+//! Chinese date names) and the solar terms (Qingming).
 //!
 //! Pure functions: no I/O, no clock. Conversion to and from the Chinese calendar is a table lookup
 //! (the table is derived from icu_calendar once, on first use), cheap enough to run per member per
 //! day in the evaluator.
 //!
 //! - `lunar`: Gregorian ⇄ Chinese dates, leap months, lunar birthdays and their fallbacks.
+//! - `solar_terms`: the Sun's apparent longitude (VSOP87, `vsop87`) and the solar-term dates.
 
 pub mod lunar;
+pub mod solar_terms;
+mod vsop87;
 
 pub use lunar::{
     LunarBirthday, LunarDate, Zodiac, from_lunar, ganzhi, leap_month, lunar_birthday_in, month_days, to_lunar, zodiac,
 };
+pub use solar_terms::{qingming, solar_term_date, solar_term_instant};
 
 #[cfg(test)]
 mod tests;

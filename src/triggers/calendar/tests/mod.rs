@@ -1,13 +1,15 @@
 //! Tests against the independent reference in tests/data/calendar (see its README.md): every day
-//! 1901–2100 both ways, every year's leap month and month lengths; then the birthday fallbacks and
+//! 1901–2100 both ways, every year's leap month and month lengths, every Qingming; then the birthday fallbacks and
 //! Chinese names.
 
 use jiff::ToSpan;
 use jiff::civil::{Date, date};
 
 mod lunar;
+mod solar_terms;
 
 const MONTHS_CSV: &str = include_str!("../../../../tests/data/calendar/chinese_months_1901_2100.csv");
+const QINGMING_CSV: &str = include_str!("../../../../tests/data/calendar/qingming_1901_2100.csv");
 
 /// Where the reference (LunarCalendar, i.e. Microsoft's ChineseLunisolarCalendar data) disagrees
 /// with the Hong Kong Observatory: these three new moons fall minutes from midnight, and HKO's
