@@ -1,10 +1,13 @@
 //! Tests against the independent reference in tests/data/calendar (see its README.md): every day
-//! 1901–2100 both ways, every year's leap month and month lengths, every Qingming; then the birthday fallbacks and
-//! Chinese names.
+//! 1901–2100 both ways, every year's leap month and month lengths, every Qingming, every lunar
+//! festival; then the birthday fallbacks, Chinese names, festival rules and their text forms.
+
+use std::collections::BTreeMap;
 
 use jiff::ToSpan;
 use jiff::civil::{Date, date};
 
+mod festivals;
 mod lunar;
 mod solar_terms;
 
@@ -73,4 +76,8 @@ fn reference() -> Vec<RefMonth> {
 fn ref_date(months: &[RefMonth], year: i32, month: u8, leap: bool, day: u8) -> Date {
     let m = months.iter().find(|m| (m.year, m.month, m.leap) == (year, month, leap)).unwrap();
     m.first + (i64::from(day) - 1).days()
+}
+
+fn ref_qingming() -> BTreeMap<i16, Date> {
+    data_rows(QINGMING_CSV).map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap())).collect()
 }
