@@ -2,8 +2,10 @@
 //! scores and segments built on it. Pure computation: data and `now` come in as arguments.
 
 pub mod bgnbd;
+pub mod rfm;
 
 mod bfgs;
 mod special;
 
 pub use bgnbd::{Fit, FitError, FitOptions, Params, Summary};
+pub use rfm::{History, Score, Segment, SegmentRules};
