@@ -464,7 +464,7 @@ fn alive_series(p: &Params, s: &Summary, t: f64) -> Option<f64> {
 /// tanh-sinh quadrature (p = 1/(1 + e^−v), v = π sinh τ) in logarithms, so neither end of (0, 1)
 /// underflows and the Beta density's singularities at the ends cost nothing.
 fn alive_quadrature(p: &Params, s: &Summary, t: f64) -> f64 {
-    const STEP: f64 = 1.0 / 32.0;
+    const STEP: f64 = 1.0 / 16.0;
     const MAX_TAU: f64 = 8.0;
     let shape = p.r + s.x;
     let b = p.b + s.x;
