@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod import;
 pub mod validate;
+pub mod value;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
