@@ -42,6 +42,7 @@ fn members(n: usize) -> Vec<MemberInput> {
                 rng.random_range(1..13),
                 rng.random_range(1..29),
             )),
+            lunar_birthday: None,
             member_since: Some(jiff::civil::date(
                 2015 + rng.random_range(0..10),
                 rng.random_range(1..13),

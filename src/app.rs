@@ -113,6 +113,21 @@ impl App {
         Ok(report)
     }
 
+    /// The value refresh at the clock's now: RFM scores, segments, the BG/NBD fit, P(alive).
+    /// On PostgreSQL it holds the evaluator lock, so instances sharing the database refresh one
+    /// at a time; `None` when another instance holds it.
+    pub async fn refresh_value(&self) -> anyhow::Result<Option<crate::members::refresh::RefreshReport>> {
+        let Some(lock) = self.store.try_evaluator_lock().await? else { return Ok(None) };
+        // On an error the lock is dropped with its session, which releases it.
+        let report = crate::members::refresh::refresh(&self.store, &self.settings, self.now()).await?;
+        self.store.release_evaluator_lock(lock).await;
+        if report.crossed > 0 {
+            // Members who crossed a churn threshold are due at their next slot: plan them now.
+            self.tick().await?;
+        }
+        Ok(Some(report))
+    }
+
     pub fn dispatcher(&self) -> Dispatcher {
         let d = &self.settings.raw.dispatch;
         Dispatcher {

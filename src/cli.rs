@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
-//! `check-config`.
+//! `check-config`, `calendar`, `model fit|show`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,6 +97,33 @@ pub enum Command {
     },
     /// Check the configuration and templates, then exit.
     CheckConfig,
+    /// A year's festivals (built-in and `[holidays]`) with their dates.
+    Calendar {
+        /// The Gregorian year, e.g. 2027.
+        year: i16,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The member value model (BG/NBD): fit it now, or show the current one.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelAction {
+    /// Refresh member value now: fit the model, score every member; prints the fit. A fit that
+    /// does not converge does not replace the last good model (exit status 1).
+    Fit {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the current model, the last attempt if it was refused, and the segments.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -165,15 +192,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<12} {:<20} {:<7} {:>9} {:>9}", "day", "rule", "channel", "messages", "skipped");
+                println!(
+                    "{:<12} {:<20} {:<16} {:<7} {:>9} {:>9}  sample",
+                    "day", "rule", "occasion", "channel", "messages", "skipped"
+                );
                 for r in &rows {
                     println!(
-                        "{:<12} {:<20} {:<7} {:>9} {:>9}",
+                        "{:<12} {:<20} {:<16} {:<7} {:>9} {:>9}  {}",
                         r.day.to_string(),
                         r.rule,
+                        r.occasion,
                         r.channel,
                         r.messages,
-                        r.skipped
+                        r.skipped,
+                        r.sample.join(" ")
                     );
                 }
                 let total: u64 = rows.iter().map(|r| r.messages).sum();
@@ -225,6 +257,93 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Calendar { year, json } => {
+            let days = settings.calendar.year(year);
+            if json {
+                let rows: Vec<serde_json::Value> = days
+                    .iter()
+                    .map(|(date, f)| {
+                        serde_json::json!({
+                            "date": date.to_string(), "id": f.id, "group": f.group.as_str(),
+                            "names": f.names, "rule": f.when.to_string(),
+                            "lunar_date": crate::triggers::calendar::to_lunar(*date).map(|l| l.to_chinese()),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for (date, f) in &days {
+                    let lunar =
+                        crate::triggers::calendar::to_lunar(*date).map(|l| l.month_day_chinese()).unwrap_or_default();
+                    println!(
+                        "{date} {:<3} {:<16} {:<10} {:<6} {:<26} {}",
+                        date.strftime("%a"),
+                        f.id,
+                        f.group.as_str(),
+                        lunar,
+                        f.name("en"),
+                        f.name("zh-CN")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Model { action } => {
+            let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
+            match action {
+                ModelAction::Fit { json } => {
+                    let report = app
+                        .refresh_value()
+                        .await?
+                        .context("another instance is evaluating or refreshing; try again in a moment")?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print_refresh(&report, app.settings.raw.model.at_risk_below);
+                    }
+                    if !report.fit.accepted {
+                        std::process::exit(1);
+                    }
+                }
+                ModelAction::Show { json } => {
+                    let current = app.store.models(crate::members::refresh::BGNBD, true, 1).await?;
+                    let last = app.store.models(crate::members::refresh::BGNBD, false, 1).await?;
+                    let below = app.settings.raw.model.at_risk_below;
+                    let at_risk = app.store.count_below(below).await?;
+                    let segments = app.store.segment_counts().await?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&serde_json::json!({
+                                "model": current.first(), "last_attempt": last.first(),
+                                "at_risk_below": below, "at_risk": at_risk,
+                                "segments": segments.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                            }))?
+                        );
+                    } else {
+                        match current.first() {
+                            Some(m) => print_model(m),
+                            None => println!("no model yet: run `tidings model fit` (or wait for the nightly refresh)"),
+                        }
+                        if let Some(l) = last.first().filter(|l| !l.accepted) {
+                            println!(
+                                "last attempt #{} at {} was not accepted: {}",
+                                l.id,
+                                l.fitted_at,
+                                l.note.as_deref().unwrap_or("")
+                            );
+                        }
+                        println!("at risk (P(alive) < {below}): {at_risk} members");
+                        let segments: Vec<String> = segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                        println!(
+                            "segments: {}",
+                            if segments.is_empty() { "none yet".into() } else { segments.join(", ") }
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::CheckConfig => {
             // Checks everything start-up checks except the database, which it leaves alone.
             let (templates, channels) = App::check(&settings)?;
@@ -247,6 +366,46 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
         "demo members seeded"
     );
     Ok(())
+}
+
+fn print_model(m: &crate::store::ModelRecord) {
+    let p = |k: &str| m.params.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+    println!(
+        "model {} #{}, fitted {} on {} customers (time unit: {})",
+        m.kind,
+        m.id,
+        m.fitted_at,
+        m.customers,
+        m.params.get("unit").and_then(|u| u.as_str()).unwrap_or("day")
+    );
+    println!("  r = {:.4}  alpha = {:.4}  a = {:.4}  b = {:.4}", p("r"), p("alpha"), p("a"), p("b"));
+    println!(
+        "  log-likelihood = {:.2}, {} iterations, {}, {} ms",
+        m.log_likelihood.unwrap_or(f64::NAN),
+        m.iterations,
+        if m.converged { "converged" } else { "did not converge" },
+        m.duration_ms
+    );
+}
+
+fn print_refresh(r: &crate::members::refresh::RefreshReport, below: f64) {
+    println!("{} members, {} with a purchase", r.members, r.customers);
+    if r.fit.accepted {
+        println!("fit accepted:");
+        print_model(&r.fit);
+    } else {
+        println!("fit refused: {}", r.fit.note.as_deref().unwrap_or("did not converge"));
+        match &r.model {
+            Some(m) => {
+                println!("members scored with the last good model:");
+                print_model(m);
+            }
+            None => println!("no good model yet: P(alive) is not available"),
+        }
+    }
+    println!("at risk (P(alive) < {below}): {} members; {} newly crossed a churn_risk threshold", r.at_risk, r.crossed);
+    let segments: Vec<String> = r.segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!("segments: {}", segments.join(", "));
 }
 
 fn print_preview(p: &crate::app::Preview) {

@@ -87,7 +87,44 @@ use jiff::tz::TimeZone;
 use crate::channels::ChannelKind;
 use crate::channels::email::SmtpConfig;
 use crate::channels::sms::twilio::TwilioConfig;
+use crate::members::Segment;
+use crate::triggers::calendar::{self, Calendar, Festival};
 use crate::triggers::{Feb29, Rule, Trigger};
+
+/// The years a festival rule's calendar is indexed for (lookups outside find nothing).
+const FESTIVAL_YEARS: std::ops::RangeInclusive<i16> = 1901..=2100;
+
+/// The names a rule's `festivals` list may use for a whole group.
+const FESTIVAL_GROUPS: &[&str] = &["all", "chinese", "solar_term", "fixed", "observance", "custom"];
+
+/// The festivals a rule names, by id or group, in the rule's order, each once.
+fn select_festivals(all: &[Festival], names: &[String]) -> Result<Vec<Festival>, String> {
+    if names.is_empty() {
+        return Err("name festivals, e.g. [\"mid_autumn\"] or a group: chinese, solar_term, fixed, observance, \
+                    custom, all"
+            .into());
+    }
+    let mut chosen: Vec<Festival> = Vec::new();
+    for name in names {
+        let picked: Vec<&Festival> = match name.as_str() {
+            "all" => all.iter().collect(),
+            group if FESTIVAL_GROUPS.contains(&group) => all.iter().filter(|f| f.group.as_str() == group).collect(),
+            id => match all.iter().find(|f| f.id == id) {
+                Some(f) => vec![f],
+                None => {
+                    let known: Vec<&str> = all.iter().map(|f| f.id.as_str()).collect();
+                    return Err(format!("unknown festival {id:?} (known: {}; or a group)", known.join(", ")));
+                }
+            },
+        };
+        for f in picked {
+            if !chosen.iter().any(|c| c.id == f.id) {
+                chosen.push(f.clone());
+            }
+        }
+    }
+    Ok(chosen)
+}
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +171,85 @@ pub struct Config {
     pub limits: BTreeMap<String, crate::channels::route::LimitsConfig>,
     #[serde(default = "default_rules")]
     pub rules: Vec<RuleConfig>,
+    /// The programme's own holidays beside the built-in festivals, by id.
+    #[serde(default)]
+    pub holidays: BTreeMap<String, HolidayConfig>,
+    #[serde(default)]
+    pub model: ModelConfig,
+}
+
+/// A custom holiday: `[holidays.founders_day] when = "06-18"`, names by locale.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolidayConfig {
+    /// `MM-DD`, `lunar MM-DD`, `lunar 12-last`, `qingming`, `2nd sunday of may`,
+    /// `last monday of may`, or a list of dates `2027-02-06, 2028-01-26`.
+    pub when: String,
+    /// Display names by locale, e.g. `{ en = "Founders' Day", zh-CN = "司庆日" }`.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+}
+
+/// Member value and churn risk: what counts as a purchase, when the nightly refresh runs, and
+/// the segment thresholds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Run the nightly refresh (RFM scores, segments, the BG/NBD fit, P(alive)).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Event kinds that are purchases.
+    #[serde(default = "default_purchase_events")]
+    pub purchase_events: Vec<String>,
+    /// When the refresh runs: a six-field cron expression, in UTC (default 19:00 UTC, 03:00 in China).
+    #[serde(default = "default_refresh")]
+    pub refresh: String,
+    /// Expected purchases are counted over this many days.
+    #[serde(default = "default_horizon_days")]
+    pub horizon_days: u32,
+    /// P(alive) below this puts a member in the at-risk segment (and is the default threshold of
+    /// `churn_risk` rules).
+    #[serde(default = "default_at_risk_below")]
+    pub at_risk_below: f64,
+    /// Joined or first bought within this many days, with at most one purchase day: `new`.
+    #[serde(default = "default_new_days")]
+    pub new_days: u32,
+    /// No purchase for this many days: `lapsed`.
+    #[serde(default = "default_lapsed_days")]
+    pub lapsed_days: u32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            enabled: true,
+            purchase_events: default_purchase_events(),
+            refresh: default_refresh(),
+            horizon_days: default_horizon_days(),
+            at_risk_below: default_at_risk_below(),
+            new_days: default_new_days(),
+            lapsed_days: default_lapsed_days(),
+        }
+    }
+}
+
+fn default_purchase_events() -> Vec<String> {
+    vec!["purchase".into()]
+}
+fn default_refresh() -> String {
+    "0 0 19 * * *".into()
+}
+fn default_horizon_days() -> u32 {
+    90
+}
+fn default_at_risk_below() -> f64 {
+    0.5
+}
+fn default_new_days() -> u32 {
+    30
+}
+fn default_lapsed_days() -> u32 {
+    180
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -451,7 +567,7 @@ fn default_sms_segment_limit() -> Option<usize> {
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub id: String,
-    /// `birthday`, `anniversary`, `holiday` or `inactivity`.
+    /// `birthday`, `lunar_birthday`, `anniversary`, `holiday`, `festival`, `inactivity` or `churn_risk`.
     pub trigger: String,
     pub channels: Vec<String>,
     pub template: String,
@@ -485,6 +601,16 @@ pub struct RuleConfig {
     /// `marketing` (the default: needs consent, carries unsubscribe links) or `service`.
     #[serde(default)]
     pub purpose: Option<String>,
+    /// festival: festival ids (built-in or from `[holidays]`) or whole groups (`chinese`,
+    /// `solar_term`, `fixed`, `observance`, `custom`, `all`), in order of preference.
+    #[serde(default)]
+    pub festivals: Vec<String>,
+    /// churn_risk: P(alive) below which the member is written to (default `model.at_risk_below`).
+    #[serde(default)]
+    pub below: Option<f64>,
+    /// Only members in these segments (`new`, `active`, `high_value`, `at_risk`, `lapsed`); empty: all.
+    #[serde(default)]
+    pub segments: Vec<String>,
 }
 
 fn default_send_at() -> String {
@@ -511,6 +637,9 @@ fn default_rules() -> Vec<RuleConfig> {
         days: None,
         fallback: false,
         purpose: None,
+        festivals: Vec::new(),
+        below: None,
+        segments: Vec::new(),
     };
     vec![
         rule("birthday", "birthday", "birthday"),
@@ -636,6 +765,8 @@ pub struct Settings {
     pub poll: SignedDuration,
     /// Channels whose ambiguous messages are retried automatically.
     pub retry_ambiguous: Vec<ChannelKind>,
+    /// Every festival known: the built-in ones and `[holidays]` (for `tidings calendar`).
+    pub calendar: Calendar,
 }
 
 impl Config {
@@ -754,8 +885,19 @@ impl Config {
                 format!("{:?} is not a six-field cron expression: {e}", self.evaluation.tick),
             ));
         }
+        if self.model.enabled
+            && let Err(e) = tokio_cron_scheduler::Job::new(self.model.refresh.as_str(), |_, _| {})
+        {
+            problems.push(ConfigProblem::new(
+                "model.refresh",
+                format!("{:?} is not a six-field cron expression: {e}", self.model.refresh),
+            ));
+        }
+        self.check_model(&mut problems);
         self.check_channels(&mut problems);
-        let rules = self.check_rules(&mut problems);
+        let festivals = self.check_holidays(&mut problems);
+        let rules = self.check_rules(&festivals, &mut problems);
+        let calendar = Calendar::new(festivals, FESTIVAL_YEARS);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -771,6 +913,7 @@ impl Config {
             grace,
             poll,
             retry_ambiguous,
+            calendar,
         })
     }
 
@@ -778,7 +921,52 @@ impl Config {
         problems.extend(crate::channels::check_config(self));
     }
 
-    fn check_rules(&self, problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
+    fn check_model(&self, problems: &mut Vec<ConfigProblem>) {
+        let m = &self.model;
+        if !(m.at_risk_below > 0.0 && m.at_risk_below < 1.0) {
+            problems.push(ConfigProblem::new("model.at_risk_below", "must be between 0 and 1 (e.g. 0.5)"));
+        }
+        if m.horizon_days == 0 || m.horizon_days > 3650 {
+            problems.push(ConfigProblem::new("model.horizon_days", "must be between 1 and 3650"));
+        }
+        if m.lapsed_days == 0 || m.new_days >= m.lapsed_days {
+            problems.push(ConfigProblem::new("model.lapsed_days", "must be more than model.new_days"));
+        }
+        if m.purchase_events.is_empty() || m.purchase_events.iter().any(|k| k.trim().is_empty()) {
+            problems.push(ConfigProblem::new("model.purchase_events", "name at least one event kind"));
+        }
+    }
+
+    /// The built-in festivals followed by the programme's own holidays.
+    fn check_holidays(&self, problems: &mut Vec<ConfigProblem>) -> Vec<Festival> {
+        let mut festivals = calendar::builtin();
+        for (id, h) in &self.holidays {
+            let key = |field: &str| format!("holidays.{id}.{field}");
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                problems.push(ConfigProblem::new(format!("holidays.{id}"), "use letters, digits, - and _ in the id"));
+                continue;
+            }
+            if festivals.iter().any(|f| &f.id == id) || FESTIVAL_GROUPS.contains(&id.as_str()) {
+                problems.push(ConfigProblem::new(
+                    format!("holidays.{id}"),
+                    "is a built-in festival or group id; choose another",
+                ));
+                continue;
+            }
+            match h.when.parse::<calendar::When>() {
+                Ok(when) => festivals.push(Festival {
+                    id: id.clone(),
+                    names: h.names.clone(),
+                    group: calendar::Group::Custom,
+                    when,
+                }),
+                Err(e) => problems.push(ConfigProblem::new(key("when"), e)),
+            }
+        }
+        festivals
+    }
+
+    fn check_rules(&self, festivals: &[Festival], problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
@@ -854,6 +1042,37 @@ impl Config {
                         }
                     }
                 }
+                "lunar_birthday" => {
+                    unused("date", r.date.is_some(), problems);
+                    unused("days", r.days.is_some(), problems);
+                    unused("feb29", r.feb29.is_some(), problems);
+                    Trigger::LunarBirthday
+                }
+                "festival" => {
+                    unused("date", r.date.is_some(), problems);
+                    unused("days", r.days.is_some(), problems);
+                    unused("feb29", r.feb29.is_some(), problems);
+                    match select_festivals(festivals, &r.festivals) {
+                        Ok(chosen) => Trigger::Festival { calendar: Calendar::new(chosen, FESTIVAL_YEARS) },
+                        Err(e) => {
+                            problems.push(ConfigProblem::new(key("festivals"), e));
+                            Trigger::Festival { calendar: Calendar::new(Vec::new(), FESTIVAL_YEARS) }
+                        }
+                    }
+                }
+                "churn_risk" => {
+                    unused("date", r.date.is_some(), problems);
+                    unused("days", r.days.is_some(), problems);
+                    unused("feb29", r.feb29.is_some(), problems);
+                    let below = r.below.unwrap_or(self.model.at_risk_below);
+                    if !(below > 0.0 && below < 1.0) {
+                        problems.push(ConfigProblem::new(key("below"), "must be between 0 and 1 (e.g. 0.3)"));
+                    }
+                    if !self.model.enabled {
+                        problems.push(ConfigProblem::new(key("trigger"), "churn_risk needs model.enabled = true"));
+                    }
+                    Trigger::ChurnRisk { below }
+                }
                 "inactivity" => {
                     unused("feb29", r.feb29.is_some(), problems);
                     unused("date", r.date.is_some(), problems);
@@ -872,7 +1091,10 @@ impl Config {
                 other => {
                     problems.push(ConfigProblem::new(
                         key("trigger"),
-                        format!("unknown trigger {other:?} (birthday, anniversary, holiday or inactivity)"),
+                        format!(
+                            "unknown trigger {other:?} (birthday, lunar_birthday, anniversary, holiday, festival, \
+                             inactivity or churn_risk)"
+                        ),
                     ));
                     continue;
                 }
@@ -884,6 +1106,20 @@ impl Config {
                     crate::channels::Purpose::Marketing
                 }),
             };
+            if r.trigger != "festival" && !r.festivals.is_empty() {
+                problems.push(ConfigProblem::new(key("festivals"), format!("not used by a {} rule", r.trigger)));
+            }
+            if r.trigger != "churn_risk" && r.below.is_some() {
+                problems.push(ConfigProblem::new(key("below"), format!("not used by a {} rule", r.trigger)));
+            }
+            let mut segments = Vec::new();
+            for name in &r.segments {
+                match name.parse::<Segment>() {
+                    Ok(s) if !segments.contains(&s) => segments.push(s),
+                    Ok(_) => problems.push(ConfigProblem::new(key("segments"), format!("{name:?} is listed twice"))),
+                    Err(e) => problems.push(ConfigProblem::new(key("segments"), e)),
+                }
+            }
             if r.fallback && channels.len() < 2 {
                 problems.push(ConfigProblem::new(key("fallback"), "needs at least two channels to fall back between"));
             }
@@ -899,6 +1135,7 @@ impl Config {
                     enabled: r.enabled,
                     fallback: r.fallback,
                     purpose,
+                    segments,
                 });
             }
         }
@@ -1042,7 +1279,8 @@ mod tests {
         // Secrets come from files in the example; give them through the environment instead.
         let s = Settings::load(Some(&path), env(&[])).expect("example parses");
         assert_eq!(s.raw.programme.time_zone, "Asia/Shanghai");
-        assert_eq!(s.rules.len(), 5);
+        assert_eq!(s.rules.len(), 8);
+        assert!(s.calendar.festivals().iter().any(|f| f.id == "founders_day"));
         assert!(s.raw.twilio.is_some() && s.raw.smtp.is_some());
     }
 

@@ -57,6 +57,15 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
             Box::pin(async move { housekeeping(&app).await })
         })?)
         .await?;
+    if app.settings.raw.model.enabled {
+        let model_app = app.clone();
+        scheduler
+            .add(Job::new_async(app.settings.raw.model.refresh.as_str(), move |_, _| {
+                let app = model_app.clone();
+                Box::pin(async move { refresh_value(&app).await })
+            })?)
+            .await?;
+    }
     scheduler.start().await.context("starting the scheduler")?;
     // Catch up at once rather than waiting for the first tick; after READY, so a long catch-up
     // does not count against systemd's start timeout.
@@ -149,6 +158,30 @@ async fn run_tick(app: &App, guard: &TickGuard) {
         ),
         Err(e) => tracing::error!(parent: &span, error = %format!("{e:#}"), "tick failed"),
     }
+}
+
+/// The nightly value refresh. Instances sharing a PostgreSQL database all fire it: the first
+/// takes the evaluator lock and refreshes; the others find it held (they wait for a tick to
+/// finish, not for a refresh) or find the refresh just done, and stand down.
+async fn refresh_value(app: &App) {
+    for _ in 0..150 {
+        let recent = app.store.models(crate::members::refresh::BGNBD, false, 1).await.ok().and_then(|m| {
+            m.into_iter().next().filter(|m| app.now().duration_since(m.fitted_at) < jiff::SignedDuration::from_hours(1))
+        });
+        if recent.is_some() {
+            tracing::info!("member value refreshed by another instance within the hour; skipped");
+            return;
+        }
+        match app.refresh_value().await {
+            Ok(Some(_)) => return,
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "member value refresh failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!("member value refresh skipped: the evaluator lock stayed busy for five minutes");
 }
 
 async fn housekeeping(app: &App) {

@@ -151,10 +151,18 @@ pub struct ForecastRow {
     pub day: Date,
     pub rule: String,
     pub channel: String,
+    /// What the message is for: the festival's id for a festival rule, else the trigger
+    /// (`birthday`, `lunar_birthday`, …).
+    pub occasion: String,
     pub messages: u64,
     /// Would be skipped (no address on the channel).
     pub skipped: u64,
+    /// A few of the members it would go to (external ids).
+    pub sample: Vec<String>,
 }
+
+/// How many recipients a forecast row names.
+const FORECAST_SAMPLE: usize = 3;
 
 /// What would be sent from `now` for `days` days, by day (in the programme's zone), rule and
 /// channel, without sending or storing anything.
@@ -172,25 +180,43 @@ pub async fn forecast(
         .filter(|r| r.enabled)
         .map(|rule| Pass { rule, window, seen_changes: Some(i64::MAX) })
         .collect();
-    let mut rows: BTreeMap<(Date, String, String), (u64, u64)> = BTreeMap::new();
+    // (day, rule, channel, occasion) → (messages, skipped, sample recipients)
+    type Counts = (u64, u64, Vec<String>);
+    let mut rows: BTreeMap<(Date, String, String, String), Counts> = BTreeMap::new();
     let mut zones = Zones::default();
     let mut batches = Batches::new(store, settings.raw.evaluation.member_batch);
     while let Some(batch) = batches.next().await? {
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
+            let occasion = match occ.vars.get("festival").and_then(|f| f.as_str()) {
+                Some(festival) => festival.to_string(),
+                None => rule.trigger.kind().to_string(),
+            };
             for m in plan::plan(rule, member, occ, now) {
                 let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();
-                let entry = rows.entry((day, m.rule_id.clone(), m.channel.to_string())).or_default();
+                let key = (day, m.rule_id.clone(), m.channel.to_string(), occasion.clone());
+                let entry = rows.entry(key).or_default();
                 if m.skip.is_some() || plan::address(member, m.channel, None).is_none() {
                     entry.1 += 1;
                 } else {
                     entry.0 += 1;
+                    if entry.2.len() < FORECAST_SAMPLE {
+                        entry.2.push(member.external_id.clone());
+                    }
                 }
             }
         });
     }
     Ok(rows
         .into_iter()
-        .map(|((day, rule, channel), (messages, skipped))| ForecastRow { day, rule, channel, messages, skipped })
+        .map(|((day, rule, channel, occasion), (messages, skipped, sample))| ForecastRow {
+            day,
+            rule,
+            channel,
+            occasion,
+            messages,
+            skipped,
+            sample,
+        })
         .collect())
 }
 

@@ -2,6 +2,7 @@
 //! sees messages within a minute: Chinese and English names, zones around the world, birthdays
 //! today and tomorrow in each member's own zone, anniversaries, and lapsed members.
 
+use crate::triggers::calendar as lunar;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use rand::rngs::StdRng;
@@ -89,6 +90,12 @@ pub fn sample(now: Timestamp, count: usize, seed: u64) -> (Vec<MemberInput>, Vec
             locale: Some(locale.to_string()),
             time_zone: Some(zone.to_string()),
             birth_date: Some(birth_date),
+            // Chinese members keep their birthday in the lunar calendar too.
+            lunar_birthday: chinese.then(|| lunar::to_lunar(birth_date)).flatten().map(|l| lunar::LunarBirthday {
+                month: l.month,
+                leap: l.leap,
+                day: l.day,
+            }),
             member_since: Some(member_since),
             tier: Some(TIERS[rng.random_range(0..TIERS.len())].to_string()),
             points: rng.random_range(0..50_000),

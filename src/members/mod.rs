@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod import;
+pub mod refresh;
 pub mod validate;
 pub mod value;
 
@@ -10,6 +11,9 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::triggers::calendar::LunarBirthday;
+pub use value::rfm::Segment;
 
 /// A member as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,17 +31,45 @@ pub struct Member {
     /// An IANA zone such as `Asia/Shanghai`.
     pub time_zone: Option<String>,
     pub birth_date: Option<Date>,
+    /// A birthday in the Chinese calendar: month, leap flag, day (`08-15`, `L04-15`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lunar_birthday: Option<LunarBirthday>,
     pub member_since: Option<Date>,
     pub tier: Option<String>,
     pub points: i64,
     /// Free attributes from the host system, available to templates.
     pub attributes: Map<String, Value>,
     pub last_activity_at: Option<Timestamp>,
+    /// Value and churn risk from the last nightly refresh; `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<MemberValue>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// The store's member change counter when this row last changed (see the evaluator).
     #[serde(skip)]
     pub change_seq: i64,
+}
+
+/// What the nightly refresh computed of a member's value (see `members::value`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberValue {
+    /// Days since the last purchase; `None` without one.
+    pub recency_days: Option<f64>,
+    /// Days with a purchase.
+    pub frequency: u32,
+    /// Total spend.
+    pub monetary: f64,
+    /// Recency, frequency and monetary quintile scores, 1 (lowest fifth) to 5; 0 without a purchase.
+    pub r: u8,
+    pub f: u8,
+    pub m: u8,
+    pub segment: Segment,
+    /// The BG/NBD model's probability that the member is still a customer; `None` without a model.
+    pub p_alive: Option<f64>,
+    /// Expected purchases over the model's horizon (`model.horizon_days`).
+    pub expected_purchases: Option<f64>,
+    pub last_purchase_at: Option<Timestamp>,
+    pub scored_at: Timestamp,
 }
 
 /// A member as it arrives from the API or an import, before it has a row id.
@@ -50,6 +82,8 @@ pub struct MemberInput {
     pub locale: Option<String>,
     pub time_zone: Option<String>,
     pub birth_date: Option<Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lunar_birthday: Option<LunarBirthday>,
     pub member_since: Option<Date>,
     pub tier: Option<String>,
     pub points: i64,

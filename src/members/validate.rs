@@ -8,6 +8,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
 use super::MemberInput;
+use crate::triggers::calendar::LunarBirthday;
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +36,7 @@ pub const FIELDS: &[&str] = &[
     "locale",
     "time_zone",
     "birth_date",
+    "lunar_birthday",
     "member_since",
     "tier",
     "points",
@@ -68,6 +70,7 @@ pub fn member_from_json(obj: &Map<String, Value>) -> Result<MemberInput, Vec<Fie
         locale: text("locale", &mut errors),
         time_zone: text("time_zone", &mut errors),
         birth_date: text("birth_date", &mut errors),
+        lunar_birthday: text("lunar_birthday", &mut errors),
         member_since: text("member_since", &mut errors),
         tier: text("tier", &mut errors),
         points: match obj.get("points") {
@@ -114,6 +117,7 @@ pub fn member_from_strings<'a>(
             "locale" => f.locale = v,
             "time_zone" => f.time_zone = v,
             "birth_date" => f.birth_date = v,
+            "lunar_birthday" => f.lunar_birthday = v,
             "member_since" => f.member_since = v,
             "tier" => f.tier = v,
             "points" => {
@@ -151,6 +155,7 @@ struct Fields {
     locale: Option<String>,
     time_zone: Option<String>,
     birth_date: Option<String>,
+    lunar_birthday: Option<String>,
     member_since: Option<String>,
     tier: Option<String>,
     points: Option<i64>,
@@ -216,6 +221,13 @@ fn finish(f: Fields, mut errors: Vec<FieldError>) -> Result<MemberInput, Vec<Fie
     };
     let birth_date = date("birth_date", f.birth_date);
     let member_since = date("member_since", f.member_since);
+    let lunar_birthday = f.lunar_birthday.and_then(|b| match b.parse::<LunarBirthday>() {
+        Ok(b) => Some(b),
+        Err(e) => {
+            errors.push(err("lunar_birthday", e));
+            None
+        }
+    });
     if errors.is_empty() {
         Ok(MemberInput {
             external_id,
@@ -225,6 +237,7 @@ fn finish(f: Fields, mut errors: Vec<FieldError>) -> Result<MemberInput, Vec<Fie
             locale,
             time_zone,
             birth_date,
+            lunar_birthday,
             member_since,
             tier: f.tier,
             points: f.points.unwrap_or(0),

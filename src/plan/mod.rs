@@ -118,11 +118,13 @@ mod tests {
             locale: None,
             time_zone: None,
             birth_date: Some(date(1990, 5, 1)),
+            lunar_birthday: None,
             member_since: None,
             tier: None,
             points: 0,
             attributes: Map::new(),
             last_activity_at: None,
+            value: None,
             created_at: Timestamp::UNIX_EPOCH,
             updated_at: Timestamp::UNIX_EPOCH,
             change_seq: 0,
@@ -141,6 +143,7 @@ mod tests {
             enabled: true,
             fallback: false,
             purpose: Purpose::Marketing,
+            segments: Vec::new(),
         }
     }
 

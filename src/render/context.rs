@@ -26,13 +26,36 @@ pub fn build(
             "tier": member.tier,
             "points": member.points,
             "birth_date": member.birth_date.map(|d| d.to_string()),
+            "lunar_birthday": member.lunar_birthday.map(|b| b.to_string()),
             "member_since": member.member_since.map(|d| d.to_string()),
             "attributes": member.attributes,
+            "value": value(member),
         },
         "occurrence": occurrence,
         "programme": { "name": programme_name },
         "rule": { "id": rule_id },
     })
+}
+
+/// The member's value for templates: segment, RFM scores, P(alive) and expected purchases (two
+/// decimals). Null fields before the first refresh, so templates can `{{#if}}` on them.
+fn value(member: &Member) -> Value {
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    match &member.value {
+        None => json!({
+            "segment": null, "rfm": null, "r": null, "f": null, "m": null,
+            "p_alive": null, "expected_purchases": null, "frequency": null, "monetary": null,
+        }),
+        Some(v) => json!({
+            "segment": v.segment.as_str(),
+            "rfm": format!("{}{}{}", v.r, v.f, v.m),
+            "r": v.r, "f": v.f, "m": v.m,
+            "p_alive": v.p_alive.map(round),
+            "expected_purchases": v.expected_purchases.map(round),
+            "frequency": v.frequency,
+            "monetary": round(v.monetary),
+        }),
+    }
 }
 
 /// How to greet someone by name: a Chinese name of two to four characters is a one-character

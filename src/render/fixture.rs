@@ -25,8 +25,13 @@ pub fn fixture_context(locale: &str) -> Value {
             "tier": "gold",
             "points": 12345,
             "birth_date": "1990-11-23",
+            "lunar_birthday": "10-08",
             "member_since": "2020-05-01",
-            "attributes": {}
+            "attributes": {},
+            "value": {
+                "segment": "active", "rfm": "435", "r": 4, "f": 3, "m": 5,
+                "p_alive": 0.87, "expected_purchases": 1.4, "frequency": 6, "monetary": 1280.5
+            }
         },
         "occurrence": {
             "key": "birthday:2026",
@@ -35,7 +40,13 @@ pub fn fixture_context(locale: &str) -> Value {
             "holiday": holiday,
             "days": 30,
             "age": 36,
-            "last_activity": "2026-10-24"
+            "last_activity": "2026-10-24",
+            "festival": "mid_autumn",
+            "lunar_date": "农历十月初五",
+            "zodiac": if matches!(Lang::of(Some(locale)), Lang::Zh) { "马" } else { "Horse" },
+            "ganzhi": "丙午",
+            "p_alive": 0.31,
+            "last_purchase": "2026-08-14"
         },
         "programme": {"name": "Jade Club"},
         "rule": {"id": "birthday"}

@@ -1,4 +1,4 @@
-//! Template helpers: `date`, `number`, `ordinal` and `default`. Each formats for the language of
+//! Template helpers: `date`, `lunar_date`, `zodiac`, `number`, `ordinal` and `default`. Each formats for the language of
 //! the root context's `locale` (`zh*` is Chinese, anything else English). They are pure: no files,
 //! no scripts, no network. The formatting lives in plain functions so tests need no registry.
 
@@ -11,6 +11,8 @@ use serde_json::Value;
 /// Registers every helper of this module on `reg`.
 pub(super) fn register(reg: &mut Handlebars<'static>) {
     reg.register_helper("date", Box::new(DateHelper));
+    reg.register_helper("lunar_date", Box::new(LunarDateHelper));
+    reg.register_helper("zodiac", Box::new(ZodiacHelper));
     reg.register_helper("number", Box::new(NumberHelper));
     reg.register_helper("ordinal", Box::new(OrdinalHelper));
     reg.register_helper("default", Box::new(DefaultHelper));
@@ -66,6 +68,31 @@ pub fn format_date(iso: &str, style: Option<&str>, lang: Lang) -> Result<String,
         }
     };
     Ok(out)
+}
+
+/// The Chinese-calendar date of an ISO civil date, in Chinese: `农历八月十五` (style `long`, the
+/// default) or `八月十五` (`month_day`). Chinese whatever the message's language: it is a name.
+pub fn format_lunar_date(iso: &str, style: Option<&str>) -> Result<String, String> {
+    let date: Date = iso.parse().map_err(|_| format!("{iso:?} is not a date (expected YYYY-MM-DD)"))?;
+    let lunar = crate::triggers::calendar::to_lunar(date).ok_or_else(|| format!("{iso} is outside the calendar"))?;
+    match style.unwrap_or("long") {
+        "long" => Ok(lunar.to_chinese()),
+        "month_day" => Ok(lunar.month_day_chinese()),
+        other => Err(format!("unknown lunar date style {other:?} (long or month_day)")),
+    }
+}
+
+/// The zodiac animal of the Chinese year an ISO civil date falls in (the year turns at Spring
+/// Festival, not on January 1): `马` or `Horse`.
+pub fn format_zodiac(iso: &str, lang: Lang) -> Result<String, String> {
+    let date: Date = iso.parse().map_err(|_| format!("{iso:?} is not a date (expected YYYY-MM-DD)"))?;
+    let lunar = crate::triggers::calendar::to_lunar(date).ok_or_else(|| format!("{iso} is outside the calendar"))?;
+    let animal = crate::triggers::calendar::zodiac(lunar.year);
+    Ok(match lang {
+        Lang::Zh => animal.zh(),
+        Lang::En => animal.en(),
+    }
+    .to_string())
 }
 
 /// Formats a number with thousands separators: `12,345`, `1,234.5`, `-1,000`. Numeric strings
@@ -165,6 +192,23 @@ fn params<'a, 'rc>(
     Ok(ps)
 }
 
+/// A date helper's parameters: the ISO date and, where the helper has styles (`styled`), an
+/// optional style name.
+fn date_and_style<'a>(
+    h: &'a Helper<'_>,
+    name: &str,
+    styled: bool,
+    usage: &str,
+) -> Result<(&'a str, Option<&'a str>), RenderError> {
+    let ps = params(h, 1, if styled { 2 } else { 1 }, usage)?;
+    let iso = ps[0].value().as_str().ok_or_else(|| fail(format!("{name}: {} is not a date string", ps[0].value())))?;
+    let style = match ps.get(1) {
+        Some(p) => Some(p.value().as_str().ok_or_else(|| fail(format!("{name}: the style must be a string")))?),
+        None => None,
+    };
+    Ok((iso, style))
+}
+
 fn text<'rc>(s: String) -> ScopedJson<'rc> {
     ScopedJson::Derived(Value::String(s))
 }
@@ -180,14 +224,40 @@ impl HelperDef for DateHelper {
         ctx: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let ps = params(h, 1, 2, "{{date x}} or {{date x \"month_day\"|\"short\"}}")?;
-        let iso =
-            ps[0].value().as_str().ok_or_else(|| fail(format!("date: {} is not a date string", ps[0].value())))?;
-        let style = match ps.get(1) {
-            Some(p) => Some(p.value().as_str().ok_or_else(|| fail("date: the style must be a string".into()))?),
-            None => None,
-        };
+        let (iso, style) = date_and_style(h, "date", true, "{{date x}} or {{date x \"month_day\"|\"short\"}}")?;
         format_date(iso, style, lang(ctx)).map(text).map_err(|e| fail(format!("date: {e}")))
+    }
+}
+
+/// `{{lunar_date occurrence.date}}` (`农历八月十五`), `{{lunar_date x "month_day"}}` (`八月十五`).
+struct LunarDateHelper;
+
+impl HelperDef for LunarDateHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let (iso, style) = date_and_style(h, "lunar_date", true, "{{lunar_date x}} or {{lunar_date x \"month_day\"}}")?;
+        format_lunar_date(iso, style).map(text).map_err(|e| fail(format!("lunar_date: {e}")))
+    }
+}
+
+/// `{{zodiac occurrence.date}}`: the animal of that date's Chinese year, in the message's language.
+struct ZodiacHelper;
+
+impl HelperDef for ZodiacHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let (iso, _) = date_and_style(h, "zodiac", false, "{{zodiac x}}")?;
+        format_zodiac(iso, lang(ctx)).map(text).map_err(|e| fail(format!("zodiac: {e}")))
     }
 }
 
@@ -251,6 +321,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn lunar_dates_and_zodiac_animals() {
+        // Mid-Autumn 2026 (八月十五) fell on September 25; Spring Festival 2027 on February 6.
+        assert_eq!(format_lunar_date("2026-09-25", None).as_deref(), Ok("农历八月十五"));
+        assert_eq!(format_lunar_date("2026-09-25", Some("month_day")).as_deref(), Ok("八月十五"));
+        assert_eq!(format_lunar_date("2027-02-06", None).as_deref(), Ok("农历正月初一"));
+        assert!(format_lunar_date("2026-09-25", Some("short")).unwrap_err().contains("style"));
+        assert!(format_lunar_date("25/09/2026", None).unwrap_err().contains("not a date"));
+        // The year of the horse runs to the eve of Spring Festival 2027, then the goat.
+        assert_eq!(format_zodiac("2027-02-05", Lang::Zh).as_deref(), Ok("马"));
+        assert_eq!(format_zodiac("2027-02-06", Lang::Zh).as_deref(), Ok("羊"));
+        assert_eq!(format_zodiac("2027-02-06", Lang::En).as_deref(), Ok("Goat"));
+    }
 
     #[test]
     fn dates() {

@@ -294,6 +294,21 @@ fn render_picks_the_variant_from_the_context_and_default_locale() {
 }
 
 #[test]
+fn lunar_helpers_render_in_templates_and_name_a_missing_variable() {
+    let t = load(&[(
+        "birthday/en/sms.hbs",
+        "{{lunar_date occurrence.date}} {{lunar_date occurrence.date \"month_day\"}} {{zodiac occurrence.date}}\n",
+    )]);
+    let mut ctx = fixture_context("en");
+    ctx["occurrence"]["date"] = json!("2026-09-25");
+    let got = t.render("birthday", ChannelKind::Sms, &ctx).unwrap();
+    assert_eq!(got, Rendered::sms("农历八月十五 八月十五 Horse"));
+    // A template asking for a date the context does not have is refused at load, by name.
+    let refused = problems(&[("birthday/en/sms.hbs", "{{zodiac occurrence.nothing}}\n")]);
+    assert!(refused.iter().any(|p| p.contains("occurrence.nothing")), "{refused:?}");
+}
+
+#[test]
 fn helpers_format_for_the_variant_not_the_member_tag() {
     // A French member falling back to Chinese gets Chinese dates in the Chinese text.
     let t = load(&[("birthday/zh-CN/sms.hbs", "{{date occurrence.date}} {{ordinal occurrence.years}}\n")]);
@@ -306,7 +321,7 @@ fn helpers_format_for_the_variant_not_the_member_tag() {
 #[test]
 fn builtin_set_is_complete_and_matches_the_directory() {
     let t = Templates::builtin();
-    assert_eq!(t.keys(), ["anniversary", "birthday", "holiday", "winback"]);
+    assert_eq!(t.keys(), ["anniversary", "birthday", "churn", "holiday", "lunar_birthday", "winback"]);
     let on_disk = Templates::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
     assert_eq!(on_disk.keys(), t.keys());
     for key in t.keys() {

@@ -21,7 +21,8 @@ use crate::members::{EventInput, Member, MemberInput};
 use crate::plan::NewMessage;
 
 pub use types::{
-    Claimed, EventCounts, Finalize, HistoryEntry, MessageFilter, MessageRow, State, Suppression, UpsertCounts,
+    Claimed, EventCounts, Finalize, HistoryEntry, HistoryRow, MessageFilter, MessageRow, ModelRecord, State,
+    Suppression, UpsertCounts, ValueRow,
 };
 
 /// Errors from the store.
@@ -178,6 +179,38 @@ impl Store {
 
     pub async fn member_count(&self) -> Result<i64> {
         on_backend!(self.member_count())
+    }
+
+    /// A batch of members after `after` (keyset, in id order) with their purchase history: events
+    /// of the `kinds` counted as purchases (days with one, first and last, total amount).
+    pub async fn purchase_histories(&self, kinds: &[String], after: i64, limit: u32) -> Result<Vec<HistoryRow>> {
+        on_backend!(self.purchase_histories(kinds, after, limit))
+    }
+
+    /// Writes members' value rows in one transaction; the `changed` members count as changed for
+    /// the evaluator (their P(alive) crossed a churn rule's threshold).
+    pub async fn write_member_values(&self, rows: &[ValueRow], changed: &[i64]) -> Result<()> {
+        on_backend!(self.write_member_values(rows, changed))
+    }
+
+    /// Records a model fit (accepted or not); returns its id.
+    pub async fn record_model(&self, m: &ModelRecord) -> Result<i64> {
+        on_backend!(self.record_model(m))
+    }
+
+    /// The latest fits of `kind`, newest first; with `accepted_only`, the first is the current model.
+    pub async fn models(&self, kind: &str, accepted_only: bool, limit: u32) -> Result<Vec<ModelRecord>> {
+        on_backend!(self.models(kind, accepted_only, limit))
+    }
+
+    /// How many members the last refresh put in each segment.
+    pub async fn segment_counts(&self) -> Result<Vec<(String, i64)>> {
+        on_backend!(self.segment_counts())
+    }
+
+    /// How many members have a P(alive) below `below`.
+    pub async fn count_below(&self, below: f64) -> Result<i64> {
+        on_backend!(self.count_below(below))
     }
 
     /// Inserts planned messages; one whose dedupe key exists is ignored. Returns how many were new.

@@ -243,6 +243,7 @@ where
     fn opt_text(&'r self, column: &'r str) -> Result<Option<String>>;
     fn int(&'r self, column: &'r str) -> Result<i64>;
     fn opt_int(&'r self, column: &'r str) -> Result<Option<i64>>;
+    fn opt_float(&'r self, column: &'r str) -> Result<Option<f64>>;
 }
 
 impl<'r, R> StoreRow<'r> for R
@@ -251,6 +252,7 @@ where
     &'r str: ColumnIndex<R>,
     String: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
     R::Database: Database,
 {
     fn text(&'r self, column: &'r str) -> Result<String> {
@@ -263,6 +265,9 @@ where
         Ok(self.try_get(column)?)
     }
     fn opt_int(&'r self, column: &'r str) -> Result<Option<i64>> {
+        Ok(self.try_get(column)?)
+    }
+    fn opt_float(&'r self, column: &'r str) -> Result<Option<f64>> {
         Ok(self.try_get(column)?)
     }
 }
@@ -297,15 +302,43 @@ where
         locale: r.opt_text("locale")?,
         time_zone: r.opt_text("time_zone")?,
         birth_date: date(r.opt_text("birth_date")?, "birth_date")?,
+        lunar_birthday: r
+            .opt_text("lunar_birthday")?
+            .map(|b| b.parse().map_err(|e| StoreError::Corrupt(format!("lunar_birthday {b:?}: {e}"))))
+            .transpose()?,
         member_since: date(r.opt_text("member_since")?, "member_since")?,
         tier: r.opt_text("tier")?,
         points: r.int("points")?,
         attributes,
         last_activity_at: opt_ts(r.opt_int("last_activity_at")?)?,
+        value: member_value_from_row(r)?,
         created_at: ts(r.int("created_at")?)?,
         updated_at: ts(r.int("updated_at")?)?,
         change_seq: r.int("change_seq")?,
     })
+}
+
+/// A member's value from the joined `member_value` columns; `None` before the first refresh.
+fn member_value_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<Option<crate::members::MemberValue>>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let Some(scored_at) = r.opt_int("scored_at")? else { return Ok(None) };
+    let score = |c: &'r str| -> Result<u8> { Ok(r.opt_int(c)?.unwrap_or(0).clamp(0, 5) as u8) };
+    let segment = r.opt_text("segment")?.unwrap_or_default();
+    Ok(Some(crate::members::MemberValue {
+        recency_days: r.opt_float("recency_days")?,
+        frequency: r.opt_int("frequency")?.unwrap_or(0).max(0) as u32,
+        monetary: r.opt_float("monetary")?.unwrap_or(0.0),
+        r: score("r_score")?,
+        f: score("f_score")?,
+        m: score("m_score")?,
+        segment: segment.parse().map_err(|e| StoreError::Corrupt(format!("segment {segment:?}: {e}")))?,
+        p_alive: r.opt_float("p_alive")?,
+        expected_purchases: r.opt_float("expected_purchases")?,
+        last_purchase_at: opt_ts(r.opt_int("last_purchase_at")?)?,
+        scored_at: ts(scored_at)?,
+    }))
 }
 
 pub(super) fn claimed_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<Claimed>
@@ -415,6 +448,7 @@ pub(super) fn member_rows(rows: &[crate::members::MemberInput]) -> String {
                 "external_id": m.external_id, "name": m.name, "phone": m.phone, "email": m.email,
                 "locale": m.locale, "time_zone": m.time_zone,
                 "birth_date": m.birth_date.map(|d| d.to_string()),
+                "lunar_birthday": m.lunar_birthday.map(|b| b.to_string()),
                 "member_since": m.member_since.map(|d| d.to_string()),
                 "tier": m.tier, "points": m.points,
                 // Stored as the text serde_json writes, so an unchanged row compares equal.
@@ -517,4 +551,104 @@ pub(super) fn parse_channel(c: &str) -> Result<ChannelKind> {
 
 pub(super) fn parse_purpose(p: &str) -> Result<Purpose> {
     Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
+}
+
+/// One member's purchase history as the value refresh reads it, with the P(alive) it stored
+/// last time (to see who crossed a churn threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    pub history: crate::members::value::rfm::History,
+    pub previous_p_alive: Option<f64>,
+}
+
+/// A member's value as the refresh writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRow {
+    pub member_id: i64,
+    pub value: crate::members::MemberValue,
+}
+
+/// A fit of a model, accepted or not.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelRecord {
+    pub id: i64,
+    /// `bgnbd`.
+    pub kind: String,
+    pub fitted_at: Timestamp,
+    pub params: Value,
+    pub log_likelihood: Option<f64>,
+    pub customers: i64,
+    pub iterations: i64,
+    pub converged: bool,
+    /// Became the current model (a fit that did not converge is recorded, never accepted).
+    pub accepted: bool,
+    /// Members below the at-risk threshold after this fit.
+    pub at_risk: i64,
+    pub duration_ms: i64,
+    pub note: Option<String>,
+}
+
+/// The batch `write_member_values` writes, as the JSON array both backends read in one statement.
+pub(super) fn value_rows(rows: &[ValueRow]) -> String {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let v = &r.value;
+            serde_json::json!({
+                "member_id": r.member_id, "recency_days": v.recency_days, "frequency": v.frequency,
+                "monetary": v.monetary, "r_score": v.r, "f_score": v.f, "m_score": v.m,
+                "segment": v.segment.as_str(), "p_alive": v.p_alive, "expected_purchases": v.expected_purchases,
+                "last_purchase_at": v.last_purchase_at.map(|t| t.as_millisecond()),
+                "scored_at": v.scored_at.as_millisecond(),
+            })
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+/// A purchase-history row of either backend.
+pub(super) fn purchases_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<HistoryRow>
+where
+    &'r str: ColumnIndex<R>,
+{
+    // Joined: the programme join date when the host system gave one, else when the row was made.
+    let joined = match date(r.opt_text("member_since")?, "member_since")? {
+        Some(d) => jiff::tz::Offset::UTC
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .unwrap_or(ts(r.int("created_at")?)?),
+        None => ts(r.int("created_at")?)?,
+    };
+    Ok(HistoryRow {
+        history: crate::members::value::rfm::History {
+            member_id: r.int("member_id")?,
+            joined,
+            purchase_days: r.int("purchase_days")?.max(0) as u32,
+            first_purchase: opt_ts(r.opt_int("first_at")?)?,
+            last_purchase: opt_ts(r.opt_int("last_at")?)?,
+            spend: r.opt_float("spend")?.unwrap_or(0.0),
+        },
+        previous_p_alive: r.opt_float("previous_p_alive")?,
+    })
+}
+
+/// A `models` row of either backend (`converged` and `accepted` decoded by the caller).
+pub(super) fn model_from_row<'r, R: StoreRow<'r>>(r: &'r R, converged: bool, accepted: bool) -> Result<ModelRecord>
+where
+    &'r str: ColumnIndex<R>,
+{
+    let params = r.text("params")?;
+    Ok(ModelRecord {
+        id: r.int("id")?,
+        kind: r.text("kind")?,
+        fitted_at: ts(r.int("fitted_at")?)?,
+        params: serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(format!("model params: {e}")))?,
+        log_likelihood: r.opt_float("log_likelihood")?,
+        customers: r.int("customers")?,
+        iterations: r.int("iterations")?,
+        converged,
+        accepted,
+        at_risk: r.int("at_risk")?,
+        duration_ms: r.int("duration_ms")?,
+        note: r.opt_text("note")?,
+    })
 }

@@ -10,15 +10,16 @@ mod dates;
 
 use std::collections::BTreeMap;
 
-use jiff::civil::{Date, Time};
+use jiff::civil::{Date, Time, date};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde_json::{Map, Value, json};
 
 use crate::channels::ChannelKind;
-use crate::members::Member;
+use crate::members::{Member, Segment};
 use crate::plan::send_time::local_instant;
 
+pub use calendar::Calendar;
 pub use dates::{Feb29, anniversary_in};
 
 /// A rule: when to write to whom, on which channels, with which template.
@@ -38,6 +39,8 @@ pub struct Rule {
     /// One message on the first channel the member has an address on, rather than one per channel.
     pub fallback: bool,
     pub purpose: crate::channels::Purpose,
+    /// Only members in these segments; empty: every member.
+    pub segments: Vec<Segment>,
 }
 
 /// What makes a rule fire.
@@ -58,6 +61,17 @@ pub enum Trigger {
     /// Once when a member crosses `days` without activity; again only after new activity.
     Inactivity {
         days: u32,
+    },
+    /// Every year on the Gregorian date of the member's lunar birthday (see `calendar::lunar`).
+    LunarBirthday,
+    /// The rule's festivals (built-in or custom), each on its date every year.
+    Festival {
+        calendar: Calendar,
+    },
+    /// Once when the member's P(alive) is below `below` after a refresh; again only after a
+    /// purchase.
+    ChurnRisk {
+        below: f64,
     },
 }
 
@@ -83,6 +97,22 @@ impl Trigger {
                 vars.insert("last_activity".into(), Value::Null);
                 vars.insert(INACTIVE_SINCE.into(), json!("2026-10-01T12:00:00Z"));
             }
+            Trigger::LunarBirthday => {
+                // Null when the member's solar birth date is unknown.
+                vars.insert("age".into(), Value::Null);
+                lunar_vars(&mut vars, date(2026, 9, 25), "zh-CN");
+            }
+            Trigger::Festival { calendar } => {
+                let first = calendar.festivals().first();
+                vars.insert("holiday".into(), json!(first.map(|f| f.name("zh-CN")).unwrap_or_default()));
+                vars.insert("festival".into(), json!(first.map(|f| f.id.clone()).unwrap_or_default()));
+                lunar_vars(&mut vars, date(2026, 9, 25), "zh-CN");
+            }
+            Trigger::ChurnRisk { .. } => {
+                vars.insert("p_alive".into(), json!(0.31));
+                vars.insert("last_purchase".into(), json!("2026-08-14"));
+                vars.insert(INACTIVE_SINCE.into(), json!("2026-08-14T12:00:00Z"));
+            }
         }
         vars.insert("key".into(), json!(format!("{}:2026", self.kind())));
         vars.insert("date".into(), json!("2026-11-23"));
@@ -95,6 +125,9 @@ impl Trigger {
             Trigger::Anniversary { .. } => "anniversary",
             Trigger::Holiday { .. } => "holiday",
             Trigger::Inactivity { .. } => "inactivity",
+            Trigger::LunarBirthday => "lunar_birthday",
+            Trigger::Festival { .. } => "festival",
+            Trigger::ChurnRisk { .. } => "churn_risk",
         }
     }
 }
@@ -134,7 +167,7 @@ pub fn evaluate(
     changed_since_from: bool,
     locale: &str,
 ) -> Vec<Occurrence> {
-    if !rule.enabled {
+    if !rule.enabled || !in_audience(rule, member) {
         return Vec::new();
     }
     let from = if changed_since_from {
@@ -144,6 +177,7 @@ pub fn evaluate(
     };
     match &rule.trigger {
         Trigger::Inactivity { days } => inactivity(rule, member, tz, window, from, changed_since_from, *days),
+        Trigger::ChurnRisk { below } => churn_risk(rule, member, tz, window, from, changed_since_from, *below),
         _ => dated(rule, member, tz, from, window.to, locale),
     }
 }
@@ -198,9 +232,47 @@ fn matches(rule: &Rule, member: &Member, date: Date, locale: &str) -> Option<(St
             vars.insert("holiday".into(), json!(holiday_name(names, locale, &rule.id)));
             format!("holiday:{date}")
         }
-        Trigger::Inactivity { .. } => return None,
+        Trigger::LunarBirthday => {
+            let birthday = member.lunar_birthday?;
+            let lunar = calendar::to_lunar(date)?;
+            if calendar::lunar_birthday_in(lunar.year, birthday)? != date {
+                return None;
+            }
+            let born = member.birth_date.and_then(calendar::to_lunar).map(|b| b.year);
+            if born.is_some_and(|b| lunar.year <= b) {
+                return None;
+            }
+            vars.insert("age".into(), born.map_or(Value::Null, |b| json!(lunar.year - b)));
+            lunar_vars(&mut vars, date, locale);
+            format!("lunar_birthday:{}", lunar.year)
+        }
+        Trigger::Festival { calendar } => {
+            // One greeting a day per rule: of two festivals on one day, the rule's first.
+            let festival = calendar.on(date).next()?;
+            vars.insert("holiday".into(), json!(festival.name(locale)));
+            vars.insert("festival".into(), json!(festival.id));
+            lunar_vars(&mut vars, date, locale);
+            format!("festival:{}:{date}", festival.id)
+        }
+        Trigger::Inactivity { .. } | Trigger::ChurnRisk { .. } => return None,
     };
     Some((key, vars))
+}
+
+/// Whether the member is in the rule's segments (every member when it names none; a member
+/// not yet scored is in none).
+fn in_audience(rule: &Rule, member: &Member) -> bool {
+    rule.segments.is_empty() || member.value.as_ref().is_some_and(|v| rule.segments.contains(&v.segment))
+}
+
+/// The lunar date of `date` in Chinese (`农历八月十五`), and the zodiac animal and stem-branch
+/// name of its Chinese year.
+fn lunar_vars(vars: &mut Map<String, Value>, date: Date, locale: &str) {
+    if let Some(lunar) = calendar::to_lunar(date) {
+        vars.insert("lunar_date".into(), json!(lunar.to_chinese()));
+        vars.insert("zodiac".into(), json!(calendar::zodiac(lunar.year).name(locale)));
+        vars.insert("ganzhi".into(), json!(calendar::ganzhi(lunar.year)));
+    }
 }
 
 /// Inactivity: the crossing is `days` after the member's last activity (or their first sighting).
@@ -222,11 +294,7 @@ fn inactivity(
     let Ok(crossing) = base.checked_add(SignedDuration::from_hours(24 * i64::from(days))) else {
         return Vec::new();
     };
-    let slot = next_slot(crossing, rule.send_at, tz);
-    if slot > window.to || (!changed && slot <= from) {
-        return Vec::new();
-    }
-    let due = slot.max(next_slot(window.now, rule.send_at, tz));
+    let Some(due) = crossing_due(rule, tz, window, from, changed, crossing) else { return Vec::new() };
     let mut vars = Map::new();
     vars.insert("days".into(), json!(days));
     vars.insert(
@@ -237,6 +305,54 @@ fn inactivity(
     vars.insert(INACTIVE_SINCE.into(), json!(base.to_string()));
     let key = format!("inactive{days}:{}", crossing.round(jiff::Unit::Second).unwrap_or(crossing));
     vec![occurrence(key, crossing.to_zoned_datetime(tz.clone()).date(), due, vars)]
+}
+
+/// When a crossing (inactivity, churn risk) is sent: at the first send slot after it, when that
+/// slot falls in the window, or, for a member changed since the last tick, as soon as that slot
+/// lies within the window's end; never before the next slot after `now`.
+fn crossing_due(
+    rule: &Rule,
+    tz: &TimeZone,
+    window: Window,
+    from: Timestamp,
+    changed: bool,
+    crossing: Timestamp,
+) -> Option<Timestamp> {
+    let slot = next_slot(crossing, rule.send_at, tz);
+    if slot > window.to || (!changed && slot <= from) {
+        return None;
+    }
+    Some(slot.max(next_slot(window.now, rule.send_at, tz)))
+}
+
+/// Churn risk: the member's P(alive), as the last refresh scored it, is below the threshold.
+/// The crossing is that refresh (the refresh marks members who crossed as changed, so the next
+/// tick sends at the next slot); the key is the last purchase, so a member is written to once
+/// per purchase: a refresh the next night finds the same key, and only a new purchase makes a
+/// new one.
+fn churn_risk(
+    rule: &Rule,
+    member: &Member,
+    tz: &TimeZone,
+    window: Window,
+    from: Timestamp,
+    changed: bool,
+    below: f64,
+) -> Vec<Occurrence> {
+    let Some(value) = &member.value else { return Vec::new() };
+    let (Some(p_alive), Some(last_purchase)) = (value.p_alive, value.last_purchase_at) else { return Vec::new() };
+    if p_alive >= below {
+        return Vec::new();
+    }
+    let Some(due) = crossing_due(rule, tz, window, from, changed, value.scored_at) else { return Vec::new() };
+    let mut vars = Map::new();
+    vars.insert("p_alive".into(), json!((p_alive * 100.0).round() / 100.0));
+    vars.insert("last_purchase".into(), json!(last_purchase.to_zoned_datetime(tz.clone()).date().to_string()));
+    // Any activity since (a purchase above all) means the member is back: not written to.
+    let active = member.last_activity_at.map_or(last_purchase, |a| a.max(last_purchase));
+    vars.insert(INACTIVE_SINCE.into(), json!(active.to_string()));
+    let key = format!("churn:{}", last_purchase.round(jiff::Unit::Second).unwrap_or(last_purchase));
+    vec![occurrence(key, value.scored_at.to_zoned_datetime(tz.clone()).date(), due, vars)]
 }
 
 /// The occurrence variable holding the activity instant an inactivity message was planned from.
@@ -271,15 +387,7 @@ fn occurrence(key: String, date: Date, due: Timestamp, mut vars: Map<String, Val
 /// The holiday's display name in the member's locale: exact, then same language, then English,
 /// then any, then the rule id.
 fn holiday_name(names: &BTreeMap<String, String>, locale: &str, fallback: &str) -> String {
-    let lang = |l: &str| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
-    names
-        .iter()
-        .find(|(l, _)| l.eq_ignore_ascii_case(locale))
-        .or_else(|| names.iter().find(|(l, _)| lang(l) == lang(locale)))
-        .or_else(|| names.iter().find(|(l, _)| lang(l) == "en"))
-        .or_else(|| names.iter().next())
-        .map(|(_, n)| n.clone())
-        .unwrap_or_else(|| fallback.to_string())
+    calendar::festivals::localized(names, locale).map_or_else(|| fallback.to_string(), Clone::clone)
 }
 
 #[cfg(test)]

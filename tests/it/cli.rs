@@ -135,7 +135,7 @@ fn the_example_configuration_checks_with_secrets_from_the_environment() {
         ("TIDINGS_SMTP_LINK_SECRET", "a-link-signing-secret-of-32-chars-or-more"),
     ];
     let run = Cli::new().run_with(&args, &secrets).ok();
-    assert!(run.stdout.contains("5 rules"), "{run:?}");
+    assert!(run.stdout.contains("8 rules"), "{run:?}");
 
     // With the real providers switched on, the secrets are actually needed: the variables must win
     // over the example's *_file paths, which do not exist here.
@@ -295,4 +295,74 @@ fn check_config_refuses_a_template_that_needs_what_its_trigger_does_not_give() {
     );
     assert!(run.stderr.contains("rules[0].template"), "{run:?}");
     assert!(run.stderr.contains("holiday rule") && run.stderr.contains("years"), "{run:?}");
+}
+
+#[test]
+fn calendar_prints_a_year_s_festivals_with_custom_holidays() {
+    let cli = Cli::new();
+    cli.write(
+        "tidings.toml",
+        "[holidays.founders_day]\nwhen = \"06-18\"\nnames = { en = \"Founders' Day\", zh-CN = \"司庆日\" }\n\
+         [holidays.south_little_new_year]\nwhen = \"lunar 12-24\"\n",
+    );
+    let run = cli.run(&["--config", "tidings.toml", "calendar", "2027", "--json"]).ok();
+    let rows = run.json();
+    let rows = rows.as_array().expect("an array");
+    let date_of = |id: &str| -> Vec<&str> {
+        rows.iter().filter(|r| r["id"] == id).map(|r| r["date"].as_str().unwrap()).collect()
+    };
+    // Widely published dates for 2027 (the full 1901-2100 check is the calendar's own test).
+    assert_eq!(date_of("spring_festival"), ["2027-02-06"]);
+    assert_eq!(date_of("new_years_eve"), ["2027-02-05"]);
+    assert_eq!(date_of("mid_autumn"), ["2027-09-15"]);
+    assert_eq!(date_of("mothers_day"), ["2027-05-09"]);
+    assert_eq!(date_of("fathers_day"), ["2027-06-20"]);
+    assert_eq!(date_of("thanksgiving"), ["2027-11-25"]);
+    assert_eq!(date_of("national_day"), ["2027-10-01"]);
+    assert_eq!(date_of("founders_day"), ["2027-06-18"]);
+    assert_eq!(date_of("south_little_new_year").len(), 1);
+    let mid_autumn = rows.iter().find(|r| r["id"] == "mid_autumn").unwrap();
+    assert_eq!(mid_autumn["lunar_date"], "农历八月十五");
+    assert_eq!(mid_autumn["group"], "chinese");
+    let dates: Vec<&str> = rows.iter().map(|r| r["date"].as_str().unwrap()).collect();
+    assert!(dates.windows(2).all(|w| w[0] <= w[1]), "in date order: {dates:?}");
+    // The table form names each festival in English and Chinese.
+    let text = cli.run(&["--config", "tidings.toml", "calendar", "2027"]).ok();
+    let line = text.stdout.lines().find(|l| l.starts_with("2027-09-15")).expect("a mid-autumn line");
+    assert!(line.contains("mid_autumn") && line.contains("中秋节") && line.contains("八月十五"), "{line}");
+}
+
+#[test]
+fn check_config_names_a_bad_holiday_and_an_unknown_festival() {
+    let run = rejected_config("[holidays.bad]\nwhen = \"13-40\"\n");
+    assert!(run.stderr.contains("holidays.bad.when"), "{run:?}");
+    let run = rejected_config(
+        "[[rules]]\nid = \"f\"\ntrigger = \"festival\"\nfestivals = [\"mid_autum\"]\nchannels = [\"sms\"]\n\
+         template = \"holiday\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].festivals") && run.stderr.contains("mid_autum"), "{run:?}");
+    let run = rejected_config(
+        "[[rules]]\nid = \"c\"\ntrigger = \"churn_risk\"\nbelow = 1.5\nchannels = [\"sms\"]\ntemplate = \"churn\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].below"), "{run:?}");
+    let run = rejected_config(
+        "[[rules]]\nid = \"b\"\ntrigger = \"birthday\"\nsegments = [\"vip\"]\nchannels = [\"sms\"]\n\
+         template = \"birthday\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].segments") && run.stderr.contains("vip"), "{run:?}");
+}
+
+#[test]
+fn model_show_and_fit_on_a_database_without_purchases() {
+    let cli = Cli::new();
+    cli.run(&["migrate"]).ok();
+    let show = cli.run(&["model", "show"]).ok();
+    assert!(show.stdout.contains("no model yet"), "{show:?}");
+    // Nothing to fit: the fit is refused, with exit status 1, and recorded as an attempt.
+    let fit = cli.run(&["model", "fit"]);
+    assert_eq!(fit.code, Some(1), "{fit:?}");
+    assert!(fit.stdout.contains("fit refused"), "{fit:?}");
+    let show = cli.run(&["model", "show", "--json"]).ok().json();
+    assert_eq!(show["model"], serde_json::Value::Null);
+    assert_eq!(show["last_attempt"]["accepted"], false);
 }

@@ -161,3 +161,24 @@ async fn a_thousand_rows_import_and_then_change_nothing() {
     let report = import_text(&t, &csv, Format::Csv).await;
     assert_eq!((report.counts, report.errors.len()), (counts(0, 0, 1000), 0));
 }
+
+#[tokio::test]
+async fn lunar_birthdays_import_from_csv_with_bad_ones_named_by_line() {
+    let t = TestApp::start("", NOW).await;
+    let csv = "external_id,name,lunar_birthday\nL1,林一,08-15\nL2,林二,L04-30\nL3,林三,13-01\nL4,林四,闰06-10\nL5,林五,8/15\n";
+    let report = import_text(&t, csv, Format::Csv).await;
+    assert_eq!(rejected(&report), [(4, Some("lunar_birthday")), (6, Some("lunar_birthday"))], "{report:?}");
+    assert!(report.errors[0].problem.contains("13"), "{report:?}");
+    assert_eq!(report.counts, counts(3, 0, 0));
+    for (id, stored) in [("L1", "08-15"), ("L2", "L04-30"), ("L4", "L06-10")] {
+        let b = member(&t, id).await.unwrap().lunar_birthday.map(|b| b.to_string());
+        assert_eq!(b.as_deref(), Some(stored), "{id}");
+    }
+    // Written the same way again: unchanged.
+    let again = import_text(&t, csv, Format::Csv).await;
+    assert_eq!(again.counts, counts(0, 0, 3));
+    // JSON says which field too.
+    let json = json!({"external_id": "L9", "name": "x", "lunar_birthday": "02-31"}).to_string();
+    let report = import_text(&t, &json, Format::Jsonl).await;
+    assert_eq!(rejected(&report), [(1, Some("lunar_birthday"))], "{report:?}");
+}

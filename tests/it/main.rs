@@ -6,6 +6,7 @@ mod support;
 
 mod aliyun;
 mod api;
+mod calendar;
 mod cli;
 mod daemon;
 mod email;
@@ -20,3 +21,4 @@ mod push;
 mod store;
 mod tencent;
 mod twilio;
+mod value;

@@ -8,8 +8,12 @@ use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
 use crate::store::types::{EventCounts, UpsertCounts, event_rows, member_from_row, member_rows, unknown_members};
 
-const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
-     tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
+/// A member row with its value (`member_value`) joined: `SELECT {MEMBER_COLUMNS} FROM {MEMBERS} …`.
+const MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
+     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq, \
+     v.recency_days, v.frequency, v.monetary, v.r_score, v.f_score, v.m_score, v.segment, v.p_alive, \
+     v.expected_purchases, v.last_purchase_at, v.scored_at";
+const MEMBERS: &str = "members LEFT JOIN member_value v ON v.member_id = members.id";
 
 impl PgStore {
     pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
@@ -84,21 +88,22 @@ impl PgStore {
     }
 
     pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE external_id = $1"));
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE external_id = $1"));
         let row = sqlx::query(sql).bind(external_id).fetch_optional(&self.pool).await?;
         row.map(|r| member_from_row(&r)).transpose()
     }
 
     pub async fn members_after(&self, after: i64, limit: u32) -> Result<Vec<Member>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {MEMBER_COLUMNS} FROM members WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint"
+            "SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE members.id > $1::bigint ORDER BY members.id LIMIT $2::bigint"
         ));
         let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(member_from_row).collect()
     }
 
     pub async fn members_by_ids(&self, ids: &[i64]) -> Result<Vec<Member>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id = ANY($1::bigint[])"));
+        let sql =
+            sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE members.id = ANY($1::bigint[])"));
         let rows = sqlx::query(sql).bind(ids).fetch_all(&self.pool).await?;
         rows.iter().map(member_from_row).collect()
     }
@@ -127,22 +132,24 @@ async fn upsert_run(
     .collect();
     let written: Vec<String> = sqlx::query_scalar(
         "INSERT INTO members AS m (external_id, name, phone, email, locale, time_zone, birth_date,
-                                   member_since, tier, points, attributes, created_at, updated_at, change_seq)
+                                   lunar_birthday, member_since, tier, points, attributes, created_at, updated_at, change_seq)
          SELECT j.external_id, j.name, j.phone, j.email, j.locale, j.time_zone, j.birth_date,
-                j.member_since, j.tier, j.points, j.attributes, $2::bigint, $2::bigint, $3::bigint
+                j.lunar_birthday, j.member_since, j.tier, j.points, j.attributes, $2::bigint, $2::bigint, $3::bigint
          FROM jsonb_to_recordset($1::jsonb) AS j(external_id text, name text, phone text, email text,
-              locale text, time_zone text, birth_date text, member_since text, tier text, points bigint,
+              locale text, time_zone text, birth_date text, lunar_birthday text, member_since text, tier text, points bigint,
               attributes text)
          ON CONFLICT (external_id) DO UPDATE SET
              name = excluded.name, phone = excluded.phone, email = excluded.email,
              locale = excluded.locale, time_zone = excluded.time_zone,
-             birth_date = excluded.birth_date, member_since = excluded.member_since,
+             birth_date = excluded.birth_date, lunar_birthday = excluded.lunar_birthday,
+             member_since = excluded.member_since,
              tier = excluded.tier, points = excluded.points, attributes = excluded.attributes,
              updated_at = excluded.updated_at, change_seq = excluded.change_seq
          WHERE m.name IS DISTINCT FROM excluded.name OR m.phone IS DISTINCT FROM excluded.phone
             OR m.email IS DISTINCT FROM excluded.email OR m.locale IS DISTINCT FROM excluded.locale
             OR m.time_zone IS DISTINCT FROM excluded.time_zone
             OR m.birth_date IS DISTINCT FROM excluded.birth_date
+            OR m.lunar_birthday IS DISTINCT FROM excluded.lunar_birthday
             OR m.member_since IS DISTINCT FROM excluded.member_since
             OR m.tier IS DISTINCT FROM excluded.tier OR m.points IS DISTINCT FROM excluded.points
             OR m.attributes IS DISTINCT FROM excluded.attributes

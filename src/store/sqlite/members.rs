@@ -8,8 +8,12 @@ use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
 use crate::store::types::{EventCounts, UpsertCounts, event_rows, member_from_row, member_rows, unknown_members};
 
-const MEMBER_COLUMNS: &str = "id, external_id, name, phone, email, locale, time_zone, birth_date, member_since, \
-     tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
+/// A member row with its value (`member_value`) joined: `SELECT {MEMBER_COLUMNS} FROM {MEMBERS} …`.
+const MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
+     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq, \
+     v.recency_days, v.frequency, v.monetary, v.r_score, v.f_score, v.m_score, v.segment, v.p_alive, \
+     v.expected_purchases, v.last_purchase_at, v.scored_at";
+const MEMBERS: &str = "members LEFT JOIN member_value v ON v.member_id = members.id";
 
 impl SqliteStore {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
@@ -83,14 +87,16 @@ impl SqliteStore {
     }
 
     pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE external_id = ?"));
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE external_id = ?"));
         let row = sqlx::query(sql).bind(external_id).fetch_optional(&self.read).await?;
         row.map(|r| member_from_row(&r)).transpose()
     }
 
     /// Members with id greater than `after`, in id order: the evaluator's keyset pagination.
     pub async fn members_after(&self, after: i64, limit: u32) -> Result<Vec<Member>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {MEMBER_COLUMNS} FROM members WHERE id > ? ORDER BY id LIMIT ?"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE members.id > ? ORDER BY members.id LIMIT ?"
+        ));
         let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&self.read).await?;
         rows.iter().map(member_from_row).collect()
     }
@@ -98,7 +104,7 @@ impl SqliteStore {
     /// Members by row id (for rendering a claimed batch).
     pub async fn members_by_ids(&self, ids: &[i64]) -> Result<Vec<Member>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {MEMBER_COLUMNS} FROM members WHERE id IN (SELECT value FROM json_each(?))"
+            "SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE members.id IN (SELECT value FROM json_each(?))"
         ));
         let rows =
             sqlx::query(sql).bind(serde_json::to_string(ids).expect("ids serialize")).fetch_all(&self.read).await?;
@@ -130,22 +136,24 @@ async fn upsert_run(
     // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
     let written: Vec<String> = sqlx::query_scalar(
         "INSERT INTO members (external_id, name, phone, email, locale, time_zone, birth_date,
-                              member_since, tier, points, attributes, created_at, updated_at, change_seq)
+                              lunar_birthday, member_since, tier, points, attributes, created_at, updated_at, change_seq)
          SELECT j.value ->> 'external_id', j.value ->> 'name', j.value ->> 'phone', j.value ->> 'email',
                 j.value ->> 'locale', j.value ->> 'time_zone', j.value ->> 'birth_date',
-                j.value ->> 'member_since', j.value ->> 'tier', j.value ->> 'points',
+                j.value ->> 'lunar_birthday', j.value ->> 'member_since', j.value ->> 'tier', j.value ->> 'points',
                 j.value ->> 'attributes', ?2, ?2, ?3
          FROM json_each(?1) j WHERE true
          ON CONFLICT (external_id) DO UPDATE SET
              name = excluded.name, phone = excluded.phone, email = excluded.email,
              locale = excluded.locale, time_zone = excluded.time_zone,
-             birth_date = excluded.birth_date, member_since = excluded.member_since,
+             birth_date = excluded.birth_date, lunar_birthday = excluded.lunar_birthday,
+             member_since = excluded.member_since,
              tier = excluded.tier, points = excluded.points, attributes = excluded.attributes,
              updated_at = excluded.updated_at, change_seq = excluded.change_seq
          WHERE members.name IS NOT excluded.name OR members.phone IS NOT excluded.phone
             OR members.email IS NOT excluded.email OR members.locale IS NOT excluded.locale
             OR members.time_zone IS NOT excluded.time_zone
             OR members.birth_date IS NOT excluded.birth_date
+            OR members.lunar_birthday IS NOT excluded.lunar_birthday
             OR members.member_since IS NOT excluded.member_since
             OR members.tier IS NOT excluded.tier OR members.points IS NOT excluded.points
             OR members.attributes IS NOT excluded.attributes

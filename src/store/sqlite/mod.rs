@@ -5,6 +5,7 @@
 mod gateways;
 mod members;
 mod messages;
+mod value;
 
 use std::str::FromStr;
 use std::time::Duration;

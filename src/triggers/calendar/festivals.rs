@@ -272,16 +272,21 @@ impl Festival {
     /// The display name for `locale`: exact locale, then same language, then English, then any,
     /// then the id.
     pub fn name(&self, locale: &str) -> String {
-        let lang = |l: &str| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
-        let names = &self.names;
-        names
-            .iter()
-            .find(|(l, _)| l.eq_ignore_ascii_case(locale))
-            .or_else(|| names.iter().find(|(l, _)| lang(l) == lang(locale)))
-            .or_else(|| names.iter().find(|(l, _)| lang(l) == "en"))
-            .or_else(|| names.iter().next())
-            .map_or_else(|| self.id.clone(), |(_, n)| n.clone())
+        localized(&self.names, locale).map_or_else(|| self.id.clone(), Clone::clone)
     }
+}
+
+/// The name for `locale` among names by locale: exact locale, then same language, then English,
+/// then any.
+pub fn localized<'a>(names: &'a BTreeMap<String, String>, locale: &str) -> Option<&'a String> {
+    let lang = |l: &str| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    names
+        .iter()
+        .find(|(l, _)| l.eq_ignore_ascii_case(locale))
+        .or_else(|| names.iter().find(|(l, _)| lang(l) == lang(locale)))
+        .or_else(|| names.iter().find(|(l, _)| lang(l) == "en"))
+        .or_else(|| names.iter().next())
+        .map(|(_, n)| n)
 }
 
 /// The built-in festivals, with English and Chinese (zh-CN) names.
