@@ -365,6 +365,8 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
         events = ev.recorded,
         "demo members seeded"
     );
+    // Score them now rather than at the first nightly refresh, so segments show at once.
+    app.refresh_value().await?;
     Ok(())
 }
 
@@ -374,7 +376,7 @@ fn print_model(m: &crate::store::ModelRecord) {
         "model {} #{}, fitted {} on {} customers (time unit: {})",
         m.kind,
         m.id,
-        m.fitted_at,
+        m.fitted_at.round(jiff::Unit::Second).unwrap_or(m.fitted_at),
         m.customers,
         m.params.get("unit").and_then(|u| u.as_str()).unwrap_or("day")
     );

@@ -101,15 +101,35 @@ pub fn sample(now: Timestamp, count: usize, seed: u64) -> (Vec<MemberInput>, Vec
             points: rng.random_range(0..50_000),
             attributes,
         });
-        // One in four lapsed (last purchase 31-120 days ago), the rest active this week.
-        let days_ago = if i % 4 == 3 { rng.random_range(31..120) } else { rng.random_range(0..7) };
-        events.push(EventInput {
-            event_id: Some(format!("{external_id}-seed")),
-            member: external_id,
-            kind: "purchase".into(),
-            amount: Some(f64::from(rng.random_range(20..800_u32))),
-            at: now.checked_sub(SignedDuration::from_hours(24 * days_ago + 1)).unwrap_or(now),
-        });
+        // Purchases as repeat buying works (the BG/NBD story): each member buys at random at
+        // their own rate (on average every 10 to 120 days), and after each purchase may stop
+        // for good. First purchases fall over the past year; one in four members was last seen
+        // 45 to 200 days ago whatever the draw (the win-back demo needs some).
+        let rate = 1.0 / (10.0 * 12f64.powf(rng.random::<f64>()));
+        let stop = 0.02 + 0.2 * rng.random::<f64>();
+        let lapsed_since: f64 = if i % 4 == 3 { rng.random_range(45.0..200.0) } else { 0.0 };
+        let mut history = Vec::new();
+        // Days ago; the first purchase is at least a week before the member could lapse.
+        let mut t: f64 = rng.random_range(lapsed_since + 7.0..365.0);
+        while t > lapsed_since {
+            history.push(t);
+            if rng.random::<f64>() < stop {
+                break;
+            }
+            t -= -(1.0 - rng.random::<f64>()).ln() / rate;
+        }
+        // Most recent first, so the last purchase is number 0.
+        history.sort_by(f64::total_cmp);
+        for (n, at) in history.into_iter().enumerate().rev() {
+            events.push(EventInput {
+                // The last purchase keeps the plain `-seed` id.
+                event_id: Some(if n == 0 { format!("{external_id}-seed") } else { format!("{external_id}-seed-{n}") }),
+                member: external_id.clone(),
+                kind: "purchase".into(),
+                amount: Some(f64::from(rng.random_range(20..800_u32))),
+                at: now.checked_sub(SignedDuration::from_secs_f64(at * 86_400.0 + 3600.0)).unwrap_or(now),
+            });
+        }
     }
     (members, events)
 }
@@ -125,7 +145,9 @@ mod tests {
         let (b, _) = sample(now, 300, 7);
         assert_eq!(a, b);
         assert_eq!(a.len(), 300);
-        assert_eq!(ev.len(), 300);
+        assert!(ev.len() > 600, "a purchase history, not one purchase each: {}", ev.len());
+        // The last purchase of each member keeps its id (`-seed`): one per member.
+        assert_eq!(ev.iter().filter(|e| e.event_id.as_deref().is_some_and(|id| id.ends_with("-seed"))).count(), 300);
         assert!(a.iter().any(|m| m.name.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))));
         assert!(a.iter().any(|m| m.name.is_ascii()));
         let zones: std::collections::HashSet<_> = a.iter().filter_map(|m| m.time_zone.clone()).collect();
