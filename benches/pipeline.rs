@@ -2,8 +2,9 @@
 //! on a temporary SQLite file, with deterministic members (seeded) and a manual clock. Prints
 //! one line per workload: import; a first evaluation tick (birthday, anniversary, inactivity for
 //! everyone, a 24-hour window); the same tick again (its window is spent: nothing to enqueue);
-//! the steady one-minute tick; dispatch of the due messages through the outbox. Nothing leaves
-//! the machine.
+//! the steady one-minute tick; dispatch of the due messages through the outbox; purchase events
+//! (none for one member in five, a year of repeat buying for the rest) and the nightly value refresh over them (histories read,
+//! BG/NBD fit, RFM scores and segments written). Nothing leaves the machine.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use tidings::app::App;
 use tidings::clock::ManualClock;
 use tidings::config::Config;
-use tidings::members::MemberInput;
+use tidings::members::{EventInput, MemberInput};
 
 const ZONES: [&str; 8] = [
     "Asia/Shanghai",
@@ -125,6 +126,50 @@ async fn main() {
     let t = Instant::now();
     let sent = app.dispatch_all().await.unwrap();
     report("dispatch through the outbox", sent, t);
+
+    let events = purchases(n, start);
+    let t = Instant::now();
+    for chunk in events.chunks(5000) {
+        app.store.record_events(chunk, start).await.unwrap();
+    }
+    report("record purchase events", events.len(), t);
+    let t = Instant::now();
+    let refreshed = app.refresh_value().await.unwrap().unwrap();
+    assert!(refreshed.fit.accepted, "{:?}", refreshed.fit);
+    report(
+        &format!("value refresh ({} customers; fit {} ms)", refreshed.customers, refreshed.fit_ms),
+        refreshed.members as usize,
+        t,
+    );
+}
+
+/// Purchases drawn as repeat buying works: each member buys at random at their own rate and may
+/// stop after each purchase; some never buy.
+fn purchases(n: usize, now: Timestamp) -> Vec<EventInput> {
+    let mut rng = StdRng::seed_from_u64(43);
+    let mut events = Vec::new();
+    for i in 0..n {
+        let rate = 1.0 / (10.0 * 12f64.powf(rng.random::<f64>()));
+        // Members differ widely in how likely they are to stop (mostly rarely, some soon).
+        let stop = 0.6 * rng.random::<f64>().powi(3);
+        let mut t: f64 = rng.random_range(1.0..365.0);
+        let mut k = 0;
+        while t > 0.0 && i % 5 != 0 {
+            events.push(EventInput {
+                event_id: Some(format!("b{i:08}-{k}")),
+                member: format!("b{i:08}"),
+                kind: "purchase".into(),
+                amount: Some(f64::from(rng.random_range(10..500_u32))),
+                at: now.checked_sub(SignedDuration::from_secs_f64(t * 86_400.0)).unwrap(),
+            });
+            if rng.random::<f64>() < stop {
+                break;
+            }
+            t -= -(1.0 - rng.random::<f64>()).ln() / rate;
+            k += 1;
+        }
+    }
+    events
 }
 
 fn report(what: &str, items: usize, t: Instant) {

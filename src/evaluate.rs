@@ -50,15 +50,18 @@ struct Batches<'a> {
     store: &'a Store,
     size: u32,
     after: i64,
+    /// Read each member's value too (some rule filters on segments or is a churn rule).
+    value: bool,
 }
 
 impl<'a> Batches<'a> {
-    fn new(store: &'a Store, size: u32) -> Self {
-        Batches { store, size, after: 0 }
+    fn new<'r>(store: &'a Store, size: u32, rules: impl IntoIterator<Item = &'r Rule>) -> Self {
+        let value = rules.into_iter().any(|r| r.needs_value());
+        Batches { store, size, after: 0, value }
     }
 
     async fn next(&mut self) -> anyhow::Result<Option<Vec<Member>>> {
-        let batch = self.store.members_after(self.after, self.size).await?;
+        let batch = self.store.members_after(self.after, self.size, self.value).await?;
         Ok(batch.last().map(|m| m.id).map(|last| {
             self.after = last;
             batch
@@ -128,7 +131,7 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
         return Ok(report);
     }
     let mut zones = Zones::default();
-    let mut batches = Batches::new(store, settings.raw.evaluation.member_batch);
+    let mut batches = Batches::new(store, settings.raw.evaluation.member_batch, passes.iter().map(|p| p.rule));
     while let Some(batch) = batches.next().await? {
         report.members += batch.len() as u64;
         let mut pending: Vec<NewMessage> = Vec::new();
@@ -184,7 +187,7 @@ pub async fn forecast(
     type Counts = (u64, u64, Vec<String>);
     let mut rows: BTreeMap<(Date, String, String, String), Counts> = BTreeMap::new();
     let mut zones = Zones::default();
-    let mut batches = Batches::new(store, settings.raw.evaluation.member_batch);
+    let mut batches = Batches::new(store, settings.raw.evaluation.member_batch, passes.iter().map(|p| p.rule));
     while let Some(batch) = batches.next().await? {
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
             let occasion = match occ.vars.get("festival").and_then(|f| f.as_str()) {

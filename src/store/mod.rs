@@ -168,8 +168,9 @@ impl Store {
     }
 
     /// Members with id greater than `after`, in id order: the evaluator's keyset pagination.
-    pub async fn members_after(&self, after: i64, limit: u32) -> Result<Vec<Member>> {
-        on_backend!(self.members_after(after, limit))
+    /// With `value`, each with its `member_value` (a join the scan skips when no rule needs it).
+    pub async fn members_after(&self, after: i64, limit: u32, value: bool) -> Result<Vec<Member>> {
+        on_backend!(self.members_after(after, limit, value))
     }
 
     /// Members by row id (for rendering a claimed batch).

@@ -318,11 +318,16 @@ where
     })
 }
 
-/// A member's value from the joined `member_value` columns; `None` before the first refresh.
+/// A member's value from the joined `member_value` columns; `None` before the first refresh, or
+/// when the read did not join them.
 fn member_value_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<Option<crate::members::MemberValue>>
 where
     &'r str: ColumnIndex<R>,
 {
+    use sqlx::Column;
+    if !r.columns().iter().any(|c| c.name() == "scored_at") {
+        return Ok(None);
+    }
     let Some(scored_at) = r.opt_int("scored_at")? else { return Ok(None) };
     let score = |c: &'r str| -> Result<u8> { Ok(r.opt_int(c)?.unwrap_or(0).clamp(0, 5) as u8) };
     let segment = r.opt_text("segment")?.unwrap_or_default();

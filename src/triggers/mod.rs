@@ -43,6 +43,13 @@ pub struct Rule {
     pub segments: Vec<Segment>,
 }
 
+impl Rule {
+    /// Whether evaluating the rule reads members' value (segments, P(alive)).
+    pub fn needs_value(&self) -> bool {
+        !self.segments.is_empty() || matches!(self.trigger, Trigger::ChurnRisk { .. })
+    }
+}
+
 /// What makes a rule fire.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {

@@ -66,7 +66,8 @@ async fn upserts_enqueues_and_leases_behave_the_same(backend: Backend) {
     assert_eq!(a.attributes["vip"], json!(true));
     assert_eq!(store.member_count().await.unwrap(), 2);
     let b = store.member_by_external_id("b").await.unwrap().unwrap();
-    assert_eq!(store.members_after(a.id.min(b.id), 10).await.unwrap().len(), 1);
+    assert_eq!(store.members_after(a.id.min(b.id), 10, true).await.unwrap().len(), 1);
+    assert_eq!(store.members_after(a.id.min(b.id), 10, false).await.unwrap().len(), 1);
     let mut ids: Vec<i64> = store.members_by_ids(&[a.id, b.id]).await.unwrap().iter().map(|m| m.id).collect();
     ids.sort();
     assert_eq!(ids.len(), 2);

@@ -13,6 +13,9 @@ const MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, local
      lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq, \
      v.recency_days, v.frequency, v.monetary, v.r_score, v.f_score, v.m_score, v.segment, v.p_alive, \
      v.expected_purchases, v.last_purchase_at, v.scored_at";
+/// A member row without its value: the evaluator's scan when no rule looks at member value.
+const PLAIN_MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
+     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
 const MEMBERS: &str = "members LEFT JOIN member_value v ON v.member_id = members.id";
 
 impl PgStore {
@@ -93,9 +96,10 @@ impl PgStore {
         row.map(|r| member_from_row(&r)).transpose()
     }
 
-    pub async fn members_after(&self, after: i64, limit: u32) -> Result<Vec<Member>> {
+    pub async fn members_after(&self, after: i64, limit: u32, value: bool) -> Result<Vec<Member>> {
+        let (cols, from) = if value { (MEMBER_COLUMNS, MEMBERS) } else { (PLAIN_MEMBER_COLUMNS, "members") };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {MEMBER_COLUMNS} FROM {MEMBERS} WHERE members.id > $1::bigint ORDER BY members.id LIMIT $2::bigint"
+            "SELECT {cols} FROM {from} WHERE members.id > $1::bigint ORDER BY members.id LIMIT $2::bigint"
         ));
         let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(member_from_row).collect()
