@@ -258,6 +258,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Calendar { year, json } => {
+            let years = crate::config::FESTIVAL_YEARS;
+            anyhow::ensure!(
+                years.contains(&year),
+                "the calendar covers {} to {} (the range its dates are checked over); {year} is outside",
+                years.start(),
+                years.end()
+            );
             let days = settings.calendar.year(year);
             if json {
                 let rows: Vec<serde_json::Value> = days
@@ -310,6 +317,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let last = app.store.models(crate::members::refresh::BGNBD, false, 1).await?;
                     let below = app.settings.raw.model.at_risk_below;
                     let at_risk = app.store.count_below(below).await?;
+                    let mut churn_rules = Vec::new();
+                    for r in app.settings.rules.iter() {
+                        if let crate::triggers::Trigger::ChurnRisk { below } = r.trigger {
+                            churn_rules.push((r.id.clone(), below, app.store.count_below(below).await?));
+                        }
+                    }
                     let segments = app.store.segment_counts().await?;
                     if json {
                         println!(
@@ -317,6 +330,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             serde_json::to_string_pretty(&serde_json::json!({
                                 "model": current.first(), "last_attempt": last.first(),
                                 "at_risk_below": below, "at_risk": at_risk,
+                                "churn_rules": churn_rules.iter().map(|(id, below, n)| serde_json::json!({
+                                    "rule": id, "below": below, "members_below": n,
+                                })).collect::<Vec<_>>(),
                                 "segments": segments.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                             }))?
                         );
@@ -334,6 +350,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             );
                         }
                         println!("at risk (P(alive) < {below}): {at_risk} members");
+                        for (id, below, n) in &churn_rules {
+                            println!("churn_risk rule {id}: {n} members below {below}");
+                        }
                         let segments: Vec<String> = segments.iter().map(|(s, n)| format!("{s} {n}")).collect();
                         println!(
                             "segments: {}",

@@ -91,8 +91,9 @@ use crate::members::Segment;
 use crate::triggers::calendar::{self, Calendar, Festival};
 use crate::triggers::{Feb29, Rule, Trigger};
 
-/// The years a festival rule's calendar is indexed for (lookups outside find nothing).
-const FESTIVAL_YEARS: std::ops::RangeInclusive<i16> = 1901..=2100;
+/// The years a festival rule's calendar is indexed for (lookups outside find nothing), and the
+/// years `tidings calendar` answers for: the range the Chinese calendar is checked over.
+pub const FESTIVAL_YEARS: std::ops::RangeInclusive<i16> = 1901..=2100;
 
 /// The names a rule's `festivals` list may use for a whole group.
 const FESTIVAL_GROUPS: &[&str] = &["all", "chinese", "solar_term", "fixed", "observance", "custom"];
@@ -954,6 +955,12 @@ impl Config {
                 continue;
             }
             match h.when.parse::<calendar::When>() {
+                Ok(calendar::When::Dates(dates)) if dates.iter().any(|d| !FESTIVAL_YEARS.contains(&d.year())) => {
+                    problems.push(ConfigProblem::new(
+                        key("when"),
+                        format!("dates must be within {}–{}", FESTIVAL_YEARS.start(), FESTIVAL_YEARS.end()),
+                    ))
+                }
                 Ok(when) => festivals.push(Festival {
                     id: id.clone(),
                     names: h.names.clone(),
@@ -1111,6 +1118,19 @@ impl Config {
             }
             if r.trigger != "churn_risk" && r.below.is_some() {
                 problems.push(ConfigProblem::new(key("below"), format!("not used by a {} rule", r.trigger)));
+            }
+            if r.trigger != "holiday" && !r.names.is_empty() {
+                let why = if r.trigger == "festival" { " (festival names come from the festival)" } else { "" };
+                problems.push(ConfigProblem::new(key("names"), format!("not used by a {} rule{why}", r.trigger)));
+            }
+            if matches!(r.trigger.as_str(), "inactivity" | "churn_risk") && r.offset_days != 0 {
+                problems.push(ConfigProblem::new(
+                    key("offset_days"),
+                    format!("not used by a {} rule: it is sent at the first send_at after the crossing", r.trigger),
+                ));
+            }
+            if !r.segments.is_empty() && !self.model.enabled {
+                problems.push(ConfigProblem::new(key("segments"), "segments need model.enabled = true"));
             }
             let mut segments = Vec::new();
             for name in &r.segments {

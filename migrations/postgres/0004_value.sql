@@ -19,6 +19,8 @@ CREATE TABLE member_value (
     p_alive            DOUBLE PRECISION,
     expected_purchases DOUBLE PRECISION,
     last_purchase_at   BIGINT,
+    -- When P(alive) last crossed below a churn_risk rule's threshold since the last purchase.
+    churn_crossed_at   BIGINT,
     scored_at          BIGINT NOT NULL
 );
 

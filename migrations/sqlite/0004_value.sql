@@ -19,6 +19,8 @@ CREATE TABLE member_value (
     p_alive            REAL,
     expected_purchases REAL,
     last_purchase_at   INTEGER,
+    -- When P(alive) last crossed below a churn_risk rule's threshold since the last purchase.
+    churn_crossed_at   INTEGER,
     scored_at          INTEGER NOT NULL
 );
 

@@ -69,6 +69,10 @@ pub struct MemberValue {
     /// Expected purchases over the model's horizon (`model.horizon_days`).
     pub expected_purchases: Option<f64>,
     pub last_purchase_at: Option<Timestamp>,
+    /// When a refresh found P(alive) had crossed below a `churn_risk` rule's threshold since the
+    /// last purchase (the crossing churn rules fire on); `None` when it has not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn_crossed_at: Option<Timestamp>,
     pub scored_at: Timestamp,
 }
 

@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::members::MemberValue;
 use crate::members::value::bgnbd::{self, Fit, FitError, FitOptions, Params};
 use crate::members::value::rfm::{self, History, SegmentRules};
-use crate::store::{ModelRecord, Store, ValueRow};
+use crate::store::{ModelRecord, Previous, Store, ValueRow};
 use crate::triggers::Trigger;
 
 /// The model kind stored in `models`.
@@ -50,15 +50,18 @@ pub async fn refresh(store: &Store, settings: &Settings, now: Timestamp) -> anyh
     let started = Instant::now();
     let cfg = &settings.raw.model;
     let mut histories: Vec<History> = Vec::new();
-    let mut previous: Vec<Option<f64>> = Vec::new();
+    let mut previous: Vec<Option<Previous>> = Vec::new();
     let mut after = 0;
+    // Purchase days are the programme's calendar days (its offset now; a DST change moves the
+    // boundary by an hour, which only matters for purchases within that hour of midnight).
+    let day_offset_ms = settings.programme_tz.to_offset(now).seconds() as i64 * 1000;
     loop {
-        let batch = store.purchase_histories(&cfg.purchase_events, after, READ_BATCH).await?;
+        let batch = store.purchase_histories(&cfg.purchase_events, after, READ_BATCH, day_offset_ms).await?;
         let Some(last) = batch.last() else { break };
         after = last.history.member_id;
         for row in batch {
             histories.push(row.history);
-            previous.push(row.previous_p_alive);
+            previous.push(row.previous);
         }
     }
     let summaries: Vec<bgnbd::Summary> = histories.iter().filter_map(|h| rfm::summary(h, now)).collect();
@@ -92,10 +95,6 @@ pub async fn refresh(store: &Store, settings: &Settings, now: Timestamp) -> anyh
             _ => None,
         })
         .collect();
-    let crossed_below = |before: Option<f64>, after: Option<f64>| {
-        let Some(after) = after else { return false };
-        thresholds.iter().any(|&t| after < t && before.is_none_or(|b| b >= t))
-    };
     let mut at_risk = 0;
     let mut crossed = 0;
     let mut segments: BTreeMap<String, u64> = BTreeMap::new();
@@ -106,7 +105,8 @@ pub async fn refresh(store: &Store, settings: &Settings, now: Timestamp) -> anyh
         if score.p_alive.is_some_and(|p| p < cfg.at_risk_below) {
             at_risk += 1;
         }
-        if crossed_below(*before, score.p_alive) {
+        let churn = churn_crossing(&thresholds, params.as_ref(), history, score.p_alive, before.as_ref(), now);
+        if churn.crossed_now {
             crossed += 1;
             changed.push(score.member_id);
         }
@@ -124,6 +124,7 @@ pub async fn refresh(store: &Store, settings: &Settings, now: Timestamp) -> anyh
                 p_alive: score.p_alive,
                 expected_purchases: score.expected,
                 last_purchase_at: history.last_purchase,
+                churn_crossed_at: churn.crossed_at,
                 scored_at: now,
             },
         });
@@ -160,6 +161,41 @@ pub async fn refresh(store: &Store, settings: &Settings, now: Timestamp) -> anyh
         "member value refreshed"
     );
     Ok(report)
+}
+
+/// Where a member stands against the `churn_risk` thresholds after this refresh.
+struct Churn {
+    /// P(alive) went below a threshold since the last refresh (or since the last purchase).
+    crossed_now: bool,
+    /// The crossing churn rules fire on: this refresh's, or an earlier one's in the same
+    /// purchase cycle; `None` once the member bought again.
+    crossed_at: Option<Timestamp>,
+}
+
+/// A crossing is P(alive) going from at or above a threshold to below it. Within one purchase
+/// cycle "before" is the last refresh's P(alive); after a new purchase (or at the first
+/// refresh) it is P(alive) just after that purchase, so a threshold above what a member's
+/// P(alive) is even right after buying never counts as crossed (no "we miss you" the morning
+/// after a purchase).
+fn churn_crossing(
+    thresholds: &[f64],
+    params: Option<&Params>,
+    history: &History,
+    p_now: Option<f64>,
+    previous: Option<&Previous>,
+    now: Timestamp,
+) -> Churn {
+    let none = Churn { crossed_now: false, crossed_at: None };
+    let (Some(p_now), Some(last_purchase)) = (p_now, history.last_purchase) else { return none };
+    let same_cycle = previous.is_some_and(|p| p.last_purchase_at == Some(last_purchase));
+    let at_purchase = || params.and_then(|m| rfm::summary(history, last_purchase).map(|s| bgnbd::p_alive(m, &s)));
+    let before = match previous {
+        Some(p) if same_cycle => p.p_alive.or_else(at_purchase),
+        _ => at_purchase(),
+    };
+    let crossed_now = before.is_some_and(|b| thresholds.iter().any(|&t| p_now < t && b >= t));
+    let earlier = if same_cycle { previous.and_then(|p| p.churn_crossed_at) } else { None };
+    Churn { crossed_now, crossed_at: if crossed_now { Some(now) } else { earlier } }
 }
 
 /// The record of a fit, and whether it may become the current model.
@@ -218,6 +254,53 @@ mod tests {
             converged,
             customers: 2357,
         }
+    }
+
+    fn history(last_purchase: &str) -> History {
+        History {
+            member_id: 1,
+            joined: "2025-01-01T00:00:00Z".parse().unwrap(),
+            purchase_days: 5,
+            first_purchase: Some("2025-01-01T00:00:00Z".parse().unwrap()),
+            last_purchase: Some(last_purchase.parse().unwrap()),
+            spend: 100.0,
+        }
+    }
+
+    #[test]
+    fn a_crossing_is_going_below_a_threshold_not_being_below_it() {
+        // CDNOW's parameters, read in days.
+        let params = Params { r: 0.243, alpha: 4.414, a: 0.793, b: 2.426 };
+        let h = history("2025-06-01T00:00:00Z");
+        let now: Timestamp = "2026-11-23T19:00:00Z".parse().unwrap();
+        let earlier: Timestamp = "2026-11-01T19:00:00Z".parse().unwrap();
+        let after_buying = bgnbd::p_alive(&params, &rfm::summary(&h, h.last_purchase.unwrap()).unwrap());
+        let p_now = bgnbd::p_alive(&params, &rfm::summary(&h, now).unwrap());
+        assert!(p_now < 0.5 && after_buying > 0.5, "{p_now} {after_buying}");
+        let prev = |p: f64, last: &str, crossed: Option<Timestamp>| Previous {
+            p_alive: Some(p),
+            last_purchase_at: Some(last.parse().unwrap()),
+            churn_crossed_at: crossed,
+        };
+        // First scoring ever: measured from just after the purchase, so it crossed.
+        let c = churn_crossing(&[0.5], Some(&params), &h, Some(p_now), None, now);
+        assert!(c.crossed_now && c.crossed_at == Some(now));
+        // Above last night, below tonight: crossed tonight.
+        let last = prev(0.6, "2025-06-01T00:00:00Z", None);
+        let c = churn_crossing(&[0.5], Some(&params), &h, Some(p_now), Some(&last), now);
+        assert!(c.crossed_now && c.crossed_at == Some(now));
+        // Already below last night: no new crossing; the earlier one is kept.
+        let last = prev(0.45, "2025-06-01T00:00:00Z", Some(earlier));
+        let c = churn_crossing(&[0.5], Some(&params), &h, Some(p_now), Some(&last), now);
+        assert!(!c.crossed_now && c.crossed_at == Some(earlier));
+        // A purchase since: the old crossing is gone; and a threshold above even the P(alive)
+        // right after buying is never crossed.
+        let last = prev(0.45, "2025-03-01T00:00:00Z", Some(earlier));
+        let c = churn_crossing(&[after_buying + 0.01], Some(&params), &h, Some(p_now), Some(&last), now);
+        assert!(!c.crossed_now && c.crossed_at.is_none());
+        // No model: no P(alive), no crossing.
+        let c = churn_crossing(&[0.5], None, &h, None, None, now);
+        assert!(!c.crossed_now && c.crossed_at.is_none());
     }
 
     #[test]

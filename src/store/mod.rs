@@ -21,7 +21,7 @@ use crate::members::{EventInput, Member, MemberInput};
 use crate::plan::NewMessage;
 
 pub use types::{
-    Claimed, EventCounts, Finalize, HistoryEntry, HistoryRow, MessageFilter, MessageRow, ModelRecord, State,
+    Claimed, EventCounts, Finalize, HistoryEntry, HistoryRow, MessageFilter, MessageRow, ModelRecord, Previous, State,
     Suppression, UpsertCounts, ValueRow,
 };
 
@@ -183,9 +183,16 @@ impl Store {
     }
 
     /// A batch of members after `after` (keyset, in id order) with their purchase history: events
-    /// of the `kinds` counted as purchases (days with one, first and last, total amount).
-    pub async fn purchase_histories(&self, kinds: &[String], after: i64, limit: u32) -> Result<Vec<HistoryRow>> {
-        on_backend!(self.purchase_histories(kinds, after, limit))
+    /// of the `kinds` counted as purchases (days with one, first and last, total amount). Days
+    /// are counted at `day_offset_ms` from UTC (the programme's zone).
+    pub async fn purchase_histories(
+        &self,
+        kinds: &[String],
+        after: i64,
+        limit: u32,
+        day_offset_ms: i64,
+    ) -> Result<Vec<HistoryRow>> {
+        on_backend!(self.purchase_histories(kinds, after, limit, day_offset_ms))
     }
 
     /// Writes members' value rows in one transaction; the `changed` members count as changed for

@@ -342,6 +342,7 @@ where
         p_alive: r.opt_float("p_alive")?,
         expected_purchases: r.opt_float("expected_purchases")?,
         last_purchase_at: opt_ts(r.opt_int("last_purchase_at")?)?,
+        churn_crossed_at: opt_ts(r.opt_int("churn_crossed_at")?)?,
         scored_at: ts(scored_at)?,
     }))
 }
@@ -558,12 +559,20 @@ pub(super) fn parse_purpose(p: &str) -> Result<Purpose> {
     Purpose::parse(p).ok_or_else(|| StoreError::Corrupt(format!("purpose {p:?}")))
 }
 
-/// One member's purchase history as the value refresh reads it, with the P(alive) it stored
-/// last time (to see who crossed a churn threshold).
+/// One member's purchase history as the value refresh reads it, with what the last refresh
+/// stored (to see who crossed a churn threshold since).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow {
     pub history: crate::members::value::rfm::History,
-    pub previous_p_alive: Option<f64>,
+    pub previous: Option<Previous>,
+}
+
+/// What the last refresh stored of a member.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Previous {
+    pub p_alive: Option<f64>,
+    pub last_purchase_at: Option<Timestamp>,
+    pub churn_crossed_at: Option<Timestamp>,
 }
 
 /// A member's value as the refresh writes it.
@@ -604,6 +613,7 @@ pub(super) fn value_rows(rows: &[ValueRow]) -> String {
                 "monetary": v.monetary, "r_score": v.r, "f_score": v.f, "m_score": v.m,
                 "segment": v.segment.as_str(), "p_alive": v.p_alive, "expected_purchases": v.expected_purchases,
                 "last_purchase_at": v.last_purchase_at.map(|t| t.as_millisecond()),
+                "churn_crossed_at": v.churn_crossed_at.map(|t| t.as_millisecond()),
                 "scored_at": v.scored_at.as_millisecond(),
             })
         })
@@ -632,7 +642,14 @@ where
             last_purchase: opt_ts(r.opt_int("last_at")?)?,
             spend: r.opt_float("spend")?.unwrap_or(0.0),
         },
-        previous_p_alive: r.opt_float("previous_p_alive")?,
+        previous: match r.opt_int("previous_scored_at")? {
+            None => None,
+            Some(_) => Some(Previous {
+                p_alive: r.opt_float("previous_p_alive")?,
+                last_purchase_at: opt_ts(r.opt_int("previous_last_purchase_at")?)?,
+                churn_crossed_at: opt_ts(r.opt_int("previous_churn_crossed_at")?)?,
+            }),
+        },
     })
 }
 

@@ -332,11 +332,11 @@ fn crossing_due(
     Some(slot.max(next_slot(window.now, rule.send_at, tz)))
 }
 
-/// Churn risk: the member's P(alive), as the last refresh scored it, is below the threshold.
-/// The crossing is that refresh (the refresh marks members who crossed as changed, so the next
-/// tick sends at the next slot); the key is the last purchase, so a member is written to once
-/// per purchase: a refresh the next night finds the same key, and only a new purchase makes a
-/// new one.
+/// Churn risk: the member's P(alive), as the last refresh scored it, is below the threshold, and
+/// a refresh since their last purchase saw it cross below a churn threshold (`churn_crossed_at`;
+/// the refresh also marks such members changed, so the next tick looks at them). Sent at the
+/// first slot after the crossing; the key is the last purchase, so a member is written to once
+/// per purchase: only a new purchase (and a new crossing) makes a new one.
 fn churn_risk(
     rule: &Rule,
     member: &Member,
@@ -348,10 +348,9 @@ fn churn_risk(
 ) -> Vec<Occurrence> {
     let Some(value) = &member.value else { return Vec::new() };
     let (Some(p_alive), Some(last_purchase)) = (value.p_alive, value.last_purchase_at) else { return Vec::new() };
-    if p_alive >= below {
-        return Vec::new();
-    }
-    let Some(due) = crossing_due(rule, tz, window, from, changed, value.scored_at) else { return Vec::new() };
+    // Below the threshold, and crossed into it since the last purchase (not merely scored there).
+    let Some(crossed_at) = value.churn_crossed_at.filter(|_| p_alive < below) else { return Vec::new() };
+    let Some(due) = crossing_due(rule, tz, window, from, changed, crossed_at) else { return Vec::new() };
     let mut vars = Map::new();
     vars.insert("p_alive".into(), json!((p_alive * 100.0).round() / 100.0));
     vars.insert("last_purchase".into(), json!(last_purchase.to_zoned_datetime(tz.clone()).date().to_string()));
@@ -359,7 +358,7 @@ fn churn_risk(
     let active = member.last_activity_at.map_or(last_purchase, |a| a.max(last_purchase));
     vars.insert(INACTIVE_SINCE.into(), json!(active.to_string()));
     let key = format!("churn:{}", last_purchase.round(jiff::Unit::Second).unwrap_or(last_purchase));
-    vec![occurrence(key, value.scored_at.to_zoned_datetime(tz.clone()).date(), due, vars)]
+    vec![occurrence(key, crossed_at.to_zoned_datetime(tz.clone()).date(), due, vars)]
 }
 
 /// The occurrence variable holding the activity instant an inactivity message was planned from.

@@ -397,6 +397,7 @@ fn scored(p_alive: f64, segment: Segment) -> Member {
         p_alive: Some(p_alive),
         expected_purchases: Some(0.2),
         last_purchase_at: Some("2026-08-14T12:00:00Z".parse().unwrap()),
+        churn_crossed_at: Some("2026-11-22T19:00:00Z".parse().unwrap()),
         scored_at: "2026-11-22T19:00:00Z".parse().unwrap(),
     });
     m
@@ -418,6 +419,18 @@ fn churn_risk_fires_once_below_the_threshold_keyed_by_the_last_purchase() {
     check(&r, &scored(0.3, Segment::AtRisk), "UTC", late, false, &[]);
     // Unscored members, or without a purchase, never.
     check(&r, &member(), "UTC", w, true, &[]);
+    // Below, but never crossed since the last purchase (P(alive) was below the threshold even
+    // right after it): nothing, however often the member is scored.
+    let mut never_crossed = scored(0.3, Segment::AtRisk);
+    never_crossed.value.as_mut().unwrap().churn_crossed_at = None;
+    check(&r, &never_crossed, "UTC", w, true, &[]);
+    // Crossed a higher rule's threshold, but not this one's.
+    check(&rule(Trigger::ChurnRisk { below: 0.2 }), &scored(0.3, Segment::AtRisk), "UTC", w, true, &[]);
+    // The crossing, not the latest scoring, sets the slot: scored again tonight, the slot stays
+    // the morning after the crossing (already planned, the same key).
+    let mut rescored = scored(0.25, Segment::AtRisk);
+    rescored.value.as_mut().unwrap().scored_at = "2026-11-23T19:00:00Z".parse().unwrap();
+    check(&r, &rescored, "UTC", window("2026-11-24T00:00:00Z", "2026-11-24T10:00:00Z"), false, &[]);
     let tz = TimeZone::UTC;
     let occ = evaluate(&r, &scored(0.314, Segment::AtRisk), &tz, w, false, "en").pop().unwrap();
     assert_eq!(occ.vars["p_alive"], 0.31);

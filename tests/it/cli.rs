@@ -350,6 +350,27 @@ fn check_config_names_a_bad_holiday_and_an_unknown_festival() {
          template = \"birthday\"\n",
     );
     assert!(run.stderr.contains("rules[0].segments") && run.stderr.contains("vip"), "{run:?}");
+    // Settings a rule would silently ignore are named.
+    let run = rejected_config(
+        "[[rules]]\nid = \"f\"\ntrigger = \"festival\"\nfestivals = [\"all\"]\nnames = { en = \"X\" }\n\
+         channels = [\"sms\"]\ntemplate = \"holiday\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].names"), "{run:?}");
+    let run = rejected_config(
+        "[[rules]]\nid = \"c\"\ntrigger = \"churn_risk\"\noffset_days = -1\nchannels = [\"sms\"]\n\
+         template = \"churn\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].offset_days"), "{run:?}");
+    let run = rejected_config(
+        "[model]\nenabled = false\n[[rules]]\nid = \"b\"\ntrigger = \"birthday\"\nsegments = [\"lapsed\"]\n\
+         channels = [\"sms\"]\ntemplate = \"birthday\"\n",
+    );
+    assert!(run.stderr.contains("rules[0].segments") && run.stderr.contains("model.enabled"), "{run:?}");
+    let run = rejected_config("[holidays.far]\nwhen = \"2027-02-06, 2300-01-01\"\n");
+    assert!(run.stderr.contains("holidays.far.when"), "{run:?}");
+    let run = Cli::new().run(&["calendar", "2300"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("1901") && run.stderr.contains("2100"), "{run:?}");
 }
 
 #[test]

@@ -23,6 +23,13 @@ below = 0.5
 channels = ["sms"]
 template = "churn"
 send_at = "10:00"
+[[rules]]
+id = "hair-trigger"
+trigger = "churn_risk"
+below = 0.999
+channels = ["sms"]
+template = "churn"
+send_at = "10:00"
 "#;
 
 fn purchase(member: &str, id: String, at: Timestamp) -> EventInput {
@@ -75,7 +82,8 @@ async fn member(t: &TestApp, id: &str) -> tidings::members::Member {
 }
 
 async fn churn_messages(t: &TestApp) -> Vec<tidings::store::MessageRow> {
-    t.app.store.messages(&MessageFilter { rule_id: Some("drifting".into()), ..Default::default() }).await.unwrap()
+    let filter = MessageFilter { rule_id: Some("drifting".into()), limit: 100_000, ..Default::default() };
+    t.app.store.messages(&filter).await.unwrap()
 }
 
 async fn the_refresh_scores_every_member_and_churn_risk_writes_once_until_the_next_purchase(backend: Backend) {
@@ -119,7 +127,15 @@ async fn the_refresh_scores_every_member_and_churn_risk_writes_once_until_the_ne
     assert_eq!(to_gone[0].run_at.to_string(), "2026-11-23T02:00:00Z");
     assert_eq!(to_gone[0].state.as_str(), "sent");
     assert!(planned.iter().all(|m| m.member != "loyal"));
-    let sent: Vec<_> = t.outbox().into_iter().filter(|m| m["to"] == "+8613800138000").collect();
+    // Just after buying, `loyal`'s P(alive) is already below 0.999 (it is below 1 for anyone who
+    // bought twice): that is not a crossing, so the hair-trigger rule never writes to them.
+    assert!(member(&t, "loyal").await.value.unwrap().p_alive.unwrap() < 0.999);
+    let filter = MessageFilter { rule_id: Some("hair-trigger".into()), limit: 100_000, ..Default::default() };
+    let hair = t.app.store.messages(&filter).await.unwrap();
+    assert!(hair.iter().any(|m| m.member == "gone"), "{hair:?}");
+    assert!(hair.iter().all(|m| m.member != "loyal"), "{hair:?}");
+    let sent: Vec<_> =
+        t.outbox().into_iter().filter(|m| m["to"] == "+8613800138000" && m["rule"] == "drifting").collect();
     assert_eq!(sent.len(), 1, "{sent:?}");
 
     // The next night: still below, the same last purchase: nothing new.
@@ -128,7 +144,7 @@ async fn the_refresh_scores_every_member_and_churn_risk_writes_once_until_the_ne
     assert_eq!(again.crossed, 0, "already below since last night");
     t.run_until("2026-11-24T03:00:00Z", SignedDuration::from_mins(30)).await;
     let after = churn_messages(&t).await;
-    assert_eq!(after.iter().filter(|m| m.member == "gone").count(), 1);
+    assert_eq!(after.iter().filter(|m| m.member == "gone").count(), 1, "{after:?}");
 
     // `gone` comes back and buys, then drifts away again: a new key, one more message.
     let back = t.now();

@@ -8,19 +8,28 @@ const MODEL_COLUMNS: &str = "id, kind, fitted_at, params, log_likelihood, custom
      accepted, at_risk, duration_ms, note";
 
 impl PgStore {
-    pub async fn purchase_histories(&self, kinds: &[String], after: i64, limit: u32) -> Result<Vec<HistoryRow>> {
+    pub async fn purchase_histories(
+        &self,
+        kinds: &[String],
+        after: i64,
+        limit: u32,
+        day_offset_ms: i64,
+    ) -> Result<Vec<HistoryRow>> {
         let rows = sqlx::query(
             "SELECT m.id AS member_id, m.created_at, m.member_since,
-                    count(DISTINCT e.at / 86400000) AS purchase_days, min(e.at) AS first_at, max(e.at) AS last_at,
-                    coalesce(sum(e.amount), 0)::float8 AS spend, v.p_alive AS previous_p_alive
+                    count(DISTINCT (e.at + $4::bigint) / 86400000) AS purchase_days, min(e.at) AS first_at, max(e.at) AS last_at,
+                    coalesce(sum(e.amount), 0)::float8 AS spend, v.p_alive AS previous_p_alive, v.last_purchase_at AS previous_last_purchase_at,
+                    v.churn_crossed_at AS previous_churn_crossed_at, v.scored_at AS previous_scored_at
              FROM (SELECT id, created_at, member_since FROM members WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint) m
              LEFT JOIN events e ON e.member_id = m.id AND e.kind = ANY($3::text[])
              LEFT JOIN member_value v ON v.member_id = m.id
-             GROUP BY m.id, m.created_at, m.member_since, v.p_alive ORDER BY m.id",
+             GROUP BY m.id, m.created_at, m.member_since, v.p_alive, v.last_purchase_at, v.churn_crossed_at, v.scored_at
+             ORDER BY m.id",
         )
         .bind(after)
         .bind(i64::from(limit))
         .bind(kinds)
+        .bind(day_offset_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(purchases_from_row).collect()
@@ -30,18 +39,20 @@ impl PgStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO member_value (member_id, recency_days, frequency, monetary, r_score, f_score, m_score,
-                                       segment, p_alive, expected_purchases, last_purchase_at, scored_at)
+                                       segment, p_alive, expected_purchases, last_purchase_at, churn_crossed_at,
+                                       scored_at)
              SELECT j.member_id, j.recency_days, j.frequency, j.monetary, j.r_score, j.f_score, j.m_score,
-                    j.segment, j.p_alive, j.expected_purchases, j.last_purchase_at, j.scored_at
+                    j.segment, j.p_alive, j.expected_purchases, j.last_purchase_at, j.churn_crossed_at, j.scored_at
              FROM jsonb_to_recordset($1::jsonb) AS j(member_id bigint, recency_days float8, frequency bigint,
                   monetary float8, r_score bigint, f_score bigint, m_score bigint, segment text, p_alive float8,
-                  expected_purchases float8, last_purchase_at bigint, scored_at bigint)
+                  expected_purchases float8, last_purchase_at bigint, churn_crossed_at bigint, scored_at bigint)
              JOIN members m ON m.id = j.member_id
              ON CONFLICT (member_id) DO UPDATE SET
                  recency_days = excluded.recency_days, frequency = excluded.frequency,
                  monetary = excluded.monetary, r_score = excluded.r_score, f_score = excluded.f_score,
                  m_score = excluded.m_score, segment = excluded.segment, p_alive = excluded.p_alive,
                  expected_purchases = excluded.expected_purchases, last_purchase_at = excluded.last_purchase_at,
+                 churn_crossed_at = excluded.churn_crossed_at,
                  scored_at = excluded.scored_at",
         )
         .bind(value_rows(rows))

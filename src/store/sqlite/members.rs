@@ -12,7 +12,7 @@ use crate::store::types::{EventCounts, UpsertCounts, event_rows, member_from_row
 const MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
      lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq, \
      v.recency_days, v.frequency, v.monetary, v.r_score, v.f_score, v.m_score, v.segment, v.p_alive, \
-     v.expected_purchases, v.last_purchase_at, v.scored_at";
+     v.expected_purchases, v.last_purchase_at, v.churn_crossed_at, v.scored_at";
 /// A member row without its value: the evaluator's scan when no rule looks at member value.
 const PLAIN_MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
      lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";

@@ -8,19 +8,28 @@ const MODEL_COLUMNS: &str = "id, kind, fitted_at, params, log_likelihood, custom
      accepted, at_risk, duration_ms, note";
 
 impl SqliteStore {
-    pub async fn purchase_histories(&self, kinds: &[String], after: i64, limit: u32) -> Result<Vec<HistoryRow>> {
+    pub async fn purchase_histories(
+        &self,
+        kinds: &[String],
+        after: i64,
+        limit: u32,
+        day_offset_ms: i64,
+    ) -> Result<Vec<HistoryRow>> {
         let rows = sqlx::query(
             "SELECT m.id AS member_id, m.created_at, m.member_since,
-                    count(DISTINCT e.at / 86400000) AS purchase_days, min(e.at) AS first_at, max(e.at) AS last_at,
-                    total(e.amount) AS spend, v.p_alive AS previous_p_alive
+                    count(DISTINCT (e.at + ?4) / 86400000) AS purchase_days, min(e.at) AS first_at, max(e.at) AS last_at,
+                    total(e.amount) AS spend, v.p_alive AS previous_p_alive, v.last_purchase_at AS previous_last_purchase_at,
+                    v.churn_crossed_at AS previous_churn_crossed_at, v.scored_at AS previous_scored_at
              FROM (SELECT id, created_at, member_since FROM members WHERE id > ?1 ORDER BY id LIMIT ?2) m
              LEFT JOIN events e ON e.member_id = m.id AND e.kind IN (SELECT value FROM json_each(?3))
              LEFT JOIN member_value v ON v.member_id = m.id
-             GROUP BY m.id, m.created_at, m.member_since, v.p_alive ORDER BY m.id",
+             GROUP BY m.id, m.created_at, m.member_since, v.p_alive, v.last_purchase_at, v.churn_crossed_at, v.scored_at
+             ORDER BY m.id",
         )
         .bind(after)
         .bind(limit)
         .bind(serde_json::to_string(kinds).expect("kinds serialize"))
+        .bind(day_offset_ms)
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(purchases_from_row).collect()
@@ -30,11 +39,12 @@ impl SqliteStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO member_value (member_id, recency_days, frequency, monetary, r_score, f_score, m_score,
-                                       segment, p_alive, expected_purchases, last_purchase_at, scored_at)
+                                       segment, p_alive, expected_purchases, last_purchase_at, churn_crossed_at,
+                                       scored_at)
              SELECT j.value ->> 'member_id', j.value ->> 'recency_days', j.value ->> 'frequency',
                     j.value ->> 'monetary', j.value ->> 'r_score', j.value ->> 'f_score', j.value ->> 'm_score',
                     j.value ->> 'segment', j.value ->> 'p_alive', j.value ->> 'expected_purchases',
-                    j.value ->> 'last_purchase_at', j.value ->> 'scored_at'
+                    j.value ->> 'last_purchase_at', j.value ->> 'churn_crossed_at', j.value ->> 'scored_at'
              FROM json_each(?1) j JOIN members m ON m.id = j.value ->> 'member_id'
              WHERE true
              ON CONFLICT (member_id) DO UPDATE SET
@@ -42,6 +52,7 @@ impl SqliteStore {
                  monetary = excluded.monetary, r_score = excluded.r_score, f_score = excluded.f_score,
                  m_score = excluded.m_score, segment = excluded.segment, p_alive = excluded.p_alive,
                  expected_purchases = excluded.expected_purchases, last_purchase_at = excluded.last_purchase_at,
+                 churn_crossed_at = excluded.churn_crossed_at,
                  scored_at = excluded.scored_at",
         )
         .bind(value_rows(rows))
