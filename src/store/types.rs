@@ -284,6 +284,16 @@ fn date(text: Option<String>, column: &str) -> Result<Option<Date>> {
     text.map(|t| t.parse::<Date>().map_err(|e| StoreError::Corrupt(format!("{column} {t:?}: {e}")))).transpose()
 }
 
+/// The member columns both backends read (the same SQL in both dialects). A member row with its value (`member_value`) joined: `SELECT {MEMBER_COLUMNS} FROM {MEMBERS} …`.
+pub(super) const MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
+     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq, \
+     v.recency_days, v.frequency, v.monetary, v.r_score, v.f_score, v.m_score, v.segment, v.p_alive, \
+     v.expected_purchases, v.last_purchase_at, v.churn_crossed_at, v.scored_at";
+/// A member row without its value: the evaluator's scan when no rule looks at member value.
+pub(super) const PLAIN_MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
+     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
+pub(super) const MEMBERS: &str = "members LEFT JOIN member_value v ON v.member_id = members.id";
+
 pub(super) fn member_from_row<'r, R: StoreRow<'r>>(r: &'r R) -> Result<Member>
 where
     &'r str: ColumnIndex<R>,

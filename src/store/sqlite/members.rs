@@ -6,17 +6,10 @@ use std::collections::HashSet;
 use super::{SqliteStore, next_change};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
-use crate::store::types::{EventCounts, UpsertCounts, event_rows, member_from_row, member_rows, unknown_members};
-
-/// A member row with its value (`member_value`) joined: `SELECT {MEMBER_COLUMNS} FROM {MEMBERS} …`.
-const MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
-     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq, \
-     v.recency_days, v.frequency, v.monetary, v.r_score, v.f_score, v.m_score, v.segment, v.p_alive, \
-     v.expected_purchases, v.last_purchase_at, v.churn_crossed_at, v.scored_at";
-/// A member row without its value: the evaluator's scan when no rule looks at member value.
-const PLAIN_MEMBER_COLUMNS: &str = "members.id, external_id, name, phone, email, locale, time_zone, birth_date, \
-     lunar_birthday, member_since, tier, points, attributes, last_activity_at, created_at, updated_at, change_seq";
-const MEMBERS: &str = "members LEFT JOIN member_value v ON v.member_id = members.id";
+use crate::store::types::{
+    EventCounts, MEMBER_COLUMNS, MEMBERS, PLAIN_MEMBER_COLUMNS, UpsertCounts, event_rows, member_from_row, member_rows,
+    unknown_members,
+};
 
 impl SqliteStore {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
