@@ -697,6 +697,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("TWILIO_MESSAGING_SERVICE_SID", "twilio.messaging_service_sid", Kind::Str),
     ("TWILIO_BASE_URL", "twilio.base_url", Kind::Str),
     ("TWILIO_STATUS_CALLBACK", "twilio.status_callback", Kind::Str),
+    ("TWILIO_INBOUND_URL", "twilio.inbound_url", Kind::Str),
     ("TWILIO_TIMEOUT_SECS", "twilio.timeout_secs", Kind::Int),
     ("SMTP_HOST", "smtp.host", Kind::Str),
     ("SMTP_PORT", "smtp.port", Kind::Int),

@@ -42,3 +42,5 @@ CREATE TABLE models (
 );
 CREATE INDEX models_accepted ON models (kind, id) WHERE accepted = 1;
 CREATE INDEX events_kind_member ON events (kind, member_id, at);
+-- Inbound SMS (STOP) finds its members by number.
+CREATE INDEX members_phone ON members (phone);

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, Http};
+use crate::channels::ChannelKind;
 use crate::config::resolve_secret;
 
 /// `POST /hooks/twilio/status`: Twilio's message status callback (form-encoded), verified with
@@ -33,6 +34,40 @@ pub async fn twilio_status(State(h): State<Http>, headers: HeaderMap, body: Byte
         h.app.store.record_receipts(&[receipt], h.app.now()).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /hooks/twilio/inbound`: a message a member sent to the programme's number, verified
+/// with `X-Twilio-Signature` against `twilio.inbound_url`. An opt-out keyword (STOP, T, 退订…)
+/// opts every member with that number out of SMS, marketing and service alike, committed before
+/// the answer; messages already scheduled for them are then skipped when due. Answers empty
+/// TwiML (Twilio's own opt-out handling sends the confirmation reply).
+pub async fn twilio_inbound(State(h): State<Http>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let Some(cfg) = h.app.settings.raw.twilio.as_ref() else {
+        return Ok((StatusCode::NOT_FOUND, "twilio is not configured\n").into_response());
+    };
+    let Some(url) = cfg.inbound_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok((StatusCode::NOT_FOUND, "twilio.inbound_url is not configured\n").into_response());
+    };
+    let token = resolve_secret(cfg.auth_token.as_ref(), cfg.auth_token_file.as_deref(), "twilio.auth_token")
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !crate::channels::sms::twilio::signature_valid(token.expose(), url, &params, signature) {
+        tracing::warn!("rejected a twilio inbound message with a missing or wrong signature");
+        return Ok((StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response());
+    }
+    let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if let (Some(from), Some(text)) = (field("From"), field("Body"))
+        && crate::track::keywords::is_opt_out(text)
+    {
+        let purposes = [crate::channels::Purpose::Marketing, crate::channels::Purpose::Service];
+        let source = format!("sms reply {:?}", text.trim());
+        let members = h.app.store.opt_out_phone(from, ChannelKind::Sms, &purposes, &source, h.app.now()).await?;
+        tracing::info!(members, "inbound SMS opt-out recorded");
+    }
+    Ok(([("content-type", "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")
+        .into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -65,6 +65,7 @@ pub fn app(http: Http) -> Router {
         .route("/api/suppressions", post(reach::add_suppressions).get(reach::list_suppressions))
         .route("/api/suppressions/{channel}/{address}", delete(reach::remove_suppression))
         .route("/hooks/twilio/status", post(hooks::twilio_status))
+        .route("/hooks/twilio/inbound", post(hooks::twilio_inbound))
         .route("/hooks/aliyun/receipts", post(hooks::aliyun_receipts))
         .route("/hooks/tencent/receipts", post(hooks::tencent_receipts))
         .route("/api/push/vapid-public-key", get(vapid_public_key))

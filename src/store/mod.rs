@@ -282,6 +282,19 @@ impl Store {
     }
 
     /// The opt-outs of these members.
+    /// Opts every member with this phone number out of `channel` for each of `purposes` (an
+    /// inbound STOP), committed before it returns; returns how many members have the number.
+    pub async fn opt_out_phone(
+        &self,
+        phone: &str,
+        channel: ChannelKind,
+        purposes: &[Purpose],
+        source: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        on_backend!(self.opt_out_phone(phone, channel, purposes, source, now))
+    }
+
     pub async fn opted_out(
         &self,
         member_ids: &[i64],

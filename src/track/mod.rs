@@ -2,4 +2,5 @@
 //! links that marketing email carries ([`unsubscribe`]); delivery receipts, bounces and
 //! conversions join here.
 
+pub mod keywords;
 pub mod unsubscribe;

@@ -24,6 +24,7 @@ const NOW: &str = "2026-03-10T01:35:00Z";
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "test-token";
 const CALLBACK: &str = "https://club.example.com/hooks/twilio/status";
+const INBOUND: &str = "https://club.example.com/hooks/twilio/inbound";
 
 fn member(id: &str, phone: Option<&str>, email: Option<&str>) -> String {
     json!({"external_id": id, "name": id, "phone": phone, "email": email, "locale": "en",
@@ -128,6 +129,7 @@ auth_token = "{TOKEN}"
 from = "+14155550100"
 base_url = "{base}"
 status_callback = "{CALLBACK}"
+inbound_url = "{INBOUND}"
 timeout_secs = 5
 {rules}
 "#,
@@ -252,6 +254,77 @@ async fn twilio_status_callbacks_are_verified_and_become_receipts(backend: Backe
         (last.state.as_str(), last.detail.as_deref()),
         ("undelivered", Some("twilio reported undelivered: 30003"))
     );
+}
+
+fn inbound(params: &[(&str, &str)], signature: Option<String>) -> Request<Body> {
+    let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/hooks/twilio/inbound")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(sig) = signature {
+        req = req.header("X-Twilio-Signature", sig);
+    }
+    req.body(Body::from(body)).unwrap()
+}
+
+async fn a_stop_reply_opts_the_number_out_before_its_scheduled_messages_go(backend: Backend) {
+    let peer = TwilioPeer::start(SID, TOKEN).await;
+    let t = TestApp::start_on(backend, &twilio_toml(&peer, SMS_RULE), NOW).await;
+    // Two members share a number (a family account); a third has their own.
+    let members = [
+        member("m1", Some("+14155550101"), None),
+        member("m2", Some("+14155550101"), None),
+        member("m3", Some("+14155550103"), None),
+    ];
+    t.import_jsonl(&members.join("\n")).await;
+    t.tick().await;
+    assert!(messages(&t).await.iter().all(|m| m.state == "scheduled"));
+    let router = router(&t);
+
+    let reply = |from: &'static str, text: &'static str| {
+        [("AccountSid", SID), ("MessageSid", "SM1"), ("From", from), ("To", "+14155550100"), ("Body", text)]
+    };
+    // Unsigned or signed with another token: refused, nothing recorded.
+    let stop = reply("+14155550101", " 退订 ");
+    assert_eq!(call(&router, inbound(&stop, None)).await.0, StatusCode::FORBIDDEN);
+    let wrong = twilio_signature("another-token", INBOUND, &stop);
+    assert_eq!(call(&router, inbound(&stop, Some(wrong))).await.0, StatusCode::FORBIDDEN);
+    // A reply that is not a keyword is acknowledged and changes nothing.
+    let chat = reply("+14155550103", "Thanks, don't stop!");
+    let sig = twilio_signature(TOKEN, INBOUND, &chat);
+    assert_eq!(call(&router, inbound(&chat, Some(sig))).await.0, StatusCode::OK);
+    // The opt-out is committed before the answer.
+    let sig = twilio_signature(TOKEN, INBOUND, &stop);
+    let (status, body) = call(&router, inbound(&stop, Some(sig))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.as_str().is_some_and(|b| b.contains("<Response>")), "{body:?}");
+    let ids: Vec<i64> = {
+        let mut ids = Vec::new();
+        for id in ["m1", "m2", "m3"] {
+            ids.push(t.app.store.member_by_external_id(id).await.unwrap().unwrap().id);
+        }
+        ids
+    };
+    let out = t.app.store.opted_out(&ids).await.unwrap();
+    for id in &ids[..2] {
+        assert!(out.contains(&(*id, ChannelKind::Sms, Purpose::Marketing)), "{out:?}");
+        assert!(out.contains(&(*id, ChannelKind::Sms, Purpose::Service)), "{out:?}");
+    }
+    assert!(!out.iter().any(|(id, ..)| *id == ids[2]), "{out:?}");
+
+    // The messages already scheduled for the number are skipped; the other member's go.
+    t.dispatch_all().await;
+    let rows = messages(&t).await;
+    for m in &rows {
+        if m.member == "m3" {
+            assert_eq!(m.state, "sent", "{m:?}");
+        } else {
+            assert_eq!(m.state, "skipped", "{m:?}");
+            assert!(m.reason.as_deref().is_some_and(|r| r.contains("opted out")), "{m:?}");
+        }
+    }
+    assert!(peer.received().iter().all(|r| r.field("To") == Some("+14155550103")));
 }
 
 async fn devices_and_suppressions_are_managed_through_the_api(backend: Backend) {
@@ -560,6 +633,7 @@ on_both_backends!(
     a_fallback_rule_sends_once_on_the_first_channel_the_member_can_be_reached_on,
     a_number_the_provider_says_is_invalid_is_suppressed_and_never_tried_again,
     twilio_status_callbacks_are_verified_and_become_receipts,
+    a_stop_reply_opts_the_number_out_before_its_scheduled_messages_go,
     devices_and_suppressions_are_managed_through_the_api,
     receipts_for_unknown_messages_change_nothing,
 );

@@ -22,6 +22,7 @@ fn config(base_url: &str) -> TwilioConfig {
         from: Some(FROM.to_string()),
         messaging_service_sid: None,
         status_callback: None,
+        inbound_url: None,
         base_url: base_url.to_string(),
         timeout_secs: 5,
     }

@@ -36,6 +36,11 @@ pub struct TwilioConfig {
     /// Where Twilio posts delivery status updates.
     #[serde(default)]
     pub status_callback: Option<String>,
+    /// The public URL of `/hooks/twilio/inbound` as configured on the number or Messaging
+    /// Service for incoming messages: Twilio signs inbound webhooks with it. Unset: the inbound
+    /// hook answers 404.
+    #[serde(default)]
+    pub inbound_url: Option<String>,
     /// The API base; tests point it at a local server.
     #[serde(default = "default_base_url")]
     pub base_url: String,
@@ -253,10 +258,12 @@ fn checked(cfg: &TwilioConfig) -> Result<Checked, Vec<ConfigProblem>> {
     };
 
     let status_callback = cfg.status_callback.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    if let Some(url) = status_callback {
+    for (key, url) in [("twilio.status_callback", status_callback), ("twilio.inbound_url", cfg.inbound_url.as_deref())]
+    {
+        let Some(url) = url.map(str::trim).filter(|s| !s.is_empty()) else { continue };
         match Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => problems.push(ConfigProblem::new("twilio.status_callback", format!("{url:?} is not an http(s) url"))),
+            _ => problems.push(ConfigProblem::new(key, format!("{url:?} is not an http(s) url"))),
         }
     }
 
@@ -448,6 +455,7 @@ mod tests {
             from: Some("+15017122661".into()),
             messaging_service_sid: None,
             status_callback: None,
+            inbound_url: None,
             base_url: default_base_url(),
             timeout_secs: 10,
         }
@@ -519,6 +527,7 @@ mod tests {
         cfg.account_sid = " ".into();
         cfg.base_url = "ftp://example.com".into();
         cfg.status_callback = Some("not a url".into());
+        cfg.inbound_url = Some("club.example.com/hooks/twilio/inbound".into());
         cfg.timeout_secs = 0;
         cfg.auth_token = None;
         assert_eq!(
@@ -528,6 +537,7 @@ mod tests {
                 "twilio.from",
                 "twilio.base_url",
                 "twilio.status_callback",
+                "twilio.inbound_url",
                 "twilio.timeout_secs",
                 "twilio.auth_token",
             ]

@@ -171,6 +171,34 @@ impl SqliteStore {
         Ok(known.is_some())
     }
 
+    pub async fn opt_out_phone(
+        &self,
+        phone: &str,
+        channel: ChannelKind,
+        purposes: &[Purpose],
+        source: &str,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let purposes: Value = purposes.iter().map(|p| p.as_str()).collect();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO opt_outs (member_id, channel, purpose, source, created_at)
+             SELECT m.id, ?2, p.value, ?4, ?5 FROM members m, json_each(?3) p WHERE m.phone = ?1 AND true
+             ON CONFLICT (member_id, channel, purpose) DO NOTHING",
+        )
+        .bind(phone)
+        .bind(channel.as_str())
+        .bind(purposes.to_string())
+        .bind(source)
+        .bind(now.as_millisecond())
+        .execute(&mut *tx)
+        .await?;
+        let members: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM members WHERE phone = ?").bind(phone).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(members as u64)
+    }
+
     pub async fn opted_out(&self, member_ids: &[i64]) -> Result<HashSet<(i64, ChannelKind, Purpose)>> {
         if member_ids.is_empty() {
             return Ok(HashSet::new());
