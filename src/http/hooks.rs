@@ -15,25 +15,42 @@ use crate::config::resolve_secret;
 /// `X-Twilio-Signature` against the configured `twilio.status_callback` URL, the exact URL
 /// Twilio signs. An unsigned or wrongly signed callback gets 403 and changes nothing.
 pub async fn twilio_status(State(h): State<Http>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let Some(cfg) = h.app.settings.raw.twilio.as_ref() else {
-        return Ok((StatusCode::NOT_FOUND, "twilio is not configured\n").into_response());
+    let params = match twilio_verified(&h, &headers, &body, "status_callback", |c| c.status_callback.as_deref())? {
+        Ok(params) => params,
+        Err(refused) => return Ok(refused),
     };
-    let Some(url) = cfg.status_callback.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
-        return Ok((StatusCode::NOT_FOUND, "twilio.status_callback is not configured\n").into_response());
-    };
-    let token = resolve_secret(cfg.auth_token.as_ref(), cfg.auth_token_file.as_deref(), "twilio.auth_token")
-        .map_err(|p| anyhow::anyhow!("{p}"))?;
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !crate::channels::sms::twilio::signature_valid(token.expose(), url, &params, signature) {
-        tracing::warn!("rejected a twilio status callback with a missing or wrong signature");
-        return Ok((StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response());
-    }
     if let Some(receipt) = crate::channels::sms::twilio::status_receipt(&params) {
         h.app.store.record_receipts(&[receipt], h.app.now()).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A Twilio webhook's form parameters, once its `X-Twilio-Signature` checks out against the
+/// URL configured as `twilio.<key>` (the exact URL Twilio signs); else the answer to give: 404
+/// when Twilio or that URL is not configured, 403 for a missing or wrong signature.
+fn twilio_verified(
+    h: &Http,
+    headers: &HeaderMap,
+    body: &[u8],
+    key: &str,
+    url_of: impl Fn(&crate::channels::sms::twilio::TwilioConfig) -> Option<&str>,
+) -> Result<Result<Vec<(String, String)>, Response>, ApiError> {
+    let Some(cfg) = h.app.settings.raw.twilio.as_ref() else {
+        return Ok(Err((StatusCode::NOT_FOUND, "twilio is not configured\n").into_response()));
+    };
+    let Some(url) = url_of(cfg).map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(Err((StatusCode::NOT_FOUND, format!("twilio.{key} is not configured\n")).into_response()));
+    };
+    let token = resolve_secret(cfg.auth_token.as_ref(), cfg.auth_token_file.as_deref(), "twilio.auth_token")
+        .map_err(|p| anyhow::anyhow!("{p}"))?;
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !crate::channels::sms::twilio::signature_valid(token.expose(), url, &params, signature) {
+        tracing::warn!(webhook = key, "rejected a twilio webhook with a missing or wrong signature");
+        return Ok(Err((StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response()));
+    }
+    Ok(Ok(params))
 }
 
 /// `POST /hooks/twilio/inbound`: a message a member sent to the programme's number, verified
@@ -42,21 +59,10 @@ pub async fn twilio_status(State(h): State<Http>, headers: HeaderMap, body: Byte
 /// the answer; messages already scheduled for them are then skipped when due. Answers empty
 /// TwiML (Twilio's own opt-out handling sends the confirmation reply).
 pub async fn twilio_inbound(State(h): State<Http>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let Some(cfg) = h.app.settings.raw.twilio.as_ref() else {
-        return Ok((StatusCode::NOT_FOUND, "twilio is not configured\n").into_response());
+    let params = match twilio_verified(&h, &headers, &body, "inbound_url", |c| c.inbound_url.as_deref())? {
+        Ok(params) => params,
+        Err(refused) => return Ok(refused),
     };
-    let Some(url) = cfg.inbound_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) else {
-        return Ok((StatusCode::NOT_FOUND, "twilio.inbound_url is not configured\n").into_response());
-    };
-    let token = resolve_secret(cfg.auth_token.as_ref(), cfg.auth_token_file.as_deref(), "twilio.auth_token")
-        .map_err(|p| anyhow::anyhow!("{p}"))?;
-    let params: Vec<(String, String)> =
-        form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !crate::channels::sms::twilio::signature_valid(token.expose(), url, &params, signature) {
-        tracing::warn!("rejected a twilio inbound message with a missing or wrong signature");
-        return Ok((StatusCode::FORBIDDEN, "invalid X-Twilio-Signature\n").into_response());
-    }
     let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     if let (Some(from), Some(text)) = (field("From"), field("Body"))
         && crate::track::keywords::is_opt_out(text)

@@ -200,16 +200,21 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn status_callback(params: &[(&str, &str)], signature: Option<String>) -> Request<Body> {
+/// A form POST to one of the Twilio webhooks, signed or not.
+fn twilio_post(uri: &str, params: &[(&str, &str)], signature: Option<String>) -> Request<Body> {
     let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
     let mut req = Request::builder()
         .method(Method::POST)
-        .uri("/hooks/twilio/status")
+        .uri(uri)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(sig) = signature {
         req = req.header("X-Twilio-Signature", sig);
     }
     req.body(Body::from(body)).unwrap()
+}
+
+fn status_callback(params: &[(&str, &str)], signature: Option<String>) -> Request<Body> {
+    twilio_post("/hooks/twilio/status", params, signature)
 }
 
 async fn twilio_status_callbacks_are_verified_and_become_receipts(backend: Backend) {
@@ -257,15 +262,7 @@ async fn twilio_status_callbacks_are_verified_and_become_receipts(backend: Backe
 }
 
 fn inbound(params: &[(&str, &str)], signature: Option<String>) -> Request<Body> {
-    let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri("/hooks/twilio/inbound")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(sig) = signature {
-        req = req.header("X-Twilio-Signature", sig);
-    }
-    req.body(Body::from(body)).unwrap()
+    twilio_post("/hooks/twilio/inbound", params, signature)
 }
 
 async fn a_stop_reply_opts_the_number_out_before_its_scheduled_messages_go(backend: Backend) {
