@@ -166,27 +166,10 @@ impl Tencent {
             .header("X-TC-Timestamp", timestamp.to_string())
             .header("X-TC-Region", &self.region)
             .body(payload);
-        let answer = match wire::exchange(builder).await {
-            Ok(answer) => answer,
-            Err(e) => return wire::transport_failure(NAME, e, self.timeout),
-        };
-        let body = match answer.body {
-            Ok(body) => body,
-            Err(e) => return wire::transport_failure(NAME, e, self.timeout),
-        };
-        let outcome = classify(answer.status, &body, answer.retry_after, &template.code, &template.source);
-        match &outcome {
-            SendOutcome::Sent { provider_id } => {
-                tracing::debug!(message.id = msg.id, provider_id = %provider_id, "tencent accepted the message");
-            }
-            SendOutcome::Transient { error, .. }
-            | SendOutcome::Permanent { error }
-            | SendOutcome::Gone { error }
-            | SendOutcome::Unknown { error } => {
-                tracing::debug!(message.id = msg.id, status = answer.status.as_u16(), %error, "tencent refused the message");
-            }
-        }
-        outcome
+        wire::send_classified(NAME, builder, self.timeout, msg.id, |status, body, retry_after| {
+            classify(status, body, retry_after, &template.code, &template.source)
+        })
+        .await
     }
 }
 

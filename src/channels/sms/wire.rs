@@ -82,6 +82,39 @@ pub(crate) async fn exchange(request: reqwest::RequestBuilder) -> Result<Answer,
     Ok(Answer { status, retry_after, body })
 }
 
+/// Sends the request, reads the whole answer and classifies it with the provider's `classify`
+/// (status, body, `Retry-After`). Without a complete answer (no response, or a body that broke
+/// off: whether the provider took the message is in the body) it is a [`transport_failure`].
+pub(crate) async fn send_classified(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    message_id: i64,
+    classify: impl FnOnce(StatusCode, &[u8], Option<Duration>) -> SendOutcome,
+) -> SendOutcome {
+    let answer = match exchange(request).await {
+        Ok(answer) => answer,
+        Err(e) => return transport_failure(provider, e, timeout),
+    };
+    let body = match answer.body {
+        Ok(body) => body,
+        Err(e) => return transport_failure(provider, e, timeout),
+    };
+    let outcome = classify(answer.status, &body, answer.retry_after);
+    match &outcome {
+        SendOutcome::Sent { provider_id } => {
+            tracing::debug!(message.id = message_id, provider_id = %provider_id, "{provider} accepted the message");
+        }
+        SendOutcome::Transient { error, .. }
+        | SendOutcome::Permanent { error }
+        | SendOutcome::Gone { error }
+        | SendOutcome::Unknown { error } => {
+            tracing::debug!(message.id = message_id, status = answer.status.as_u16(), %error, "{provider} refused the message");
+        }
+    }
+    outcome
+}
+
 /// The request got no complete HTTP answer. A failure to connect means the provider never saw
 /// it: worth another try. A timeout or a dropped connection after that may come after the
 /// provider accepted the message: retrying could send the SMS twice, so the outcome is unknown.
