@@ -8,6 +8,7 @@ pub mod push;
 pub mod route;
 pub mod sms;
 pub mod webhook;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;

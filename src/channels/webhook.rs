@@ -128,7 +128,7 @@ impl Webhook {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::channels::sms::twilio::parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| crate::channels::wire::parse_retry_after(v, SystemTime::now()));
         if status.is_success() {
             SendOutcome::Sent { provider_id: id }
         } else if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {

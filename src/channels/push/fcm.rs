@@ -219,7 +219,7 @@ impl Fcm {
             let answer = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) if status.is_success() => {
-                    tracing::warn!(message.id = msg.id, error = %super::describe(e), "fcm accepted the message but its answer broke off");
+                    tracing::warn!(message.id = msg.id, error = %crate::channels::wire::describe(e), "fcm accepted the message but its answer broke off");
                     return SendOutcome::Sent { provider_id: String::new() };
                 }
                 Err(e) => return transport_failure("fcm", e, self.inner.timeout),
@@ -277,13 +277,13 @@ impl Fcm {
             .send()
             .await
             .map_err(|e| SendOutcome::Transient {
-                error: format!("fcm: cannot get an access token: {}", super::describe(e)),
+                error: format!("fcm: cannot get an access token: {}", crate::channels::wire::describe(e)),
                 retry_after: None,
             })?;
         let status = response.status();
         let retry_after = retry_after(response.headers(), now);
         let body = response.bytes().await.map_err(|e| SendOutcome::Transient {
-            error: format!("fcm: the token endpoint's answer broke off: {}", super::describe(e)),
+            error: format!("fcm: the token endpoint's answer broke off: {}", crate::channels::wire::describe(e)),
             retry_after: None,
         })?;
         let token = classify_token(status, &body, retry_after)?;

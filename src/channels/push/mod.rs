@@ -19,6 +19,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use reqwest::Url;
 
+use crate::channels::wire::{describe, parse_retry_after};
 use crate::channels::{Outgoing, Platform, PushDevice, Rendered, SendOutcome};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::ConfigProblem;
@@ -267,16 +268,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap, now: jiff::Timestamp) -> Op
     parse_retry_after(value, now)
 }
 
-/// `Retry-After` as delta-seconds or an HTTP-date (a date in the past means "now").
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// A request that got no HTTP answer. A failure to connect means the service never saw it:
 /// worth another try. A timeout or a dropped connection after that may come after the service
 /// accepted the notification: the outcome is unknown (retrying could notify twice).
@@ -293,24 +284,6 @@ fn transport_failure(provider: &str, e: reqwest::Error, timeout: Duration) -> Se
         format!("{provider}: the request failed after it was sent: {}", describe(e))
     };
     SendOutcome::Unknown { error }
-}
-
-/// A reqwest error and its causes, without the URL (a Web Push endpoint is a capability).
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = String::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
-        let part = err.to_string();
-        if !part.is_empty() && !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        source = err.source();
-    }
-    text
 }
 
 /// A short, single-line excerpt of a response body for an error message.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use super::wire;
+use crate::channels::wire;
 use crate::channels::{DeliveryStatus, Outgoing, ProviderParams, Receipt, Rendered, SendOutcome};
 use crate::config::{ConfigProblem, Secret, resolve_secret};
 

@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::wire;
+use crate::channels::wire;
 use crate::channels::{Outgoing, Rendered, SendOutcome};
 use crate::config::{ConfigProblem, Secret, resolve_secret};
 

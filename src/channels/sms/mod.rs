@@ -7,7 +7,6 @@ pub mod aliyun;
 pub mod http;
 pub mod tencent;
 pub mod twilio;
-mod wire;
 
 /// A time as Chinese providers write it in delivery reports, `2017-02-02 22:23:24`, in Beijing
 /// time (UTC+8 all year; China has kept no daylight saving time since 1991).

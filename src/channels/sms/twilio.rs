@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+use crate::channels::wire::{describe, parse_retry_after};
 use crate::channels::{Outgoing, Rendered, SendOutcome};
 use crate::config::{ConfigProblem, Secret, resolve_secret};
 
@@ -372,36 +373,6 @@ fn error_text(status: StatusCode, body: &[u8]) -> String {
         (None, Some(message)) => format!("twilio: {status}: {message}"),
         (None, None) => format!("twilio: {status}"),
     }
-}
-
-/// `Retry-After` as delta-seconds or an HTTP-date (relative to `now`; a date in the past means
-/// "now"). Anything else is ignored.
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// A reqwest error and its causes, without the URL.
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = String::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
-        let part = err.to_string();
-        // Some layers repeat their cause in their own message; say each text once.
-        if !part.is_empty() && !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        source = err.source();
-    }
-    text
 }
 
 fn permanent(error: String) -> SendOutcome {

@@ -1,7 +1,7 @@
-//! What the HTTP SMS providers (Aliyun, Tencent Cloud, the generic HTTP gateway) share: one
-//! client built the same way, base URL checks, `Retry-After`, the split between a failure
-//! before the provider saw the request (transient) and one after (unknown), and the hashing
-//! their request signatures use.
+//! What the HTTP providers share. All of them: `Retry-After` and error texts without URLs. The
+//! HTTP SMS providers (Aliyun, Tencent Cloud, the generic HTTP gateway) also: one client built
+//! the same way, base URL checks, the split between a failure before the provider saw the
+//! request (transient) and one after (unknown), and the hashing their request signatures use.
 
 use std::time::{Duration, SystemTime};
 
