@@ -59,6 +59,7 @@ impl App {
             }
             Open::Existing => Store::open_existing(url).await.with_context(|| format!("opening database.url {url}"))?,
         };
+        let store = store.with_hash_key(crate::rights::hash_key(&settings.raw.privacy).map_err(anyhow::Error::msg)?);
         let instance_id = format!(
             "{}-{}",
             std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
-//! `check-config`, `calendar`, `model fit|show`.
+//! `check-config`, `calendar`, `members export|erase`, `model fit|show`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,10 +104,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Member rights: export everything held about a member, or erase a member.
+    Members {
+        #[command(subcommand)]
+        action: MembersAction,
+    },
     /// The member value model (BG/NBD): fit it now, or show the current one.
     Model {
         #[command(subcommand)]
         action: ModelAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersAction {
+    /// Print everything held about the member as one JSON document (see README: Member rights).
+    Export {
+        /// The member's external id.
+        external_id: String,
+        /// Write the document to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Erase the member: personal data removed, messages anonymised, suppressed addresses kept
+    /// only as keyed hashes. Cannot be undone.
+    Erase {
+        /// The member's external id.
+        external_id: String,
+        /// Confirm: without it nothing is erased.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -295,6 +321,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Members { action } => members(&settings, action).await,
         Command::Model { action } => {
             let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
             match action {
@@ -371,6 +398,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn members(settings: &Settings, action: MembersAction) -> anyhow::Result<()> {
+    let store = Store::open(&settings.raw.database.url).await?;
+    store.migrate().await?;
+    let store = store.with_hash_key(crate::rights::hash_key(&settings.raw.privacy).map_err(anyhow::Error::msg)?);
+    let now = jiff::Timestamp::now();
+    match action {
+        MembersAction::Export { external_id, out } => {
+            let doc = crate::rights::export(&store, &external_id, now)
+                .await?
+                .with_context(|| format!("no member {external_id:?}"))?;
+            let text = serde_json::to_string_pretty(&doc)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("exported {external_id:?} to {}", path.display());
+                }
+                None => println!("{text}"),
+            }
+        }
+        MembersAction::Erase { external_id, yes } => {
+            if store.member_by_external_id(&external_id).await?.is_none() {
+                anyhow::bail!("no member {external_id:?}");
+            }
+            anyhow::ensure!(yes, "erasing {external_id:?} cannot be undone: run again with --yes to erase");
+            let r = crate::rights::erase(&store, &external_id, now).await?;
+            println!(
+                "erased {external_id:?} (row {}, now {}): {} events, {} push devices, {} opt-outs deleted; \
+                 {} messages anonymised, {} skipped; {} history details scrubbed; {} suppressions kept as hashes",
+                r.member_id,
+                r.tombstone,
+                r.events_deleted,
+                r.push_devices_deleted,
+                r.opt_outs_deleted,
+                r.messages_anonymised,
+                r.messages_skipped,
+                r.history_scrubbed,
+                r.suppressions_hashed
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn seed_demo(app: &App) -> anyhow::Result<()> {

@@ -177,6 +177,9 @@ pub struct Config {
     pub holidays: BTreeMap<String, HolidayConfig>,
     #[serde(default)]
     pub model: ModelConfig,
+    /// Member rights: the key erased members' suppressed addresses are hashed with.
+    #[serde(default)]
+    pub privacy: crate::rights::PrivacyConfig,
 }
 
 /// A custom holiday: `[holidays.founders_day] when = "06-18"`, names by locale.
@@ -730,6 +733,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("APNS_PRIVATE_KEY_FILE", "apns.private_key_file", Kind::Str),
     ("WEBPUSH_PRIVATE_KEY", "webpush.private_key", Kind::Str),
     ("WEBPUSH_PRIVATE_KEY_FILE", "webpush.private_key_file", Kind::Str),
+    ("PRIVACY_HASH_KEY", "privacy.hash_key", Kind::Str),
+    ("PRIVACY_HASH_KEY_FILE", "privacy.hash_key_file", Kind::Str),
 ];
 
 /// Variables that are not configuration keys but belong to the command line.
@@ -896,6 +901,7 @@ impl Config {
             ));
         }
         self.check_model(&mut problems);
+        problems.extend(crate::rights::hash_key(&self.privacy).err());
         self.check_channels(&mut problems);
         let festivals = self.check_holidays(&mut problems);
         let rules = self.check_rules(&festivals, &mut problems);

@@ -13,6 +13,7 @@
 //! - [`store`]: all SQL; one contract over two backends, SQLite (WAL) and PostgreSQL.
 //! - [`track`]: what comes back: signed one-click unsubscribe links.
 //! - [`http`]: health, readiness and the ingest API.
+//! - [`rights`]: member rights: export everything held about a member, erase a member.
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.
 
@@ -28,6 +29,7 @@ pub mod http;
 pub mod members;
 pub mod plan;
 pub mod render;
+pub mod rights;
 pub mod store;
 pub mod track;
 pub mod triggers;

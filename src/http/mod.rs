@@ -4,6 +4,7 @@
 
 mod hooks;
 mod reach;
+mod rights;
 pub mod unsubscribe;
 
 use crate::clock::InstantExt;
@@ -55,7 +56,8 @@ pub fn app(http: Http) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/members", post(upsert_members))
-        .route("/api/members/{external_id}", get(get_member))
+        .route("/api/members/{external_id}", get(get_member).delete(rights::erase))
+        .route("/api/members/{external_id}/export", get(rights::export))
         .route("/api/events", post(record_events))
         .route("/api/messages", get(list_messages))
         .route("/api/messages/{id}/history", get(message_history))

@@ -44,6 +44,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// `privacy.hash_key`: erased members' suppressed addresses are kept under it.
+    hash_key: Option<crate::rights::HashKey>,
 }
 
 /// The backends: a closed set, chosen by the URL's scheme.
@@ -67,6 +69,12 @@ macro_rules! on_backend {
         }
     };
 }
+
+mod rights;
+pub use rights::{
+    ErasureReport, ExportDevice, ExportEvent, ExportMessage, ExportOptOut, ExportSuppression, MEMBER_TABLES,
+    MemberExport,
+};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
@@ -98,7 +106,7 @@ impl Store {
         } else {
             Backend::Sqlite(sqlite::SqliteStore::connect(url, create).await?)
         };
-        Ok(Store { backend })
+        Ok(Store { backend, hash_key: None })
     }
 
     /// Which backend this is: `"sqlite"` or `"postgres"`.
@@ -255,12 +263,13 @@ impl Store {
         on_backend!(self.unsuppress(channel, address))
     }
 
-    /// Which of these addresses are suppressed.
+    /// Which of these addresses are suppressed, as they are or (with a hash key) as an erased
+    /// member's hashed address.
     pub async fn suppressed(
         &self,
         addresses: &[(ChannelKind, String)],
     ) -> Result<std::collections::HashSet<(ChannelKind, String)>> {
-        on_backend!(self.suppressed(addresses))
+        self.suppressed_plain_or_hashed(addresses).await
     }
 
     /// The most recent suppressions with when they were made.

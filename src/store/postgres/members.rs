@@ -92,7 +92,8 @@ impl PgStore {
     pub async fn members_after(&self, after: i64, limit: u32, value: bool) -> Result<Vec<Member>> {
         let (cols, from) = if value { (MEMBER_COLUMNS, MEMBERS) } else { (PLAIN_MEMBER_COLUMNS, "members") };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {cols} FROM {from} WHERE members.id > $1::bigint ORDER BY members.id LIMIT $2::bigint"
+            "SELECT {cols} FROM {from} WHERE members.id > $1::bigint AND members.erased_at IS NULL
+             ORDER BY members.id LIMIT $2::bigint"
         ));
         let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(member_from_row).collect()
@@ -106,7 +107,7 @@ impl PgStore {
     }
 
     pub async fn member_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM members WHERE erased_at IS NULL").fetch_one(&self.pool).await?)
     }
 }
 

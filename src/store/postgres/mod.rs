@@ -7,6 +7,7 @@
 mod gateways;
 mod members;
 mod messages;
+mod rights;
 mod value;
 
 use std::str::FromStr;

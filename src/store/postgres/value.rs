@@ -20,7 +20,7 @@ impl PgStore {
                     count(DISTINCT (e.at + $4::bigint) / 86400000) AS purchase_days, min(e.at) AS first_at, max(e.at) AS last_at,
                     coalesce(sum(e.amount), 0)::float8 AS spend, v.p_alive AS previous_p_alive, v.last_purchase_at AS previous_last_purchase_at,
                     v.churn_crossed_at AS previous_churn_crossed_at, v.scored_at AS previous_scored_at
-             FROM (SELECT id, created_at, member_since FROM members WHERE id > $1::bigint ORDER BY id LIMIT $2::bigint) m
+             FROM (SELECT id, created_at, member_since FROM members WHERE id > $1::bigint AND erased_at IS NULL ORDER BY id LIMIT $2::bigint) m
              LEFT JOIN events e ON e.member_id = m.id AND e.kind = ANY($3::text[])
              LEFT JOIN member_value v ON v.member_id = m.id
              GROUP BY m.id, m.created_at, m.member_since, v.p_alive, v.last_purchase_at, v.churn_crossed_at, v.scored_at

@@ -91,8 +91,9 @@ impl SqliteStore {
     /// Members with id greater than `after`, in id order: the evaluator's keyset pagination.
     pub async fn members_after(&self, after: i64, limit: u32, value: bool) -> Result<Vec<Member>> {
         let (cols, from) = if value { (MEMBER_COLUMNS, MEMBERS) } else { (PLAIN_MEMBER_COLUMNS, "members") };
-        let sql =
-            sqlx::AssertSqlSafe(format!("SELECT {cols} FROM {from} WHERE members.id > ? ORDER BY members.id LIMIT ?"));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM {from} WHERE members.id > ? AND members.erased_at IS NULL ORDER BY members.id LIMIT ?"
+        ));
         let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&self.read).await?;
         rows.iter().map(member_from_row).collect()
     }
@@ -108,7 +109,7 @@ impl SqliteStore {
     }
 
     pub async fn member_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM members").fetch_one(&self.read).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM members WHERE erased_at IS NULL").fetch_one(&self.read).await?)
     }
 }
 
