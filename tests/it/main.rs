@@ -18,6 +18,7 @@ mod import;
 mod instances;
 mod pipeline;
 mod push;
+mod rights;
 mod store;
 mod tencent;
 mod twilio;
