@@ -321,6 +321,50 @@ async fn every_table_with_a_member_id_is_covered_by_export_and_erasure(backend: 
     assert!(missing.is_empty(), "tables with member_id not covered by export and erasure: {missing:?}");
 }
 
+/// The real binary: `members export --out`, `members erase` refusing without `--yes` or a key,
+/// then erasing.
+#[test]
+fn the_members_commands_export_and_erase() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("run tidings");
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (out.status.code(), text(out.stdout), text(out.stderr))
+    };
+    std::fs::write(dir.path().join("members.jsonl"), person(EXTERNAL, NAME, PHONE, EMAIL) + "\n").unwrap();
+    assert_eq!(run(&["import", "members.jsonl"], &[]).0, Some(0));
+
+    let (code, _, err) = run(&["members", "export", EXTERNAL, "--out", "export.json"], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("export.json")).unwrap()).unwrap();
+    assert_eq!(doc["member"]["name"], NAME);
+
+    let (code, _, err) = run(&["members", "erase", EXTERNAL], &[]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--yes"), "{err}");
+    let (code, _, err) = run(&["members", "erase", EXTERNAL, "--yes"], &[]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("privacy.hash_key"), "{err}");
+    let (code, _, err) = run(&["members", "erase", "nobody", "--yes"], &[("TIDINGS_PRIVACY_HASH_KEY", KEY)]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("no member \"nobody\""), "{err}");
+
+    let (code, out, err) = run(&["members", "erase", EXTERNAL, "--yes"], &[("TIDINGS_PRIVACY_HASH_KEY", KEY)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with(&format!("erased \"{EXTERNAL}\"")), "{out}");
+    let (code, out, err) = run(&["members", "export", EXTERNAL], &[]);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(err.contains("no member"), "{err}");
+}
+
 on_both_backends!(
     the_export_holds_every_kind_of_data_kept_about_the_member,
     erasure_leaves_nothing_linkable_keeps_states_and_still_stops_a_re_imported_member,
