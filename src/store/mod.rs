@@ -258,9 +258,15 @@ impl Store {
         on_backend!(self.suppress(entries, now))
     }
 
-    /// Lifts a suppression (an operator's decision). Returns whether there was one.
+    /// Lifts a suppression (an operator's decision), and the address's hashed entry an erasure
+    /// left, if any. Returns how many went.
     pub async fn unsuppress(&self, channel: ChannelKind, address: &str) -> Result<u64> {
-        on_backend!(self.unsuppress(channel, address))
+        let mut lifted = on_backend!(self.unsuppress(channel, address))?;
+        if let Some(key) = &self.hash_key {
+            let hashed = key.address(channel, address);
+            lifted += on_backend!(self.unsuppress(channel, &hashed))?;
+        }
+        Ok(lifted)
     }
 
     /// Which of these addresses are suppressed, as they are or (with a hash key) as an erased

@@ -298,6 +298,11 @@ async fn erasure_leaves_nothing_linkable_keeps_states_and_still_stops_a_re_impor
     assert_eq!(next.iter().filter(|m| m.member_id == old_id).count(), 2, "the tombstone is not evaluated");
     let listed = t.app.store.suppressed(&[(ChannelKind::Sms, PHONE.into()), (ChannelKind::Email, EMAIL.into())]).await;
     assert_eq!(listed.unwrap().len(), 2);
+    // An operator lifting the plain address lifts its hashed entry.
+    let (status, _) = call(&router(&t), Method::DELETE, &format!("/api/suppressions/email/{EMAIL}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let listed = t.app.store.suppressed(&[(ChannelKind::Sms, PHONE.into()), (ChannelKind::Email, EMAIL.into())]).await;
+    assert_eq!(listed.unwrap().into_iter().collect::<Vec<_>>(), [(ChannelKind::Sms, PHONE.to_string())]);
 }
 
 async fn erasure_without_a_hash_key_is_refused_and_changes_nothing(backend: Backend) {
