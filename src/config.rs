@@ -1252,7 +1252,12 @@ pub struct QuietHoursConfig {
 
 impl Default for QuietHoursConfig {
     fn default() -> Self {
-        QuietHoursConfig { sms: default_day_hours(), email: default_off(), push: default_day_hours(), webhook: default_off() }
+        QuietHoursConfig {
+            sms: default_day_hours(),
+            email: default_off(),
+            push: default_day_hours(),
+            webhook: default_off(),
+        }
     }
 }
 
@@ -1524,6 +1529,45 @@ mod tests {
         assert_eq!(
             problems("[[rules]]\nid = \"h\"\ntrigger = \"holiday\"\nchannels = [\"fax\"]\ntemplate = \"holiday\"", &[]),
             ["rules[0].channels", "rules[0].date"]
+        );
+    }
+
+    #[test]
+    fn caps_quiet_hours_and_priorities_are_checked() {
+        use crate::plan::collide::Priority;
+        let s = Settings::defaults();
+        assert_eq!(s.caps, crate::plan::caps::default_caps());
+        assert_eq!(s.quiet_hours.sms.map(|h| h.to_string()).as_deref(), Some("08:00-21:00"));
+        assert_eq!(s.quiet_hours.email, None);
+        let priorities: Vec<Priority> = s.rules.iter().map(|r| r.priority).collect();
+        assert_eq!(priorities, [Priority::Lifecycle, Priority::Lifecycle, Priority::Promotional, Priority::Lifecycle]);
+        let none = Config::from_toml("caps = []", "t", env(&[])).unwrap().check().unwrap();
+        assert!(none.caps.is_empty());
+        let cap = |body: &str| format!("[[caps]]\n{body}");
+        assert_eq!(problems(&cap("channels = [\"fax\"]\nmax = 1\nper = \"1d\""), &[]), ["caps[0].channels"]);
+        assert_eq!(problems(&cap("max = 0\nper = \"1d\""), &[]), ["caps[0].max"]);
+        assert_eq!(problems(&cap("max = 1\nper = \"daily\""), &[]), ["caps[0].per"]);
+        assert_eq!(problems(&cap("max = 1\nper = \"1d\"\npurpose = \"spam\""), &[]), ["caps[0].purpose"]);
+        assert_eq!(problems(&cap("channels = [\"any\", \"sms\"]\nmax = 1\nper = \"1d\""), &[]), ["caps[0].channels"]);
+        assert!(problems(&cap("channels = [\"any\"]\nmax = 2\nper = \"1d\""), &[]).is_empty());
+        assert!(Config::from_toml(&cap("max = 1\nper = \"1d\"\nwindow = 3"), "t", env(&[])).is_err());
+        assert_eq!(problems("[quiet_hours]\nsms = \"8am-9pm\"", &[]), ["quiet_hours.sms"]);
+        assert_eq!(problems("", &[("TIDINGS_QUIET_HOURS_PUSH", "09:00-09:00")]), ["quiet_hours.push"]);
+        let rule = |extra: &str| {
+            format!(
+                "[[rules]]\nid = \"r\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n{extra}"
+            )
+        };
+        assert_eq!(problems(&rule("priority = \"urgent\""), &[]), ["rules[0].priority"]);
+        let urgent =
+            Config::from_toml(&rule("purpose = \"service\"\nquiet_hours = false\nmerge = true"), "t", env(&[]))
+                .unwrap()
+                .check()
+                .unwrap();
+        let r = &urgent.rules[0];
+        assert_eq!(
+            (r.priority, r.merge, r.quiet_hours),
+            (Priority::Service, true, crate::plan::quiet::QuietHours::NONE)
         );
     }
 

@@ -81,7 +81,13 @@ pub fn no_address(channel: ChannelKind) -> &'static str {
 ///
 /// A message due in its channel's quiet hours (member-local, `tz`) is planned for the next
 /// allowed time; the deadline stays `due + max_lateness`, and past it the message is skipped.
-pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp, tz: &jiff::tz::TimeZone) -> Vec<NewMessage> {
+pub fn plan(
+    rule: &Rule,
+    member: &Member,
+    occ: &Occurrence,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> Vec<NewMessage> {
     let deadline = occ.due.checked_add(rule.max_lateness).ok();
     let late = deadline.is_some_and(|d| now > d);
     let (channels, fallback): (&[ChannelKind], &[ChannelKind]) = match rule.channels.split_first() {
@@ -198,10 +204,7 @@ mod tests {
     fn a_message_due_in_quiet_hours_waits_or_is_skipped_past_its_lateness() {
         let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
         let sms_hours = quiet::Hours::parse("08:00-21:00").unwrap();
-        let r = Rule {
-            quiet_hours: quiet::QuietHours { sms: sms_hours, ..quiet::QuietHours::NONE },
-            ..rule()
-        };
+        let r = Rule { quiet_hours: quiet::QuietHours { sms: sms_hours, ..quiet::QuietHours::NONE }, ..rule() };
         // 06:00 in Shanghai: the SMS waits until 08:00; email has no quiet hours.
         let now: Timestamp = "2026-04-30T21:00:00Z".parse().unwrap();
         let p = plan(&r, &member(), &occ("2026-04-30T22:00:00Z"), now, &tz);

@@ -184,7 +184,10 @@ mod tests {
         let w = Some(hours("08:00-21:00"));
         let late: Timestamp = "2026-11-22T23:00:00Z".parse().unwrap();
         let later: Timestamp = "2026-11-23T02:00:00Z".parse().unwrap();
-        assert_eq!(shift(t, Some(later), ChannelKind::Sms, w, &tz), Shift::Wait("2026-11-23T00:00:00Z".parse().unwrap()));
+        assert_eq!(
+            shift(t, Some(later), ChannelKind::Sms, w, &tz),
+            Shift::Wait("2026-11-23T00:00:00Z".parse().unwrap())
+        );
         match shift(t, Some(late), ChannelKind::Sms, w, &tz) {
             Shift::Skip(reason) => assert!(reason.starts_with("quiet hours: sms is sent 08:00-21:00"), "{reason}"),
             other => panic!("{other:?}"),
