@@ -151,6 +151,7 @@ impl App {
             default_locale: self.settings.raw.programme.default_locale.clone(),
             default_zone: self.settings.raw.programme.time_zone.clone(),
             stop: tokio_util::sync::CancellationToken::new(),
+            policy: crate::dispatch::policy::Policy::new(self.settings.clone()),
         }
     }
 

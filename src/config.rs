@@ -180,6 +180,12 @@ pub struct Config {
     /// Member rights: the key erased members' suppressed addresses are hashed with.
     #[serde(default)]
     pub privacy: crate::rights::PrivacyConfig,
+    /// Frequency caps; absent: the defaults (see `plan::caps::default_caps`); `caps = []`: none.
+    #[serde(default)]
+    pub caps: Option<Vec<CapConfig>>,
+    /// Each channel's sending hours, member-local.
+    #[serde(default)]
+    pub quiet_hours: QuietHoursConfig,
 }
 
 /// A custom holiday: `[holidays.founders_day] when = "06-18"`, names by locale.
@@ -615,6 +621,18 @@ pub struct RuleConfig {
     /// Only members in these segments (`new`, `active`, `high_value`, `at_risk`, `lapsed`); empty: all.
     #[serde(default)]
     pub segments: Vec<String>,
+    /// `service`, `lifecycle` or `promotional`: which message wins when two rules fall on one
+    /// member-local day. Default: service for service rules, promotional for holiday and
+    /// festival rules, lifecycle otherwise.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// When this rule wins a collision, its message carries the losers' occurrences
+    /// (`occurrence.also`).
+    #[serde(default)]
+    pub merge: bool,
+    /// `false`: this rule ignores quiet hours (urgent service messages).
+    #[serde(default = "yes")]
+    pub quiet_hours: bool,
 }
 
 fn default_send_at() -> String {
@@ -644,6 +662,9 @@ fn default_rules() -> Vec<RuleConfig> {
         festivals: Vec::new(),
         below: None,
         segments: Vec::new(),
+        priority: None,
+        merge: false,
+        quiet_hours: true,
     };
     vec![
         rule("birthday", "birthday", "birthday"),
@@ -693,6 +714,10 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("WEBHOOK_SECRET_FILE", "webhook.secret_file", Kind::Str),
     ("OUTBOX_PATH", "outbox.path", Kind::Str),
     ("TEMPLATES_DIR", "templates.dir", Kind::Str),
+    ("QUIET_HOURS_SMS", "quiet_hours.sms", Kind::Str),
+    ("QUIET_HOURS_EMAIL", "quiet_hours.email", Kind::Str),
+    ("QUIET_HOURS_PUSH", "quiet_hours.push", Kind::Str),
+    ("QUIET_HOURS_WEBHOOK", "quiet_hours.webhook", Kind::Str),
     ("TWILIO_ACCOUNT_SID", "twilio.account_sid", Kind::Str),
     ("TWILIO_AUTH_TOKEN", "twilio.auth_token", Kind::Str),
     ("TWILIO_AUTH_TOKEN_FILE", "twilio.auth_token_file", Kind::Str),
@@ -774,6 +799,10 @@ pub struct Settings {
     pub retry_ambiguous: Vec<ChannelKind>,
     /// Every festival known: the built-in ones and `[holidays]` (for `tidings calendar`).
     pub calendar: Calendar,
+    /// The frequency caps in force.
+    pub caps: Vec<crate::plan::caps::Cap>,
+    /// Each channel's sending hours (rules that opt out carry none of their own).
+    pub quiet_hours: crate::plan::quiet::QuietHours,
 }
 
 impl Config {
@@ -904,7 +933,9 @@ impl Config {
         problems.extend(crate::rights::hash_key(&self.privacy).err());
         self.check_channels(&mut problems);
         let festivals = self.check_holidays(&mut problems);
-        let rules = self.check_rules(&festivals, &mut problems);
+        let quiet_hours = self.quiet_hours.check(&mut problems);
+        let caps = check_caps(self.caps.as_deref(), &mut problems);
+        let rules = self.check_rules(&festivals, quiet_hours, &mut problems);
         let calendar = Calendar::new(festivals, FESTIVAL_YEARS);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -922,6 +953,8 @@ impl Config {
             poll,
             retry_ambiguous,
             calendar,
+            caps,
+            quiet_hours,
         })
     }
 
@@ -980,7 +1013,12 @@ impl Config {
         festivals
     }
 
-    fn check_rules(&self, festivals: &[Festival], problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
+    fn check_rules(
+        &self,
+        festivals: &[Festival],
+        quiet_hours: crate::plan::quiet::QuietHours,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Vec<Rule> {
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {
@@ -1147,6 +1185,7 @@ impl Config {
                     Err(e) => problems.push(ConfigProblem::new(key("segments"), e)),
                 }
             }
+            let priority = rule_priority(r, purpose, &key("priority"), problems);
             if r.fallback && channels.len() < 2 {
                 problems.push(ConfigProblem::new(key("fallback"), "needs at least two channels to fall back between"));
             }
@@ -1163,6 +1202,9 @@ impl Config {
                     fallback: r.fallback,
                     purpose,
                     segments,
+                    priority,
+                    merge: r.merge,
+                    quiet_hours: if r.quiet_hours { quiet_hours } else { crate::plan::quiet::QuietHours::NONE },
                 });
             }
         }
@@ -1179,6 +1221,143 @@ impl Settings {
     /// The built-in defaults (no file, no environment).
     pub fn defaults() -> Settings {
         Settings::load(None, std::iter::empty()).expect("the built-in defaults are valid")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frequency caps, quiet hours and priority classes.
+
+/// One `[[caps]]` entry: at most `max` `purpose` messages `per` window on `channels`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapConfig {
+    /// The channels counted together; empty or `["any"]`: all channels.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// `marketing` (the default) or `service`.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    pub max: u32,
+    /// The rolling window, e.g. `1d`, `7d`, `12h`.
+    pub per: String,
+}
+
+/// `[quiet_hours]`: each channel's sending hours, `HH:MM-HH:MM` member-local, or `off`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursConfig {
+    #[serde(default = "default_day_hours")]
+    pub sms: String,
+    #[serde(default = "default_off")]
+    pub email: String,
+    #[serde(default = "default_day_hours")]
+    pub push: String,
+    #[serde(default = "default_off")]
+    pub webhook: String,
+}
+
+impl Default for QuietHoursConfig {
+    fn default() -> Self {
+        QuietHoursConfig {
+            sms: default_day_hours(),
+            email: default_off(),
+            push: default_day_hours(),
+            webhook: default_off(),
+        }
+    }
+}
+
+fn default_day_hours() -> String {
+    "08:00-21:00".into()
+}
+fn default_off() -> String {
+    "off".into()
+}
+
+impl QuietHoursConfig {
+    fn check(&self, problems: &mut Vec<ConfigProblem>) -> crate::plan::quiet::QuietHours {
+        use crate::plan::quiet::Hours;
+        let mut one = |key: &str, text: &str| {
+            Hours::parse(text).unwrap_or_else(|e| {
+                problems.push(ConfigProblem::new(format!("quiet_hours.{key}"), e));
+                None
+            })
+        };
+        crate::plan::quiet::QuietHours {
+            sms: one("sms", &self.sms),
+            email: one("email", &self.email),
+            push: one("push", &self.push),
+            webhook: one("webhook", &self.webhook),
+        }
+    }
+}
+
+/// The caps in force: the defaults when `caps` is absent, none for `caps = []`.
+fn check_caps(caps: Option<&[CapConfig]>, problems: &mut Vec<ConfigProblem>) -> Vec<crate::plan::caps::Cap> {
+    let Some(caps) = caps else { return crate::plan::caps::default_caps() };
+    let mut out = Vec::new();
+    for (i, c) in caps.iter().enumerate() {
+        let key = |field: &str| format!("caps[{i}].{field}");
+        let before = problems.len();
+        let mut channels = Vec::new();
+        let any = c.channels.iter().any(|ch| ch == "any");
+        if any && c.channels.len() > 1 {
+            problems.push(ConfigProblem::new(key("channels"), "\"any\" stands alone (it means every channel)"));
+        }
+        for ch in c.channels.iter().filter(|ch| *ch != "any") {
+            match ChannelKind::parse(ch) {
+                Some(k) if !channels.contains(&k) => channels.push(k),
+                Some(_) => problems.push(ConfigProblem::new(key("channels"), format!("{ch:?} is listed twice"))),
+                None => problems.push(ConfigProblem::new(
+                    key("channels"),
+                    format!("unknown channel {ch:?} (sms, email, push, webhook, or \"any\")"),
+                )),
+            }
+        }
+        let purpose = match c.purpose.as_deref() {
+            None => crate::channels::Purpose::Marketing,
+            Some(p) => crate::channels::Purpose::parse(p).unwrap_or_else(|| {
+                problems.push(ConfigProblem::new(key("purpose"), format!("{p:?}: use marketing or service")));
+                crate::channels::Purpose::Marketing
+            }),
+        };
+        if c.max == 0 {
+            problems.push(ConfigProblem::new(key("max"), "must be at least 1 (to send nothing, disable the rules)"));
+        }
+        let per = match parse_duration(&c.per) {
+            Ok(d) if d > SignedDuration::ZERO && d <= SignedDuration::from_hours(24 * 366) => d,
+            Ok(_) => {
+                problems.push(ConfigProblem::new(key("per"), "must be longer than zero and at most 366d"));
+                SignedDuration::ZERO
+            }
+            Err(e) => {
+                problems.push(ConfigProblem::new(key("per"), e));
+                SignedDuration::ZERO
+            }
+        };
+        if problems.len() == before {
+            out.push(crate::plan::caps::Cap { channels, purpose, max: c.max, per, per_text: c.per.trim().to_string() });
+        }
+    }
+    out
+}
+
+/// A rule's priority class: as written, or from its purpose and trigger.
+fn rule_priority(
+    r: &RuleConfig,
+    purpose: crate::channels::Purpose,
+    key: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> crate::plan::collide::Priority {
+    use crate::plan::collide::Priority;
+    match r.priority.as_deref() {
+        Some(p) => Priority::parse(p).unwrap_or_else(|| {
+            problems.push(ConfigProblem::new(key, format!("{p:?}: use service, lifecycle or promotional")));
+            Priority::Lifecycle
+        }),
+        None if purpose == crate::channels::Purpose::Service => Priority::Service,
+        None if matches!(r.trigger.as_str(), "holiday" | "festival") => Priority::Promotional,
+        None => Priority::Lifecycle,
     }
 }
 
@@ -1356,6 +1535,45 @@ mod tests {
         assert_eq!(
             problems("[[rules]]\nid = \"h\"\ntrigger = \"holiday\"\nchannels = [\"fax\"]\ntemplate = \"holiday\"", &[]),
             ["rules[0].channels", "rules[0].date"]
+        );
+    }
+
+    #[test]
+    fn caps_quiet_hours_and_priorities_are_checked() {
+        use crate::plan::collide::Priority;
+        let s = Settings::defaults();
+        assert_eq!(s.caps, crate::plan::caps::default_caps());
+        assert_eq!(s.quiet_hours.sms.map(|h| h.to_string()).as_deref(), Some("08:00-21:00"));
+        assert_eq!(s.quiet_hours.email, None);
+        let priorities: Vec<Priority> = s.rules.iter().map(|r| r.priority).collect();
+        assert_eq!(priorities, [Priority::Lifecycle, Priority::Lifecycle, Priority::Promotional, Priority::Lifecycle]);
+        let none = Config::from_toml("caps = []", "t", env(&[])).unwrap().check().unwrap();
+        assert!(none.caps.is_empty());
+        let cap = |body: &str| format!("[[caps]]\n{body}");
+        assert_eq!(problems(&cap("channels = [\"fax\"]\nmax = 1\nper = \"1d\""), &[]), ["caps[0].channels"]);
+        assert_eq!(problems(&cap("max = 0\nper = \"1d\""), &[]), ["caps[0].max"]);
+        assert_eq!(problems(&cap("max = 1\nper = \"daily\""), &[]), ["caps[0].per"]);
+        assert_eq!(problems(&cap("max = 1\nper = \"1d\"\npurpose = \"spam\""), &[]), ["caps[0].purpose"]);
+        assert_eq!(problems(&cap("channels = [\"any\", \"sms\"]\nmax = 1\nper = \"1d\""), &[]), ["caps[0].channels"]);
+        assert!(problems(&cap("channels = [\"any\"]\nmax = 2\nper = \"1d\""), &[]).is_empty());
+        assert!(Config::from_toml(&cap("max = 1\nper = \"1d\"\nwindow = 3"), "t", env(&[])).is_err());
+        assert_eq!(problems("[quiet_hours]\nsms = \"8am-9pm\"", &[]), ["quiet_hours.sms"]);
+        assert_eq!(problems("", &[("TIDINGS_QUIET_HOURS_PUSH", "09:00-09:00")]), ["quiet_hours.push"]);
+        let rule = |extra: &str| {
+            format!(
+                "[[rules]]\nid = \"r\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n{extra}"
+            )
+        };
+        assert_eq!(problems(&rule("priority = \"urgent\""), &[]), ["rules[0].priority"]);
+        let urgent =
+            Config::from_toml(&rule("purpose = \"service\"\nquiet_hours = false\nmerge = true"), "t", env(&[]))
+                .unwrap()
+                .check()
+                .unwrap();
+        let r = &urgent.rules[0];
+        assert_eq!(
+            (r.priority, r.merge, r.quiet_hours),
+            (Priority::Service, true, crate::plan::quiet::QuietHours::NONE)
         );
     }
 

@@ -84,7 +84,7 @@ fn occurrences_in(
     settings: &Settings,
     passes: &[Pass<'_>],
     zones: &mut Zones,
-    mut found: impl FnMut(&Rule, &Member, &Occurrence),
+    mut found: impl FnMut(&Rule, &Member, &Occurrence, &TimeZone),
 ) {
     for member in batch {
         let tz = zones.of(member, &settings.programme_tz);
@@ -92,7 +92,7 @@ fn occurrences_in(
         for pass in passes {
             let changed = pass.seen_changes.is_none_or(|seen| member.change_seq > seen);
             for occ in triggers::evaluate(pass.rule, member, &tz, pass.window, changed, locale) {
-                found(pass.rule, member, &occ);
+                found(pass.rule, member, &occ, &tz);
             }
         }
     }
@@ -135,8 +135,8 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
     while let Some(batch) = batches.next().await? {
         report.members += batch.len() as u64;
         let mut pending: Vec<NewMessage> = Vec::new();
-        occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
-            pending.extend(plan::plan(rule, member, occ, now));
+        occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ, tz| {
+            pending.extend(plan::plan(rule, member, occ, now, tz));
         });
         report.planned += pending.len() as u64;
         report.skipped += pending.iter().filter(|m| m.skip.is_some()).count() as u64;
@@ -189,12 +189,12 @@ pub async fn forecast(
     let mut zones = Zones::default();
     let mut batches = Batches::new(store, settings.raw.evaluation.member_batch, passes.iter().map(|p| p.rule));
     while let Some(batch) = batches.next().await? {
-        occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ| {
+        occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ, tz| {
             let occasion = match occ.vars.get("festival").and_then(|f| f.as_str()) {
                 Some(festival) => festival.to_string(),
                 None => rule.trigger.kind().to_string(),
             };
-            for m in plan::plan(rule, member, occ, now) {
+            for m in plan::plan(rule, member, occ, now, tz) {
                 let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();
                 let key = (day, m.rule_id.clone(), m.channel.to_string(), occasion.clone());
                 let entry = rows.entry(key).or_default();

@@ -2,6 +2,7 @@
 //! channel's provider, and finalize with a fenced update. No database transaction is open while
 //! a provider is called: claim, mark-sending and finalize are each their own short transaction.
 
+pub mod policy;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -41,6 +42,8 @@ pub struct Dispatcher {
     pub retry_ambiguous: Vec<crate::channels::ChannelKind>,
     /// Once cancelled, no new group of a batch is started; the rest is handed back.
     pub stop: tokio_util::sync::CancellationToken,
+    /// Collisions, quiet hours and frequency caps.
+    pub policy: policy::Policy,
 }
 
 /// What one step of the worker did.
@@ -69,8 +72,11 @@ impl Dispatcher {
             self.store.members_by_ids(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
         let templates = self.templates.current();
         let reach = self.reach(&claimed, &members, &ids).await?;
+        // Collisions first (a merging winner renders with the losers' occurrences), then quiet
+        // hours and caps on the channel each message would go out on.
+        let gate = policy::Gate::load(&self.store, &self.policy, &claimed, &members, now).await?;
+        let (claimed, mut results) = gate.collide(claimed, &members);
 
-        let mut results: Vec<(i64, u32, Finalize)> = Vec::with_capacity(n);
         let mut ready: Vec<(Claimed, Outgoing)> = Vec::with_capacity(n);
         for c in claimed {
             match self.prepare(&c, members.get(&c.member_id), &reach, &templates) {
@@ -78,9 +84,12 @@ impl Dispatcher {
                 Err(fin) => results.push((c.id, c.attempt, fin)),
             }
         }
+        let (ready, deferred) = gate.admit(ready, &mut results);
 
-        // Messages that cannot be sent (render errors, no address) are settled first.
+        // Messages that cannot be sent (render errors, no address, capped) are settled first;
+        // those in quiet hours wait, their attempt not counted.
         self.store.finalize(&self.owner, &results, self.clock.now()).await?;
+        self.store.defer(&self.owner, &deferred, self.clock.now()).await?;
 
         // Then the batch goes to the providers a group at a time: each group is marked `sending`
         // just before it goes and finalized as soon as it is back, so a crash leaves at most one

@@ -3,6 +3,9 @@
 //! (and why). Never touches the database; inserting the plan is the store's job, idempotent on
 //! the dedupe key.
 
+pub mod caps;
+pub mod collide;
+pub mod quiet;
 pub mod send_time;
 
 use jiff::Timestamp;
@@ -75,7 +78,16 @@ pub fn no_address(channel: ChannelKind) -> &'static str {
 /// message on the first of its channels that carries the rest as fallbacks (the member gets it
 /// on the first channel they have an address on). The address is checked when the message is
 /// sent, not here: one added in the meantime is used.
-pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> Vec<NewMessage> {
+///
+/// A message due in its channel's quiet hours (member-local, `tz`) is planned for the next
+/// allowed time; the deadline stays `due + max_lateness`, and past it the message is skipped.
+pub fn plan(
+    rule: &Rule,
+    member: &Member,
+    occ: &Occurrence,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> Vec<NewMessage> {
     let deadline = occ.due.checked_add(rule.max_lateness).ok();
     let late = deadline.is_some_and(|d| now > d);
     let (channels, fallback): (&[ChannelKind], &[ChannelKind]) = match rule.channels.split_first() {
@@ -84,19 +96,30 @@ pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> V
     };
     channels
         .iter()
-        .map(|&channel| NewMessage {
-            dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
-            rule_id: rule.id.clone(),
-            member_id: member.id,
-            occurrence: occ.key.clone(),
-            channel,
-            template: rule.template.clone(),
-            vars: occ.vars.clone(),
-            run_at: occ.due,
-            deadline,
-            skip: late.then(|| format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness)),
-            fallback: fallback.to_vec(),
-            purpose: rule.purpose,
+        .map(|&channel| {
+            let (run_at, quiet) = match quiet::shift(occ.due, deadline, channel, rule.quiet_hours.get(channel), tz) {
+                quiet::Shift::Now => (occ.due, None),
+                quiet::Shift::Wait(at) => (at, None),
+                quiet::Shift::Skip(reason) => (occ.due, Some(reason)),
+            };
+            NewMessage {
+                dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
+                rule_id: rule.id.clone(),
+                member_id: member.id,
+                occurrence: occ.key.clone(),
+                channel,
+                template: rule.template.clone(),
+                vars: occ.vars.clone(),
+                run_at,
+                deadline,
+                skip: if late {
+                    Some(format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness))
+                } else {
+                    quiet
+                },
+                fallback: fallback.to_vec(),
+                purpose: rule.purpose,
+            }
         })
         .collect()
 }
@@ -144,6 +167,9 @@ mod tests {
             fallback: false,
             purpose: Purpose::Marketing,
             segments: Vec::new(),
+            priority: Default::default(),
+            merge: false,
+            quiet_hours: crate::plan::quiet::QuietHours::NONE,
         }
     }
 
@@ -154,7 +180,7 @@ mod tests {
     #[test]
     fn one_message_per_channel_with_a_stable_key() {
         let now: Timestamp = "2026-05-01T09:00:00Z".parse().unwrap();
-        let plan = plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), now);
+        let plan = plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), now, &jiff::tz::TimeZone::UTC);
         assert_eq!(plan.len(), 2);
         assert_eq!(plan[0].dedupe_key, "bday:7:birthday:2026:sms");
         assert_eq!(plan[0].skip, None);
@@ -167,10 +193,32 @@ mod tests {
     #[test]
     fn an_occurrence_past_its_lateness_is_skipped_not_sent() {
         let now: Timestamp = "2026-05-01T15:31:00Z".parse().unwrap();
-        let plan = plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), now);
+        let plan = plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), now, &jiff::tz::TimeZone::UTC);
         assert!(plan.iter().all(|m| m.skip.as_deref().is_some_and(|s| s.starts_with("late:"))), "{plan:?}");
         let on_time: Timestamp = "2026-05-01T15:30:00Z".parse().unwrap();
-        let plan2 = super::plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), on_time);
+        let plan2 = super::plan(&rule(), &member(), &occ("2026-05-01T09:30:00Z"), on_time, &jiff::tz::TimeZone::UTC);
         assert_eq!(plan2[0].skip, None);
+    }
+
+    #[test]
+    fn a_message_due_in_quiet_hours_waits_or_is_skipped_past_its_lateness() {
+        let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        let sms_hours = quiet::Hours::parse("08:00-21:00").unwrap();
+        let r = Rule { quiet_hours: quiet::QuietHours { sms: sms_hours, ..quiet::QuietHours::NONE }, ..rule() };
+        // 06:00 in Shanghai: the SMS waits until 08:00; email has no quiet hours.
+        let now: Timestamp = "2026-04-30T21:00:00Z".parse().unwrap();
+        let p = plan(&r, &member(), &occ("2026-04-30T22:00:00Z"), now, &tz);
+        assert_eq!(p[0].run_at, "2026-05-01T00:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(p[0].skip, None);
+        assert_eq!(p[0].deadline, Some("2026-05-01T04:00:00Z".parse().unwrap()), "the deadline stays relative to due");
+        assert_eq!(p[1].run_at, "2026-04-30T22:00:00Z".parse::<Timestamp>().unwrap());
+        // With one hour of lateness allowed, 08:00 is too late: skipped, naming quiet hours.
+        let strict = Rule { max_lateness: SignedDuration::from_hours(1), ..r.clone() };
+        let p = plan(&strict, &member(), &occ("2026-04-30T22:00:00Z"), now, &tz);
+        assert!(p[0].skip.as_deref().is_some_and(|s| s.starts_with("quiet hours:")), "{p:?}");
+        assert_eq!(p[1].skip, None);
+        // A rule that opts out is sent at 06:00.
+        let urgent = Rule { quiet_hours: quiet::QuietHours::NONE, ..strict };
+        assert_eq!(plan(&urgent, &member(), &occ("2026-04-30T22:00:00Z"), now, &tz)[0].skip, None);
     }
 }

@@ -75,6 +75,8 @@ pub use rights::{
     ErasureReport, ExportDevice, ExportEvent, ExportMessage, ExportOptOut, ExportSuppression, MEMBER_TABLES,
     MemberExport,
 };
+mod caps;
+pub use caps::{Defer, Recent};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

@@ -41,6 +41,13 @@ pub struct Rule {
     pub purpose: crate::channels::Purpose,
     /// Only members in these segments; empty: every member.
     pub segments: Vec<Segment>,
+    /// Which message a member gets when two rules' marketing messages fall on one day.
+    pub priority: crate::plan::collide::Priority,
+    /// When this rule wins a collision, its message carries the losers' occurrences
+    /// (`occurrence.also`) so one message greets both.
+    pub merge: bool,
+    /// Each channel's sending hours for this rule (none when the rule opts out).
+    pub quiet_hours: crate::plan::quiet::QuietHours,
 }
 
 impl Rule {

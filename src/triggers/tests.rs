@@ -40,6 +40,9 @@ fn rule(trigger: Trigger) -> Rule {
         fallback: false,
         purpose: crate::channels::Purpose::Marketing,
         segments: Vec::new(),
+        priority: Default::default(),
+        merge: false,
+        quiet_hours: crate::plan::quiet::QuietHours::NONE,
     }
 }
 

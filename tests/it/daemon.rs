@@ -123,7 +123,7 @@ fn serve_reports_ready_sends_reloads_on_sighup_and_drains_on_sigterm() {
         "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day())});
     std::fs::write(dir.path().join("members.jsonl"), format!("{member}\n")).unwrap();
     let config = format!(
-        "[templates]\ndir = \"templates\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
+        "[templates]\ndir = \"templates\"\n[quiet_hours]\nsms = \"off\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
          channels = [\"sms\"]\ntemplate = \"birthday\"\nsend_at = \"{:02}:{:02}\"\nmax_lateness = \"1h\"\n",
         due.hour(),
         due.minute()
@@ -216,7 +216,7 @@ async fn sigkill_at_any_moment_sends_nothing_twice_and_loses_nothing() {
     let config = format!(
         "[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"{SID}\"\nauth_token = \"token\"\n\
          from = \"+14155550100\"\nbase_url = \"{}\"\n[dispatch]\nbatch_size = 20\nconcurrency = 4\n\
-         lease = \"2s\"\npoll = \"100ms\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
+         lease = \"2s\"\npoll = \"100ms\"\n[quiet_hours]\nsms = \"off\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
          channels = [\"sms\"]\ntemplate = \"birthday\"\nsend_at = \"{:02}:{:02}\"\nmax_lateness = \"2h\"\n",
         twilio.base_url(),
         due.hour(),

@@ -171,7 +171,7 @@ impl Campaign {
         let config = format!(
             "[database]\nurl = \"{}\"\n[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"{SID}\"\n\
              auth_token = \"token\"\nfrom = \"+14155550100\"\nbase_url = \"{}\"\n[dispatch]\nbatch_size = 50\n\
-             concurrency = {CONCURRENCY}\nlease = \"2s\"\npoll = \"100ms\"\n[[rules]]\nid = \"birthday\"\n\
+             concurrency = {CONCURRENCY}\nlease = \"2s\"\npoll = \"100ms\"\n[quiet_hours]\nsms = \"off\"\n[[rules]]\nid = \"birthday\"\n\
              trigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\nsend_at = \"{:02}:{:02}\"\n\
              max_lateness = \"2h\"\n",
             db.url,

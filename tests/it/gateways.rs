@@ -145,10 +145,12 @@ channels = ["sms"]
 template = "birthday"
 send_at = "09:30"
 
+# A service notice: two marketing messages on one day would collide (see tests/it/caps.rs).
 [[rules]]
 id = "spring"
 trigger = "holiday"
 date = "03-10"
+purpose = "service"
 channels = ["sms"]
 template = "holiday"
 send_at = "09:30"

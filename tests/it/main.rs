@@ -7,6 +7,7 @@ mod support;
 mod aliyun;
 mod api;
 mod calendar;
+mod caps;
 mod cli;
 mod daemon;
 mod email;

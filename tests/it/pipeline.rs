@@ -52,12 +52,16 @@ backoff_max = "10m"
     )
 }
 
+/// Service rules: this test is about exactly-once delivery across restarts and DST, so its
+/// members get every rule's message; caps and collisions between marketing messages are
+/// tested in tests/it/caps.rs.
 const RULES: &str = r#"
 [[rules]]
 id = "birthday"
 trigger = "birthday"
 channels = ["sms", "email"]
 template = "birthday"
+purpose = "service"
 send_at = "09:30"
 max_lateness = "6h"
 
@@ -66,6 +70,7 @@ id = "anniversary"
 trigger = "anniversary"
 channels = ["email"]
 template = "anniversary"
+purpose = "service"
 send_at = "10:00"
 
 [[rules]]
@@ -75,6 +80,7 @@ date = "11-01"
 names = { en = "All Saints' Day", zh-CN = "万圣节" }
 channels = ["push"]
 template = "holiday"
+purpose = "service"
 send_at = "08:00"
 
 [[rules]]
@@ -83,6 +89,7 @@ trigger = "inactivity"
 days = 30
 channels = ["sms"]
 template = "winback"
+purpose = "service"
 send_at = "11:00"
 "#;
 
