@@ -59,6 +59,7 @@ impl App {
             }
             Open::Existing => Store::open_existing(url).await.with_context(|| format!("opening database.url {url}"))?,
         };
+        let store = store.with_builtin_events(settings.builtin_events());
         let instance_id = format!(
             "{}-{}",
             std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),
