@@ -142,7 +142,7 @@ fn bad(field: &'static str, problem: impl Into<String>) -> SendError {
 
 /// Checks a transactional request: the key, the channels (one of `channel` or `channels`), the
 /// purpose and the data's shape. Pure.
-fn canonical(r: SendRequest) -> Result<(String, Canonical), SendError> {
+fn canonical(r: SendRequest) -> Result<(String, Canonical, &'static str), SendError> {
     let key = r.idempotency_key.trim().to_string();
     if key.is_empty() || key.chars().count() > 200 || key.chars().any(char::is_control) {
         return Err(bad("idempotency_key", "must be 1 to 200 characters without control characters"));
@@ -182,7 +182,7 @@ fn canonical(r: SendRequest) -> Result<(String, Canonical), SendError> {
     if r.template.trim().is_empty() {
         return Err(bad("template", "missing"));
     }
-    Ok((key, Canonical { member: r.member, template: r.template, channels, data, purpose }))
+    Ok((key, Canonical { member: r.member, template: r.template, channels, data, purpose }, field))
 }
 
 /// The first field in which two requests under one key differ.
@@ -208,13 +208,13 @@ fn differing_field(a: &Canonical, b: &Canonical) -> Option<&'static str> {
 /// conflict. The key is taken before the messages are enqueued, so a retry after a crash between
 /// the two completes the send.
 pub async fn send(app: &App, request: SendRequest) -> Result<SendOutcome, SendError> {
-    let (key, req) = canonical(request)?;
+    let (key, req, channel_field) = canonical(request)?;
     let templates = app.templates.current();
     if templates.locales(&req.template).is_empty() {
         return Err(bad("template", format!("no template {:?}", req.template)));
     }
     if let Some(c) = req.channels.iter().find(|&&c| !templates.has(&req.template, c)) {
-        return Err(bad("channels", format!("template {:?} has no {c} variant", req.template)));
+        return Err(bad(channel_field, format!("template {:?} has no {c} variant", req.template)));
     }
     let member =
         app.store.member_by_external_id(&req.member).await?.ok_or_else(|| SendError::NoMember(req.member.clone()))?;
@@ -416,7 +416,7 @@ mod tests {
 
     #[test]
     fn a_request_is_checked_field_by_field() {
-        let (key, c) = canonical(request(json!({"data": {"order": "A1"}}))).unwrap();
+        let (key, c, _) = canonical(request(json!({"data": {"order": "A1"}}))).unwrap();
         assert_eq!(key, "order-1");
         assert_eq!(c.channels, [ChannelKind::Sms]);
         assert_eq!(c.purpose, Purpose::Service);
@@ -431,9 +431,9 @@ mod tests {
 
     #[test]
     fn a_reused_key_names_the_field_that_differs() {
-        let (_, a) = canonical(request(json!({}))).unwrap();
-        let (_, b) = canonical(request(json!({"data": {"x": 1}}))).unwrap();
-        let (_, c) = canonical(request(json!({"channel": null, "channels": ["sms", "email"]}))).unwrap();
+        let (_, a, _) = canonical(request(json!({}))).unwrap();
+        let (_, b, _) = canonical(request(json!({"data": {"x": 1}}))).unwrap();
+        let (_, c, _) = canonical(request(json!({"channel": null, "channels": ["sms", "email"]}))).unwrap();
         assert_eq!(differing_field(&a, &a.clone()), None);
         assert_eq!(differing_field(&a, &b), Some("data"));
         assert_eq!(differing_field(&a, &c), Some("channels"));
