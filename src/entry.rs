@@ -439,6 +439,75 @@ mod tests {
         assert_eq!(differing_field(&a, &c), Some("channels"));
     }
 
+    fn config_problems(rules: &str) -> Vec<String> {
+        let toml = format!("[programme]\ntiers = [\"silver\", \"gold\"]\n{rules}");
+        match crate::config::Config::from_toml(&toml, "test.toml", Vec::<(String, String)>::new())
+            .and_then(crate::config::Config::check)
+        {
+            Ok(_) => Vec::new(),
+            Err(crate::config::ConfigError::Invalid(p)) => p.into_iter().map(|p| p.key).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    fn rule(trigger: &str, extra: &str) -> String {
+        format!(
+            "[[rules]]\nid = \"r\"\ntrigger = \"{trigger}\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn event_and_date_rules_name_each_bad_key() {
+        let check = |trigger: &str, extra: &str, want: &[&str]| {
+            assert_eq!(config_problems(&rule(trigger, extra)), want, "{trigger}: {extra}");
+        };
+        check("event", "event = \"member.joined\"", &[]);
+        check("event", "event = [\"a\", \"b\"]\ndelay = \"2h\"\nevent_data = [\"order\"]", &[]);
+        check("event", "event = \"purchase\"\nsend_at = \"10:00\"\noffset_days = 2", &[]);
+        check("event", "", &["rules[0].event"]);
+        check("event", "event = \"has space\"", &["rules[0].event"]);
+        check("event", "event = \"x\"\ndelay = \"soon\"", &["rules[0].delay"]);
+        check("event", "event = \"x\"\ndelay = \"1h\"\nsend_at = \"10:00\"", &["rules[0].delay"]);
+        check("event", "event = \"x\"\noffset_days = 1", &["rules[0].offset_days"]);
+        check("event", "event = \"x\"\nevent_data = [\"kind\"]", &["rules[0].event_data"]);
+        check("date", "attribute = \"points_expire_on\"\noffset_days = -7", &[]);
+        check("date", "attribute = \"member_since\"\nyearly = true", &[]);
+        check("date", "", &["rules[0].attribute"]);
+        check("date", "attribute = \"a.b\"", &["rules[0].attribute"]);
+        check(
+            "birthday",
+            "event = \"x\"\nattribute = \"y\"\nyearly = true",
+            &["rules[0].event", "rules[0].attribute", "rules[0].yearly"],
+        );
+        let dup = "[programme]\ntiers = [\"gold\", \"gold\"]";
+        let problems = match crate::config::Config::from_toml(dup, "t.toml", Vec::<(String, String)>::new())
+            .and_then(crate::config::Config::check)
+        {
+            Err(crate::config::ConfigError::Invalid(p)) => p.into_iter().map(|p| p.key).collect::<Vec<_>>(),
+            other => panic!("{:?}", other.err()),
+        };
+        assert_eq!(problems, ["programme.tiers"]);
+    }
+
+    #[test]
+    fn an_event_rule_without_delay_or_send_at_sends_at_once() {
+        let settings = crate::config::Config::from_toml(
+            &rule("event", "event = \"member.joined\""),
+            "t.toml",
+            Vec::<(String, String)>::new(),
+        )
+        .and_then(crate::config::Config::check)
+        .unwrap();
+        match &settings.rules[0].trigger {
+            Trigger::Event { kinds, delay, .. } => {
+                assert_eq!(kinds, &["member.joined"]);
+                assert_eq!(*delay, Some(jiff::SignedDuration::ZERO));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(settings.builtin_events().tiers, Vec::<String>::new());
+    }
+
     #[test]
     fn event_data_is_an_object_without_the_events_own_fields() {
         assert_eq!(event_data(None), Ok(None));
