@@ -181,6 +181,8 @@ impl App {
         let occ = evaluate::next_occurrence(rule, &member, &tz, now, &locale);
         let vars = match &occ {
             Some(o) => o.vars.clone(),
+            // An event rule's next occurrence is unknown: preview it with sample event data.
+            None if matches!(rule.trigger, crate::triggers::Trigger::Event { .. }) => rule.trigger.sample_vars(),
             None => {
                 let mut v = serde_json::Map::new();
                 let today = now.to_zoned_datetime(tz.clone()).date();

@@ -30,6 +30,16 @@ pub fn event_data(data: Option<Value>) -> Result<Option<Map<String, Value>>, Str
     }
 }
 
+/// One event rule's pass: its window, the change counter its last tick saw (`None`: never
+/// evaluated) and the counter this tick read before anything else.
+#[derive(Debug, Clone, Copy)]
+pub struct EventPass<'a> {
+    pub rule: &'a Rule,
+    pub window: Window,
+    pub seen_changes: Option<i64>,
+    pub changes: i64,
+}
+
 /// Evaluates one event rule over the events stamped after `seen_changes` up to `changes`: each of
 /// its kinds becomes an occurrence for the event's member, planned (late ones skipped) and
 /// enqueued. A rule never evaluated (`seen_changes` is `None`) looks only at events since
@@ -37,13 +47,11 @@ pub fn event_data(data: Option<Value>) -> Result<Option<Map<String, Value>>, Str
 pub async fn evaluate_event_rule(
     store: &Store,
     settings: &Settings,
-    rule: &Rule,
-    window: Window,
-    seen_changes: Option<i64>,
-    changes: i64,
+    pass: EventPass<'_>,
     zones: &mut Zones,
     report: &mut TickReport,
 ) -> anyhow::Result<()> {
+    let EventPass { rule, window, seen_changes, changes } = pass;
     let Trigger::Event { kinds, .. } = &rule.trigger else { return Ok(()) };
     let batch = settings.raw.evaluation.member_batch;
     let mut after_id = 0;

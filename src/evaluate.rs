@@ -132,9 +132,9 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
     let (events, passes): (Vec<Pass>, Vec<Pass>) =
         passes.into_iter().partition(|p| crate::entry::is_event_rule(p.rule));
     for pass in &events {
-        let (rule, window, seen) = (pass.rule, pass.window, pass.seen_changes);
-        crate::entry::evaluate_event_rule(store, settings, rule, window, seen, changes, &mut zones, &mut report)
-            .await?;
+        let pass =
+            crate::entry::EventPass { rule: pass.rule, window: pass.window, seen_changes: pass.seen_changes, changes };
+        crate::entry::evaluate_event_rule(store, settings, pass, &mut zones, &mut report).await?;
     }
     let mut batches = Batches::new(store, settings.raw.evaluation.member_batch, passes.iter().map(|p| p.rule));
     while !passes.is_empty()
