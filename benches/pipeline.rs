@@ -161,6 +161,7 @@ fn purchases(n: usize, now: Timestamp) -> Vec<EventInput> {
                 kind: "purchase".into(),
                 amount: Some(f64::from(rng.random_range(10..500_u32))),
                 at: now.checked_sub(SignedDuration::from_secs_f64(t * 86_400.0)).unwrap(),
+                data: None,
             });
             if rng.random::<f64>() < stop {
                 break;

@@ -60,6 +60,7 @@ impl App {
             Open::Existing => Store::open_existing(url).await.with_context(|| format!("opening database.url {url}"))?,
         };
         let store = store.with_hash_key(crate::rights::hash_key(&settings.raw.privacy).map_err(anyhow::Error::msg)?);
+        let store = store.with_builtin_events(settings.builtin_events());
         let instance_id = format!(
             "{}-{}",
             std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),
@@ -182,6 +183,8 @@ impl App {
         let occ = evaluate::next_occurrence(rule, &member, &tz, now, &locale);
         let vars = match &occ {
             Some(o) => o.vars.clone(),
+            // An event rule's next occurrence is unknown: preview it with sample event data.
+            None if matches!(rule.trigger, crate::triggers::Trigger::Event { .. }) => rule.trigger.sample_vars(),
             None => {
                 let mut v = serde_json::Map::new();
                 let today = now.to_zoned_datetime(tz.clone()).date();

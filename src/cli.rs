@@ -187,7 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let format = format
                 .or_else(|| Format::from_path(&file))
                 .context("cannot tell the format from the file name: pass --format csv or --format jsonl")?;
-            let store = Store::open(&settings.raw.database.url).await?;
+            let store = Store::open(&settings.raw.database.url).await?.with_builtin_events(settings.builtin_events());
             store.migrate().await?;
             let report = import::import_file(&store, &file, format, jiff::Timestamp::now()).await?;
             for e in &report.errors {

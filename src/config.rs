@@ -321,6 +321,10 @@ pub struct ProgrammeConfig {
     /// The zone for members without one (IANA name).
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// The tiers, lowest first: a tier change up this list records `member.tier_upgraded`, down
+    /// it `member.tier_downgraded`; other changes `member.tier_changed`.
+    #[serde(default)]
+    pub tiers: Vec<String>,
 }
 
 impl Default for ProgrammeConfig {
@@ -329,6 +333,7 @@ impl Default for ProgrammeConfig {
             name: default_programme_name(),
             default_locale: default_locale(),
             time_zone: default_time_zone(),
+            tiers: Vec::new(),
         }
     }
 }
@@ -581,9 +586,10 @@ pub struct RuleConfig {
     pub trigger: String,
     pub channels: Vec<String>,
     pub template: String,
-    /// Member-local send time, `HH:MM`.
-    #[serde(default = "default_send_at")]
-    pub send_at: String,
+    /// Member-local send time, `HH:MM` (default 09:30; an event rule without it sends at once
+    /// or after its `delay`).
+    #[serde(default)]
+    pub send_at: Option<String>,
     /// Days from the occurrence to the send: `-1` sends the day before.
     #[serde(default)]
     pub offset_days: i32,
@@ -633,11 +639,25 @@ pub struct RuleConfig {
     /// `false`: this rule ignores quiet hours (urgent service messages).
     #[serde(default = "yes")]
     pub quiet_hours: bool,
+    /// event: the event kind, or kinds, that start the rule (`member.joined`, `purchase`, …).
+    #[serde(default)]
+    pub event: Option<crate::entry::OneOrMany>,
+    /// event: send this long after the event (e.g. `2h`); the default without `send_at`: at once.
+    #[serde(default)]
+    pub delay: Option<String>,
+    /// event: the fields of `data` the rule's events carry (its templates are checked with them).
+    #[serde(default)]
+    pub event_data: Vec<String>,
+    /// date: the member date (`birth_date`, `member_since` or an attribute holding `YYYY-MM-DD`).
+    #[serde(default)]
+    pub attribute: Option<String>,
+    /// date: every year on the date, not only on it.
+    #[serde(default)]
+    pub yearly: bool,
 }
 
-fn default_send_at() -> String {
-    "09:30".into()
-}
+/// The member-local send time of a rule that names none.
+pub const DEFAULT_SEND_AT: &str = "09:30";
 fn default_max_lateness() -> String {
     "6h".into()
 }
@@ -649,7 +669,7 @@ fn default_rules() -> Vec<RuleConfig> {
         trigger: trigger.into(),
         channels: vec!["sms".into(), "email".into()],
         template: template.into(),
-        send_at: default_send_at(),
+        send_at: None,
         offset_days: 0,
         max_lateness: "12h".into(),
         enabled: true,
@@ -665,6 +685,11 @@ fn default_rules() -> Vec<RuleConfig> {
         priority: None,
         merge: false,
         quiet_hours: true,
+        event: None,
+        delay: None,
+        event_data: Vec::new(),
+        attribute: None,
+        yearly: false,
     };
     vec![
         rule("birthday", "birthday", "birthday"),
@@ -936,6 +961,7 @@ impl Config {
         let quiet_hours = self.quiet_hours.check(&mut problems);
         let caps = check_caps(self.caps.as_deref(), &mut problems);
         let rules = self.check_rules(&festivals, quiet_hours, &mut problems);
+        crate::entry::check_tiers(&self.programme.tiers, &mut problems);
         let calendar = Calendar::new(festivals, FESTIVAL_YEARS);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -1043,7 +1069,7 @@ impl Config {
             if r.channels.is_empty() {
                 problems.push(ConfigProblem::new(key("channels"), "name at least one channel"));
             }
-            let send_at = match parse_send_at(&r.send_at) {
+            let send_at = match parse_send_at(r.send_at.as_deref().unwrap_or(DEFAULT_SEND_AT)) {
                 Ok(t) => t,
                 Err(e) => {
                     problems.push(ConfigProblem::new(key("send_at"), e));
@@ -1140,17 +1166,24 @@ impl Config {
                         }
                     }
                 }
+                "event" | "date" => {
+                    unused("date", r.date.is_some(), problems);
+                    unused("days", r.days.is_some(), problems);
+                    unused("feb29", r.feb29.is_some(), problems);
+                    crate::entry::rule_trigger(r, &key, problems)
+                }
                 other => {
                     problems.push(ConfigProblem::new(
                         key("trigger"),
                         format!(
                             "unknown trigger {other:?} (birthday, lunar_birthday, anniversary, holiday, festival, \
-                             inactivity or churn_risk)"
+                             inactivity, churn_risk, event or date)"
                         ),
                     ));
                     continue;
                 }
             };
+            crate::entry::unused_entry_keys(r, &key, problems);
             let purpose = match r.purpose.as_deref() {
                 None => crate::channels::Purpose::Marketing,
                 Some(p) => crate::channels::Purpose::parse(p).unwrap_or_else(|| {

@@ -127,12 +127,19 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
         }
     }
     let mut report = TickReport::default();
-    if passes.is_empty() {
-        return Ok(report);
-    }
     let mut zones = Zones::default();
+    // Event rules read the events they have not seen, not the members.
+    let (events, passes): (Vec<Pass>, Vec<Pass>) =
+        passes.into_iter().partition(|p| crate::entry::is_event_rule(p.rule));
+    for pass in &events {
+        let pass =
+            crate::entry::EventPass { rule: pass.rule, window: pass.window, seen_changes: pass.seen_changes, changes };
+        crate::entry::evaluate_event_rule(store, settings, pass, &mut zones, &mut report).await?;
+    }
     let mut batches = Batches::new(store, settings.raw.evaluation.member_batch, passes.iter().map(|p| p.rule));
-    while let Some(batch) = batches.next().await? {
+    while !passes.is_empty()
+        && let Some(batch) = batches.next().await?
+    {
         report.members += batch.len() as u64;
         let mut pending: Vec<NewMessage> = Vec::new();
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ, tz| {
@@ -142,7 +149,7 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
         report.skipped += pending.iter().filter(|m| m.skip.is_some()).count() as u64;
         report.enqueued += store.enqueue(&pending, now).await?;
     }
-    for pass in &passes {
+    for pass in events.iter().chain(&passes) {
         store.set_watermark(&pass.rule.id, to, changes, now).await?;
     }
     Ok(report)

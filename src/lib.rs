@@ -5,6 +5,7 @@
 //!
 //! - [`members`]: members and their events come in (HTTP API, `tidings import`, the demo seed).
 //! - [`evaluate`]: the tick: windows per rule, members in batches, idempotent enqueue.
+//! - [`entry`]: event rules (the events a rule has not seen) and transactional sends.
 //! - [`triggers`]: which members have an occurrence of a rule in a window (pure).
 //! - [`plan`]: turn occurrences into message rows: dedupe key, member-local `run_at`, skips.
 //! - [`dispatch`]: claim due messages under a lease, render, send, finalize (fenced).
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod entry;
 pub mod evaluate;
 pub mod http;
 pub mod members;

@@ -19,7 +19,7 @@ use crate::plan::collide::{self, Contender, Priority, Stage, Verdict};
 use crate::plan::quiet::{self, QuietHours, Shift};
 use crate::plan::send_time::local_instant;
 use crate::store::{Claimed, Defer, Finalize, Recent, Store};
-use crate::triggers::{self, Rule, Trigger, Window};
+use crate::triggers::{self, Rule, Window};
 
 /// The policy a dispatcher applies, from the settings: rules (priority, merge, quiet hours, and
 /// their triggers to foresee a colliding occurrence not yet planned), caps, the programme's zone.
@@ -47,7 +47,18 @@ impl Policy {
         }
     }
 
+    /// Whether a rule's messages take part in collisions: greetings for calendar occasions
+    /// (birthdays, anniversaries, holidays, festivals). Messages that answer something the member
+    /// did (events), journeys, win-backs and transactional sends are limited by the caps only.
+    fn collides(&self, rule_id: &str) -> bool {
+        self.rule(rule_id).is_some_and(|(_, r)| r.trigger.is_occasion())
+    }
+
+    /// The rule's sending hours; a transactional send (asked for by the host, now) has none.
     fn quiet_hours(&self, rule_id: &str) -> QuietHours {
+        if rule_id == crate::entry::API_RULE {
+            return QuietHours::NONE;
+        }
         self.rule(rule_id).map_or(self.settings.quiet_hours, |(_, r)| r.quiet_hours)
     }
 
@@ -133,7 +144,7 @@ impl<'a> Gate<'a> {
 
     /// The collision verdict of one batch message; `None` when it is not marketing.
     fn verdict(&self, c: &Claimed, batch: &[Claimed], members: &HashMap<i64, Member>) -> Option<Verdict> {
-        if c.purpose != Purpose::Marketing {
+        if c.purpose != Purpose::Marketing || !self.policy.collides(&c.rule_id) {
             return None;
         }
         let member = members.get(&c.member_id)?;
@@ -152,7 +163,7 @@ impl<'a> Gate<'a> {
         };
         let mut others = Vec::new();
         for r in self.recent.get(&c.member_id).into_iter().flatten() {
-            if r.purpose != Purpose::Marketing {
+            if r.purpose != Purpose::Marketing || !self.policy.collides(&r.rule_id) {
                 continue;
             }
             let (stage, at) = match (r.handed(), r.state.as_str()) {
@@ -170,6 +181,7 @@ impl<'a> Gate<'a> {
             if b.id != c.id
                 && b.member_id == c.member_id
                 && b.purpose == Purpose::Marketing
+                && self.policy.collides(&b.rule_id)
                 && self.day(b.member_id, b.run_at) == day
             {
                 others.push(contender(&b.rule_id, &b.occurrence, Stage::Pending, None, &b.vars));
@@ -199,8 +211,7 @@ impl<'a> Gate<'a> {
         let locale = member.locale.as_deref().unwrap_or(&self.policy.settings.raw.programme.default_locale);
         let mut out = Vec::new();
         for rule in self.policy.settings.rules.iter() {
-            let dated = !matches!(rule.trigger, Trigger::Inactivity { .. } | Trigger::ChurnRisk { .. });
-            if !rule.enabled || !dated || rule.purpose != Purpose::Marketing {
+            if !rule.enabled || !rule.trigger.is_occasion() || rule.purpose != Purpose::Marketing {
                 continue;
             }
             for occ in triggers::evaluate(rule, member, &tz, window, false, locale) {

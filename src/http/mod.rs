@@ -60,6 +60,7 @@ pub fn app(http: Http) -> Router {
         .route("/api/members/{external_id}/export", get(rights::export))
         .route("/api/events", post(record_events))
         .route("/api/messages", get(list_messages))
+        .route("/api/messages/send", post(send_message))
         .route("/api/messages/{id}/history", get(message_history))
         .route("/api/forecast", get(forecast))
         .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
@@ -117,6 +118,20 @@ impl ApiError {
 
     fn not_found(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::NOT_FOUND, message: message.into(), field: None }
+    }
+
+    /// 400: a request that cannot be acted on as written (a transactional send).
+    fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field.to_string()).filter(|f| !f.is_empty()),
+        }
+    }
+
+    /// 409: the request clashes with an earlier one (an idempotency key reused).
+    fn conflict(field: &str, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::CONFLICT, message: message.into(), field: Some(field.to_string()) }
     }
 }
 
@@ -228,6 +243,9 @@ struct EventBody {
     amount: Option<f64>,
     #[serde(default)]
     at: Option<jiff::Timestamp>,
+    /// A JSON object, given to templates as `occurrence.event.*`.
+    #[serde(default)]
+    data: Option<Value>,
 }
 
 async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
@@ -246,13 +264,17 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
                     problem: "is more than a day in the future".into(),
                 })
             }
-            Ok(e) => good.push(EventInput {
-                event_id: e.event_id,
-                member: e.member,
-                kind: e.kind.trim().to_string(),
-                amount: e.amount,
-                at: e.at.unwrap_or(now),
-            }),
+            Ok(e) => match crate::entry::event_data(e.data) {
+                Ok(data) => good.push(EventInput {
+                    event_id: e.event_id,
+                    member: e.member,
+                    kind: e.kind.trim().to_string(),
+                    amount: e.amount,
+                    at: e.at.unwrap_or(now),
+                    data,
+                }),
+                Err(problem) => errors.push(ItemError { index, field: Some("data".into()), problem }),
+            },
             Err(e) => errors.push(ItemError { index, field: serde_field(&e.to_string()), problem: e.to_string() }),
         }
     }
@@ -268,6 +290,25 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
         "unknown_members": counts.unknown_members, "errors": errors})),
     )
         .into_response())
+}
+
+/// `POST /api/messages/send`: a transactional message now, idempotent on `idempotency_key`
+/// (see `entry::send`). 202 with the messages; 200 when the key was used with this same request.
+async fn send_message(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
+    let request: crate::entry::SendRequest = serde_json::from_value(body).map_err(|e| {
+        let field = serde_field(&e.to_string());
+        ApiError::bad_request(field.as_deref().unwrap_or(""), e.to_string())
+    })?;
+    match crate::entry::send(&h.app, request).await {
+        Ok(out) => {
+            let status = if out.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
+            Ok((status, Json(out)).into_response())
+        }
+        Err(crate::entry::SendError::Bad { field, problem }) => Err(ApiError::bad_request(field, problem)),
+        Err(e @ crate::entry::SendError::NoMember(_)) => Err(ApiError::not_found(e.to_string())),
+        Err(e @ crate::entry::SendError::Conflict { field }) => Err(ApiError::conflict(field, e.to_string())),
+        Err(crate::entry::SendError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// The field a serde error is about (`missing field \`kind\``, `unknown field \`x\``), if any.

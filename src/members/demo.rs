@@ -128,6 +128,7 @@ pub fn sample(now: Timestamp, count: usize, seed: u64) -> (Vec<MemberInput>, Vec
                 kind: "purchase".into(),
                 amount: Some(f64::from(rng.random_range(20..800_u32))),
                 at: now.checked_sub(SignedDuration::from_secs_f64(at * 86_400.0 + 3600.0)).unwrap_or(now),
+                data: None,
             });
         }
     }

@@ -1,6 +1,7 @@
 //! Members and their events: the input of the pipeline. A member is who we write to; an event
 //! (a purchase, a visit, any named kind) is what they did, and moves `last_activity_at`.
 
+pub mod builtin;
 pub mod demo;
 pub mod import;
 pub mod refresh;
@@ -105,4 +106,8 @@ pub struct EventInput {
     pub kind: String,
     pub amount: Option<f64>,
     pub at: Timestamp,
+    /// What the host says about the event (an order number, the store): a JSON object, given to
+    /// templates of rules the event starts as `occurrence.event.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Map<String, Value>>,
 }

@@ -46,6 +46,8 @@ pub struct Store {
     backend: Backend,
     /// `privacy.hash_key`: erased members' suppressed addresses are kept under it.
     hash_key: Option<crate::rights::HashKey>,
+    /// What built-in events the member writes record (tier order, purchase kinds).
+    builtin: std::sync::Arc<crate::members::builtin::BuiltinEvents>,
 }
 
 /// The backends: a closed set, chosen by the URL's scheme.
@@ -77,6 +79,8 @@ pub use rights::{
 };
 mod caps;
 pub use caps::{Defer, Recent};
+mod entry;
+pub use entry::{EventQuery, SentMessage};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
@@ -108,7 +112,7 @@ impl Store {
         } else {
             Backend::Sqlite(sqlite::SqliteStore::connect(url, create).await?)
         };
-        Ok(Store { backend, hash_key: None })
+        Ok(Store { backend, hash_key: None, builtin: Default::default() })
     }
 
     /// Which backend this is: `"sqlite"` or `"postgres"`.
@@ -163,14 +167,16 @@ impl Store {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
     /// stored one is left alone (its `updated_at` does not move), so re-importing changes nothing.
     /// Set-based: two statements per run of rows, where a run ends before an id repeats (so a
-    /// later row for the same member sees, and updates, the earlier one).
+    /// later row for the same member sees, and updates, the earlier one). Records the built-in
+    /// events (`member.joined`, tier changes) in the same transaction.
     pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
-        on_backend!(self.upsert_members(rows, now))
+        on_backend!(self.upsert_members(rows, now, &self.builtin))
     }
 
-    /// Records events and moves each member's `last_activity_at` forward (never back).
+    /// Records events and moves each member's `last_activity_at` forward (never back). Each event
+    /// is stamped with the member change counter of its transaction (event rules read by it).
     pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
-        on_backend!(self.record_events(events, now))
+        on_backend!(self.record_events(events, now, &self.builtin))
     }
 
     pub async fn member_by_external_id(&self, external_id: &str) -> Result<Option<Member>> {

@@ -481,7 +481,8 @@ pub(super) fn event_rows(events: &[crate::members::EventInput]) -> String {
         .iter()
         .map(|e| {
             serde_json::json!({"event_id": e.event_id, "member": e.member, "kind": e.kind, "amount": e.amount,
-                               "at": e.at.as_millisecond()})
+                               "at": e.at.as_millisecond(),
+                               "data": e.data.as_ref().map(|d| Value::Object(d.clone()).to_string())})
         })
         .collect();
     Value::Array(rows).to_string()

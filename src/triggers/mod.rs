@@ -7,6 +7,7 @@
 
 pub mod calendar;
 mod dates;
+mod entry;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use crate::plan::send_time::local_instant;
 
 pub use calendar::Calendar;
 pub use dates::{Feb29, anniversary_in};
+pub use entry::{EventRecord, RESERVED_EVENT_FIELDS, event_occurrence, member_date};
 
 /// A rule: when to write to whom, on which channels, with which template.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +89,20 @@ pub enum Trigger {
     ChurnRisk {
         below: f64,
     },
+    /// An event of one of `kinds` (sent by the host, or built in: `member.joined`, …) starts the
+    /// rule: sent `delay` after the event, or, without a delay, at `send_at` on the day
+    /// `offset_days` after it. `data` names the fields its events carry (for checking templates).
+    Event {
+        kinds: Vec<String>,
+        delay: Option<SignedDuration>,
+        data: Vec<String>,
+    },
+    /// A member date (`birth_date`, `member_since` or an attribute holding `YYYY-MM-DD`), sent
+    /// `offset_days` from it; with `yearly`, every year.
+    Date {
+        attribute: String,
+        yearly: bool,
+    },
 }
 
 impl Trigger {
@@ -122,6 +138,16 @@ impl Trigger {
                 vars.insert("festival".into(), json!(first.map(|f| f.id.clone()).unwrap_or_default()));
                 lunar_vars(&mut vars, date(2026, 9, 25), "zh-CN");
             }
+            Trigger::Event { kinds, data, .. } => {
+                vars.insert("event".into(), entry::sample_event(kinds, data));
+            }
+            Trigger::Date { attribute, yearly } => {
+                vars.insert("attribute".into(), json!(attribute));
+                vars.insert("attribute_date".into(), json!("2026-12-31"));
+                if *yearly {
+                    vars.insert("years".into(), json!(1));
+                }
+            }
             Trigger::ChurnRisk { .. } => {
                 vars.insert("p_alive".into(), json!(0.31));
                 vars.insert("last_purchase".into(), json!("2026-08-14"));
@@ -133,6 +159,19 @@ impl Trigger {
         vars
     }
 
+    /// A greeting for a calendar occasion (a birthday, an anniversary, a holiday, a festival):
+    /// such messages collide when two fall on one member-local day (`plan::collide`).
+    pub fn is_occasion(&self) -> bool {
+        matches!(
+            self,
+            Trigger::Birthday { .. }
+                | Trigger::Anniversary { .. }
+                | Trigger::Holiday { .. }
+                | Trigger::LunarBirthday
+                | Trigger::Festival { .. }
+        )
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Birthday { .. } => "birthday",
@@ -142,6 +181,8 @@ impl Trigger {
             Trigger::LunarBirthday => "lunar_birthday",
             Trigger::Festival { .. } => "festival",
             Trigger::ChurnRisk { .. } => "churn_risk",
+            Trigger::Event { .. } => "event",
+            Trigger::Date { .. } => "date",
         }
     }
 }
@@ -192,6 +233,8 @@ pub fn evaluate(
     match &rule.trigger {
         Trigger::Inactivity { days } => inactivity(rule, member, tz, window, from, changed_since_from, *days),
         Trigger::ChurnRisk { below } => churn_risk(rule, member, tz, window, from, changed_since_from, *below),
+        // Found from the events, not the members (see `event_occurrence`).
+        Trigger::Event { .. } => Vec::new(),
         _ => dated(rule, member, tz, from, window.to, locale),
     }
 }
@@ -268,7 +311,8 @@ fn matches(rule: &Rule, member: &Member, date: Date, locale: &str) -> Option<(St
             lunar_vars(&mut vars, date, locale);
             format!("festival:{}:{date}", festival.id)
         }
-        Trigger::Inactivity { .. } | Trigger::ChurnRisk { .. } => return None,
+        Trigger::Date { attribute, yearly } => entry::date_match(member, attribute, *yearly, date, &mut vars)?,
+        Trigger::Inactivity { .. } | Trigger::ChurnRisk { .. } | Trigger::Event { .. } => return None,
     };
     Some((key, vars))
 }

@@ -12,6 +12,7 @@ mod cli;
 mod daemon;
 mod email;
 mod email_auth;
+mod entry;
 mod fault;
 mod gateways;
 mod http_sms;

@@ -140,6 +140,7 @@ async fn a_thousand_members_over_days_and_a_dst_change_get_each_message_exactly_
             kind: "purchase".into(),
             amount: Some(42.0),
             at: "2026-10-03T12:00:00Z".parse().unwrap(),
+            data: None,
         })
         .collect();
     t.app.store.record_events(&events, t.now()).await.unwrap();
@@ -518,6 +519,7 @@ async fn a_win_back_planned_before_the_member_came_back_is_not_sent(backend: Bac
         kind: "purchase".into(),
         amount: Some(10.0),
         at: at.parse().unwrap(),
+        data: None,
     };
     t.app.store.record_events(&[purchase("2026-10-01T09:00:00Z", "p1")], t.now()).await.unwrap();
     // Crossed on Oct 31; first seen now, so planned for today's 11:00, three hours ahead.

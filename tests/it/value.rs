@@ -33,7 +33,14 @@ send_at = "10:00"
 "#;
 
 fn purchase(member: &str, id: String, at: Timestamp) -> EventInput {
-    EventInput { event_id: Some(id), member: member.into(), kind: "purchase".into(), amount: Some(25.0), at }
+    EventInput {
+        event_id: Some(id),
+        member: member.into(),
+        kind: "purchase".into(),
+        amount: Some(25.0),
+        at,
+        data: None,
+    }
 }
 
 /// 300 customers whose habits the model can learn (a purchase every 10 to 60 days, some stop

@@ -1,9 +1,10 @@
 //! Members and events on PostgreSQL: the SQLite module's statements in PostgreSQL's dialect.
 
 use jiff::Timestamp;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::{PgStore, next_change};
+use super::{PgStore, entry, next_change};
+use crate::members::builtin::{BuiltinEvents, RecordedEvent, RecordedRow};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
 use crate::store::types::{
@@ -12,7 +13,12 @@ use crate::store::types::{
 };
 
 impl PgStore {
-    pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
+    pub async fn upsert_members(
+        &self,
+        rows: &[MemberInput],
+        now: Timestamp,
+        builtin: &BuiltinEvents,
+    ) -> Result<UpsertCounts> {
         let mut counts = UpsertCounts::default();
         let mut tx = self.begin().await?;
         let change = next_change(&mut tx).await?;
@@ -22,7 +28,7 @@ impl PgStore {
         while start < rows.len() {
             let mut seen = HashSet::new();
             let end = start + rows[start..].iter().take_while(|m| seen.insert(m.external_id.as_str())).count();
-            upsert_run(&mut tx, &rows[start..end], now, change, &mut counts).await?;
+            upsert_run(&mut tx, &rows[start..end], now, change, builtin, &mut counts).await?;
             start = end;
         }
         tx.commit().await?;
@@ -31,7 +37,12 @@ impl PgStore {
 
     /// Records events and moves each member's `last_activity_at` forward (never back). Set-based:
     /// the events, then the members they moved, one statement each.
-    pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
+    pub async fn record_events(
+        &self,
+        events: &[EventInput],
+        now: Timestamp,
+        builtin: &BuiltinEvents,
+    ) -> Result<EventCounts> {
         if events.is_empty() {
             return Ok(EventCounts::default());
         }
@@ -48,20 +59,24 @@ impl PgStore {
         .await?
         .into_iter()
         .collect();
-        let recorded: Vec<(i64, i64)> = sqlx::query_as(
-            "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
-             SELECT e.event_id, m.id, e.kind, e.amount, e.at, $2::bigint
+        let recorded: Vec<RecordedEvent> = sqlx::query_as::<_, RecordedRow>(
+            "INSERT INTO events (event_id, member_id, kind, amount, at, received_at, data, change_seq)
+             SELECT e.event_id, m.id, e.kind, e.amount, e.at, $2::bigint, e.data, $3::bigint
              FROM jsonb_to_recordset($1::jsonb)
-                  AS e(event_id text, member text, kind text, amount double precision, at bigint)
+                  AS e(event_id text, member text, kind text, amount double precision, at bigint, data text)
              JOIN members m ON m.external_id = e.member
              ON CONFLICT (event_id) DO NOTHING
-             RETURNING member_id, at",
+             RETURNING id, member_id, at, kind, amount, event_id",
         )
         .bind(&rows)
         .bind(now_ms)
+        .bind(change)
         .fetch_all(&mut *tx)
-        .await?;
-        let (ids, ats): (Vec<i64>, Vec<i64>) = recorded.iter().copied().unzip();
+        .await?
+        .into_iter()
+        .map(RecordedEvent::from)
+        .collect();
+        let (ids, ats): (Vec<i64>, Vec<i64>) = recorded.iter().map(|e| (e.member_id, e.at)).unzip();
         sqlx::query(
             "UPDATE members AS m SET last_activity_at = x.at, updated_at = $3::bigint, change_seq = $4::bigint
              FROM (SELECT member_id, max(at) AS at FROM unnest($1::bigint[], $2::bigint[]) AS r(member_id, at)
@@ -74,6 +89,9 @@ impl PgStore {
         .bind(change)
         .execute(&mut *tx)
         .await?;
+        let buyers: Vec<i64> = recorded.iter().filter(|e| builtin.is_purchase(&e.kind)).map(|e| e.member_id).collect();
+        let had = entry::had_purchase(&mut tx, &buyers, &builtin.purchase_kinds, change).await?;
+        entry::insert_builtin(&mut tx, &builtin.first_purchases(&recorded, &had), change, now_ms).await?;
         tx.commit().await?;
         let unknown = unknown_members(events, &known);
         Ok(EventCounts {
@@ -116,11 +134,13 @@ async fn upsert_run(
     rows: &[MemberInput],
     now: Timestamp,
     change: i64,
+    builtin: &BuiltinEvents,
     counts: &mut UpsertCounts,
 ) -> Result<()> {
     let batch = member_rows(rows);
-    let existing: HashSet<String> = sqlx::query_scalar(
-        "SELECT external_id FROM members
+    // With their tiers before the write: a tier change is a built-in event.
+    let existing: HashMap<String, Option<String>> = sqlx::query_as(
+        "SELECT external_id, tier FROM members
          WHERE external_id IN (SELECT j ->> 'external_id' FROM jsonb_array_elements($1::jsonb) j)",
     )
     .bind(&batch)
@@ -128,7 +148,7 @@ async fn upsert_run(
     .await?
     .into_iter()
     .collect();
-    let written: Vec<String> = sqlx::query_scalar(
+    let written: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "INSERT INTO members AS m (external_id, name, phone, email, locale, time_zone, birth_date,
                                    lunar_birthday, member_since, tier, points, attributes, created_at, updated_at, change_seq)
          SELECT j.external_id, j.name, j.phone, j.email, j.locale, j.time_zone, j.birth_date,
@@ -151,20 +171,22 @@ async fn upsert_run(
             OR m.member_since IS DISTINCT FROM excluded.member_since
             OR m.tier IS DISTINCT FROM excluded.tier OR m.points IS DISTINCT FROM excluded.points
             OR m.attributes IS DISTINCT FROM excluded.attributes
-         RETURNING m.external_id",
+         RETURNING m.id, m.external_id, m.tier",
     )
     .bind(&batch)
     .bind(now.as_millisecond())
     .bind(change)
     .fetch_all(&mut **tx)
     .await?;
-    for id in &written {
-        if existing.contains(id) {
+    for (_, id, _) in &written {
+        if existing.contains_key(id) {
             counts.updated += 1;
         } else {
             counts.inserted += 1;
         }
     }
     counts.unchanged += (rows.len() - written.len()) as u64;
+    let now_ms = now.as_millisecond();
+    entry::insert_builtin(tx, &builtin.of_upsert(&written, &existing, change, now_ms), change, now_ms).await?;
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Members and events on SQLite.
 
 use jiff::Timestamp;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::{SqliteStore, next_change};
+use super::{SqliteStore, entry, next_change};
+use crate::members::builtin::{BuiltinEvents, RecordedEvent, RecordedRow};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::store::Result;
 use crate::store::types::{
@@ -16,7 +17,12 @@ impl SqliteStore {
     /// stored one is left alone (its `updated_at` does not move), so re-importing changes nothing.
     /// Set-based: two statements per run of rows, where a run ends before an id repeats (so a
     /// later row for the same member sees, and updates, the earlier one).
-    pub async fn upsert_members(&self, rows: &[MemberInput], now: Timestamp) -> Result<UpsertCounts> {
+    pub async fn upsert_members(
+        &self,
+        rows: &[MemberInput],
+        now: Timestamp,
+        builtin: &BuiltinEvents,
+    ) -> Result<UpsertCounts> {
         let mut counts = UpsertCounts::default();
         let mut tx = self.begin().await?;
         let change = next_change(&mut tx).await?;
@@ -24,17 +30,21 @@ impl SqliteStore {
         while start < rows.len() {
             let mut seen = HashSet::new();
             let end = start + rows[start..].iter().take_while(|m| seen.insert(m.external_id.as_str())).count();
-            upsert_run(&mut tx, &rows[start..end], now, change, &mut counts).await?;
+            upsert_run(&mut tx, &rows[start..end], now, change, builtin, &mut counts).await?;
             start = end;
         }
         tx.commit().await?;
         Ok(counts)
     }
 
-    /// Records events and moves each member's `last_activity_at` forward (never back).
     /// Records events and moves each member's `last_activity_at` forward (never back). Set-based:
     /// the events, then the members they moved, one statement each.
-    pub async fn record_events(&self, events: &[EventInput], now: Timestamp) -> Result<EventCounts> {
+    pub async fn record_events(
+        &self,
+        events: &[EventInput],
+        now: Timestamp,
+        builtin: &BuiltinEvents,
+    ) -> Result<EventCounts> {
         if events.is_empty() {
             return Ok(EventCounts::default());
         }
@@ -51,28 +61,37 @@ impl SqliteStore {
         .into_iter()
         .collect();
         // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
-        let recorded: Vec<(i64, i64)> = sqlx::query_as(
-            "INSERT INTO events (event_id, member_id, kind, amount, at, received_at)
-             SELECT j.value ->> 'event_id', m.id, j.value ->> 'kind', j.value ->> 'amount', j.value ->> 'at', ?2
+        let recorded: Vec<RecordedEvent> = sqlx::query_as::<_, RecordedRow>(
+            "INSERT INTO events (event_id, member_id, kind, amount, at, received_at, data, change_seq)
+             SELECT j.value ->> 'event_id', m.id, j.value ->> 'kind', j.value ->> 'amount', j.value ->> 'at', ?2,
+                    j.value ->> 'data', ?3
              FROM json_each(?1) j JOIN members m ON m.external_id = j.value ->> 'member'
              WHERE true
              ON CONFLICT (event_id) DO NOTHING
-             RETURNING member_id, at",
+             RETURNING id, member_id, at, kind, amount, event_id",
         )
         .bind(&rows)
         .bind(now_ms)
+        .bind(change)
         .fetch_all(&mut *tx)
-        .await?;
+        .await?
+        .into_iter()
+        .map(RecordedEvent::from)
+        .collect();
+        let pairs: Vec<(i64, i64)> = recorded.iter().map(|e| (e.member_id, e.at)).collect();
         sqlx::query(
             "UPDATE members SET last_activity_at = x.at, updated_at = ?2, change_seq = ?3
              FROM (SELECT j.value ->> 0 AS member_id, max(j.value ->> 1) AS at FROM json_each(?1) j GROUP BY 1) x
              WHERE members.id = x.member_id AND (members.last_activity_at IS NULL OR members.last_activity_at < x.at)",
         )
-        .bind(serde_json::to_string(&recorded).expect("pairs serialize"))
+        .bind(serde_json::to_string(&pairs).expect("pairs serialize"))
         .bind(now_ms)
         .bind(change)
         .execute(&mut *tx)
         .await?;
+        let buyers: Vec<i64> = recorded.iter().filter(|e| builtin.is_purchase(&e.kind)).map(|e| e.member_id).collect();
+        let had = entry::had_purchase(&mut tx, &buyers, &builtin.purchase_kinds, change).await?;
+        entry::insert_builtin(&mut tx, &builtin.first_purchases(&recorded, &had), change, now_ms).await?;
         tx.commit().await?;
         let unknown = unknown_members(events, &known);
         Ok(EventCounts {
@@ -118,11 +137,13 @@ async fn upsert_run(
     rows: &[MemberInput],
     now: Timestamp,
     change: i64,
+    builtin: &BuiltinEvents,
     counts: &mut UpsertCounts,
 ) -> Result<()> {
     let batch = member_rows(rows);
-    let existing: HashSet<String> = sqlx::query_scalar(
-        "SELECT external_id FROM members
+    // With their tiers before the write: a tier change is a built-in event.
+    let existing: HashMap<String, Option<String>> = sqlx::query_as(
+        "SELECT external_id, tier FROM members
          WHERE external_id IN (SELECT j.value ->> 'external_id' FROM json_each(?) j)",
     )
     .bind(&batch)
@@ -131,7 +152,7 @@ async fn upsert_run(
     .into_iter()
     .collect();
     // `WHERE true` tells SQLite's parser the ON CONFLICT belongs to the INSERT.
-    let written: Vec<String> = sqlx::query_scalar(
+    let written: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "INSERT INTO members (external_id, name, phone, email, locale, time_zone, birth_date,
                               lunar_birthday, member_since, tier, points, attributes, created_at, updated_at, change_seq)
          SELECT j.value ->> 'external_id', j.value ->> 'name', j.value ->> 'phone', j.value ->> 'email',
@@ -154,20 +175,22 @@ async fn upsert_run(
             OR members.member_since IS NOT excluded.member_since
             OR members.tier IS NOT excluded.tier OR members.points IS NOT excluded.points
             OR members.attributes IS NOT excluded.attributes
-         RETURNING external_id",
+         RETURNING id, external_id, tier",
     )
     .bind(&batch)
     .bind(now.as_millisecond())
     .bind(change)
     .fetch_all(&mut **tx)
     .await?;
-    for id in &written {
-        if existing.contains(id) {
+    for (_, id, _) in &written {
+        if existing.contains_key(id) {
             counts.updated += 1;
         } else {
             counts.inserted += 1;
         }
     }
     counts.unchanged += (rows.len() - written.len()) as u64;
+    let now_ms = now.as_millisecond();
+    entry::insert_builtin(tx, &builtin.of_upsert(&written, &existing, change, now_ms), change, now_ms).await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! use their own pool. One daemon per database file (see [`crate::store::lock_for_daemon`]).
 
 mod caps;
+mod entry;
 mod gateways;
 mod members;
 mod messages;
