@@ -1,9 +1,13 @@
 //! Configuration: one TOML file plus `TIDINGS_…` environment overrides, checked in two stages
 //! (parse, then meaning) with errors that name the key.
 
+mod experiment;
+
 use std::fmt;
 
 use serde::Deserialize;
+
+pub use experiment::{ConversionConfig, ExperimentConfig, VariantConfig};
 
 /// A secret: never printed, never logged.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -612,6 +616,12 @@ pub struct RuleConfig {
     /// Only members in these segments (`new`, `active`, `high_value`, `at_risk`, `lapsed`); empty: all.
     #[serde(default)]
     pub segments: Vec<String>,
+    /// Variants by weight and a holdout share (see README: Experiments and conversions).
+    #[serde(default)]
+    pub experiment: Option<ExperimentConfig>,
+    /// Which events count as a conversion after this rule's message, and within how long.
+    #[serde(default)]
+    pub conversion: Option<ConversionConfig>,
 }
 
 fn default_send_at() -> String {
@@ -641,6 +651,8 @@ fn default_rules() -> Vec<RuleConfig> {
         festivals: Vec::new(),
         below: None,
         segments: Vec::new(),
+        experiment: None,
+        conversion: None,
     };
     vec![
         rule("birthday", "birthday", "birthday"),
@@ -1144,6 +1156,12 @@ impl Config {
             if r.fallback && channels.len() < 2 {
                 problems.push(ConfigProblem::new(key("fallback"), "needs at least two channels to fall back between"));
             }
+            let experiment = r
+                .experiment
+                .as_ref()
+                .map(|e| experiment::check_experiment(e, &r.id, &trigger.sample_vars(), &key, problems));
+            let conversion =
+                experiment::check_conversion(r.conversion.as_ref(), &self.model.purchase_events, &key, problems);
             if problems.len() == before {
                 rules.push(Rule {
                     id: r.id.clone(),
@@ -1157,6 +1175,8 @@ impl Config {
                     fallback: r.fallback,
                     purpose,
                     segments,
+                    experiment,
+                    conversion,
                 });
             }
         }

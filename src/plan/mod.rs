@@ -3,6 +3,7 @@
 //! (and why). Never touches the database; inserting the plan is the store's job, idempotent on
 //! the dedupe key.
 
+pub mod experiment;
 pub mod send_time;
 
 use jiff::Timestamp;
@@ -30,6 +31,9 @@ pub struct NewMessage {
     /// The channels to try, in order, when the member has no address on `channel`.
     pub fallback: Vec<ChannelKind>,
     pub purpose: Purpose,
+    /// The experiment the member is in (the rule's), and their arm: a variant's id or `holdout`.
+    pub experiment: Option<String>,
+    pub variant: Option<String>,
 }
 
 /// The dedupe key of one (rule, member, occurrence, channel).
@@ -82,7 +86,7 @@ pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> V
         Some((first, rest)) if rule.fallback => (std::slice::from_ref(first), rest),
         _ => (&rule.channels, &[]),
     };
-    channels
+    let mut msgs: Vec<NewMessage> = channels
         .iter()
         .map(|&channel| NewMessage {
             dedupe_key: dedupe_key(&rule.id, member.id, &occ.key, channel),
@@ -97,8 +101,15 @@ pub fn plan(rule: &Rule, member: &Member, occ: &Occurrence, now: Timestamp) -> V
             skip: late.then(|| format!("late: due {} and the rule allows {:#}", occ.due, rule.max_lateness)),
             fallback: fallback.to_vec(),
             purpose: rule.purpose,
+            experiment: None,
+            variant: None,
         })
-        .collect()
+        .collect();
+    if let Some(e) = &rule.experiment {
+        let arm = experiment::assign(e, member.id);
+        msgs.iter_mut().for_each(|m| experiment::apply(e, &arm, m));
+    }
+    msgs
 }
 
 #[cfg(test)]
@@ -144,6 +155,8 @@ mod tests {
             fallback: false,
             purpose: Purpose::Marketing,
             segments: Vec::new(),
+            experiment: None,
+            conversion: crate::track::report::Conversion::default(),
         }
     }
 

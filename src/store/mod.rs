@@ -68,6 +68,10 @@ macro_rules! on_backend {
     };
 }
 
+mod experiments;
+
+pub use experiments::ReportQuery;
+
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
     /// `postgres://user@host/db` (the database, if the user may create it).

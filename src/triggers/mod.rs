@@ -41,6 +41,10 @@ pub struct Rule {
     pub purpose: crate::channels::Purpose,
     /// Only members in these segments; empty: every member.
     pub segments: Vec<Segment>,
+    /// Variants and a holdout (`[rules.experiment]`); `None`: everyone gets the rule's message.
+    pub experiment: Option<crate::plan::experiment::Experiment>,
+    /// What counts as a conversion after this rule's message, and within how long.
+    pub conversion: crate::track::report::Conversion,
 }
 
 impl Rule {

@@ -40,6 +40,8 @@ fn rule(trigger: Trigger) -> Rule {
         fallback: false,
         purpose: crate::channels::Purpose::Marketing,
         segments: Vec::new(),
+        experiment: None,
+        conversion: crate::track::report::Conversion::default(),
     }
 }
 
