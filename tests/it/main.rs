@@ -11,6 +11,7 @@ mod cli;
 mod daemon;
 mod email;
 mod email_auth;
+mod experiments;
 mod fault;
 mod gateways;
 mod http_sms;
