@@ -43,11 +43,14 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         if !inserted.is_empty() {
-            let ids: Value = inserted.iter().map(|(id, key)| json!([id, key])).collect();
+            // Joined through the dedupe key's index: a join of the two JSON arrays would compare
+            // every pair (json_each has no index), minutes for a batch of a few thousand.
+            let ids: Value = inserted.iter().map(|(id, _)| json!(id)).collect();
             sqlx::query(
                 "INSERT INTO message_history (message_id, at, state, detail)
-                 SELECT i.value ->> 0, ?2, r.value ->> 'state', r.value ->> 'detail'
-                 FROM json_each(?1) i JOIN json_each(?3) r ON r.value ->> 'key' = i.value ->> 1",
+                 SELECT m.id, ?2, m.state, r.value ->> 'detail'
+                 FROM json_each(?3) r JOIN messages m ON m.dedupe_key = r.value ->> 'key'
+                 WHERE m.id IN (SELECT value FROM json_each(?1))",
             )
             .bind(ids.to_string())
             .bind(now_ms)
