@@ -263,7 +263,9 @@ pub struct PreviewMessage {
 pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Result<(), String> {
     let mut problems = Vec::new();
     for (i, rule) in settings.rules.iter().enumerate() {
-        for (key, template, extra) in crate::plan::experiment::templates(rule.experiment.as_ref(), &rule.template) {
+        for crate::plan::experiment::RuleTemplate { key, template, vars: extra } in
+            crate::plan::experiment::templates(rule.experiment.as_ref(), &rule.template)
+        {
             let mut vars = rule.trigger.sample_vars();
             vars.extend(extra.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
             let vars = serde_json::Value::Object(vars);
@@ -294,7 +296,7 @@ pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Resul
         .iter()
         .filter(|r| r.channels.contains(&crate::channels::ChannelKind::Sms))
         .flat_map(|r| crate::plan::experiment::templates(r.experiment.as_ref(), &r.template))
-        .map(|(_, t, _)| t)
+        .map(|t| t.template)
         .collect();
     for provider in settings.raw.channels.names(crate::channels::ChannelKind::Sms) {
         if crate::render::providers::TEMPLATE_PROVIDERS.contains(&provider.as_str()) {

@@ -110,21 +110,33 @@ pub fn apply(experiment: &Experiment, arm: &Arm<'_>, msg: &mut NewMessage) {
     }
 }
 
-/// What a rule's messages are rendered from, for the start-up check: `(key, template,
-/// variables added)`, the rule's own template without an experiment, else each variant's.
-pub fn templates<'a>(
-    experiment: Option<&'a Experiment>,
-    rule_template: &'a str,
-) -> Vec<(String, &'a str, Option<&'a Map<String, Value>>)> {
+/// One template a rule's messages may be rendered from, for the start-up check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleTemplate<'a> {
+    /// The rule's key that names it: `template` or `experiment.variants[1].template`.
+    pub key: String,
+    pub template: &'a str,
+    /// The variables a variant adds to the occurrence's.
+    pub vars: Option<&'a Map<String, Value>>,
+}
+
+/// What a rule's messages are rendered from: the rule's own template without an experiment,
+/// else each variant's.
+pub fn templates<'a>(experiment: Option<&'a Experiment>, rule_template: &'a str) -> Vec<RuleTemplate<'a>> {
+    let own = |vars| RuleTemplate { key: "template".to_string(), template: rule_template, vars };
     match experiment {
-        None => vec![("template".to_string(), rule_template, None)],
+        None => vec![own(None)],
         Some(e) => e
             .variants
             .iter()
             .enumerate()
             .map(|(j, v)| match &v.template {
-                Some(t) => (format!("experiment.variants[{j}].template"), t.as_str(), Some(&v.vars)),
-                None => ("template".to_string(), rule_template, Some(&v.vars)),
+                Some(t) => RuleTemplate {
+                    key: format!("experiment.variants[{j}].template"),
+                    template: t.as_str(),
+                    vars: Some(&v.vars),
+                },
+                None => own(Some(&v.vars)),
             })
             .collect(),
     }

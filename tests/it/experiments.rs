@@ -296,6 +296,7 @@ fn experiment_settings_are_checked_with_their_keys() {
     )
     .and_then(Config::check)
     .unwrap();
-    let e = tidings::app::App::check(&settings).err().expect("a missing template is refused").to_string();
+    let Err(e) = tidings::app::App::check(&settings) else { panic!("a missing template is refused") };
+    let e = e.to_string();
     assert!(e.contains("rules[0].experiment.variants[1].template: \"nope\""), "{e}");
 }
