@@ -165,6 +165,36 @@ impl App {
         evaluate::forecast(&self.store, &self.settings, self.now(), days).await
     }
 
+    /// The conversion report of a rule: per variant and holdout (or for all its members, without
+    /// an experiment), members planned since `since`. `None` when there is no such rule.
+    pub async fn report(
+        &self,
+        rule_id: &str,
+        since: Option<Timestamp>,
+    ) -> anyhow::Result<Option<crate::track::report::Report>> {
+        let Some(rule) = self.settings.rules.iter().find(|r| r.id == rule_id) else { return Ok(None) };
+        let experiment = rule.experiment.as_ref();
+        let counts = self
+            .store
+            .report_counts(&crate::store::ReportQuery {
+                rule_id,
+                experiment: experiment.map(|e| e.id.as_str()),
+                events: &rule.conversion.events,
+                window_ms: rule.conversion.window.as_millis() as i64,
+                since,
+            })
+            .await?;
+        let variants: Vec<String> =
+            experiment.map(|e| e.variants.iter().map(|v| v.id.clone()).collect()).unwrap_or_default();
+        Ok(Some(crate::track::report::build(
+            rule_id,
+            experiment.map(|e| (e.id.as_str(), variants.as_slice())),
+            &rule.conversion,
+            since,
+            counts,
+        )))
+    }
+
     /// Renders what `rule_id` would send `member` on each of its channels at the member's next
     /// occurrence (or, if none falls within a year, as if it were today).
     pub async fn preview(&self, rule_id: &str, external_id: &str) -> anyhow::Result<Preview> {
@@ -238,25 +268,28 @@ pub struct PreviewMessage {
 pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Result<(), String> {
     let mut problems = Vec::new();
     for (i, rule) in settings.rules.iter().enumerate() {
-        let vars = serde_json::Value::Object(rule.trigger.sample_vars());
-        for &channel in &rule.channels {
-            if !templates.has(&rule.template, channel) {
-                problems.push(format!(
-                    "rules[{i}].template: {:?} has no {channel} variant (rule {:?})",
-                    rule.template, rule.id
-                ));
-                continue;
-            }
-            for locale in templates.locales(&rule.template) {
-                let mut ctx = crate::render::fixture_context(&locale);
-                ctx["occurrence"] = vars.clone();
-                ctx["rule"]["id"] = rule.id.clone().into();
-                if let Err(e) = templates.render(&rule.template, channel, &ctx) {
-                    problems.push(format!(
-                        "rules[{i}].template: {:?} ({locale}, {channel}) does not render for a {} rule: {e}",
-                        rule.template,
-                        rule.trigger.kind()
-                    ));
+        for crate::plan::experiment::RuleTemplate { key, template, vars: extra } in
+            crate::plan::experiment::templates(rule.experiment.as_ref(), &rule.template)
+        {
+            let mut vars = rule.trigger.sample_vars();
+            vars.extend(extra.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())));
+            let vars = serde_json::Value::Object(vars);
+            for &channel in &rule.channels {
+                if !templates.has(template, channel) {
+                    problems
+                        .push(format!("rules[{i}].{key}: {template:?} has no {channel} variant (rule {:?})", rule.id));
+                    continue;
+                }
+                for locale in templates.locales(template) {
+                    let mut ctx = crate::render::fixture_context(&locale);
+                    ctx["occurrence"] = vars.clone();
+                    ctx["rule"]["id"] = rule.id.clone().into();
+                    if let Err(e) = templates.render(template, channel, &ctx) {
+                        problems.push(format!(
+                            "rules[{i}].{key}: {template:?} ({locale}, {channel}) does not render for a {} rule: {e}",
+                            rule.trigger.kind()
+                        ));
+                    }
                 }
             }
         }
@@ -267,7 +300,8 @@ pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Resul
         .rules
         .iter()
         .filter(|r| r.channels.contains(&crate::channels::ChannelKind::Sms))
-        .map(|r| r.template.as_str())
+        .flat_map(|r| crate::plan::experiment::templates(r.experiment.as_ref(), &r.template))
+        .map(|t| t.template)
         .collect();
     for provider in settings.raw.channels.names(crate::channels::ChannelKind::Sms) {
         if crate::render::providers::TEMPLATE_PROVIDERS.contains(&provider.as_str()) {

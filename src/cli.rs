@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
-//! `check-config`, `calendar`, `members export|erase`, `model fit|show`.
+//! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,6 +64,16 @@ pub enum Command {
     Forecast {
         #[arg(long, default_value_t = 7)]
         days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A rule's conversions: per variant and holdout, eligible, sent, delivered, failed and
+    /// converted members, the conversion rate, and each variant's uplift over the holdout.
+    Report {
+        rule: String,
+        /// Only members planned since this date (midnight in the programme's zone) or instant.
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -236,6 +246,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 let total: u64 = rows.iter().map(|r| r.messages).sum();
                 println!("{total} messages over {days} days");
+            }
+            Ok(())
+        }
+        Command::Report { rule, since, json } => {
+            let since = since
+                .map(|s| crate::track::report::parse_since(&s, &settings.programme_tz).map_err(anyhow::Error::msg))
+                .transpose()
+                .context("--since")?;
+            let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
+            let Some(report) = app.report(&rule, since).await? else {
+                let known: Vec<&str> = app.settings.rules.iter().map(|r| r.id.as_str()).collect();
+                anyhow::bail!("no rule {rule:?} in the configuration (rules: {})", known.join(", "));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
             }
             Ok(())
         }

@@ -1,9 +1,13 @@
 //! Configuration: one TOML file plus `TIDINGS_…` environment overrides, checked in two stages
 //! (parse, then meaning) with errors that name the key.
 
+mod experiment;
+
 use std::fmt;
 
 use serde::Deserialize;
+
+pub use experiment::{ConversionConfig, ExperimentConfig, VariantConfig};
 
 /// A secret: never printed, never logged.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -654,6 +658,12 @@ pub struct RuleConfig {
     /// date: every year on the date, not only on it.
     #[serde(default)]
     pub yearly: bool,
+    /// Variants by weight and a holdout share (see README: Experiments and conversions).
+    #[serde(default)]
+    pub experiment: Option<ExperimentConfig>,
+    /// Which events count as a conversion after this rule's message, and within how long.
+    #[serde(default)]
+    pub conversion: Option<ConversionConfig>,
 }
 
 /// The member-local send time of a rule that names none.
@@ -690,6 +700,8 @@ fn default_rules() -> Vec<RuleConfig> {
         event_data: Vec::new(),
         attribute: None,
         yearly: false,
+        experiment: None,
+        conversion: None,
     };
     vec![
         rule("birthday", "birthday", "birthday"),
@@ -1222,6 +1234,12 @@ impl Config {
             if r.fallback && channels.len() < 2 {
                 problems.push(ConfigProblem::new(key("fallback"), "needs at least two channels to fall back between"));
             }
+            let experiment = r
+                .experiment
+                .as_ref()
+                .map(|e| experiment::check_experiment(e, &r.id, &trigger.sample_vars(), &key, problems));
+            let conversion =
+                experiment::check_conversion(r.conversion.as_ref(), &self.model.purchase_events, &key, problems);
             if problems.len() == before {
                 rules.push(Rule {
                     id: r.id.clone(),
@@ -1238,6 +1256,8 @@ impl Config {
                     priority,
                     merge: r.merge,
                     quiet_hours: if r.quiet_hours { quiet_hours } else { crate::plan::quiet::QuietHours::NONE },
+                    experiment,
+                    conversion,
                 });
             }
         }

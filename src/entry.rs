@@ -268,6 +268,8 @@ pub async fn send(app: &App, request: SendRequest) -> Result<SendOutcome, SendEr
             skip: None,
             fallback: Vec::new(),
             purpose: req.purpose,
+            experiment: None,
+            variant: None,
         })
         .collect();
     let keys: Vec<String> = msgs.iter().map(|m| m.dedupe_key.clone()).collect();

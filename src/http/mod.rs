@@ -63,6 +63,7 @@ pub fn app(http: Http) -> Router {
         .route("/api/messages/send", post(send_message))
         .route("/api/messages/{id}/history", get(message_history))
         .route("/api/forecast", get(forecast))
+        .route("/api/reports/{rule}", get(report))
         .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
         .route("/api/members/{external_id}/opt-outs", post(reach::opt_out))
         .route("/api/suppressions", post(reach::add_suppressions).get(reach::list_suppressions))
@@ -363,4 +364,25 @@ async fn forecast(State(h): State<Http>, Query(q): Query<ForecastQuery>) -> Resu
         return Err(ApiError::bad(Some("days"), "must be between 1 and 366"));
     }
     Ok(Json(h.app.forecast(days).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    since: Option<String>,
+}
+
+async fn report(
+    State(h): State<Http>,
+    Path(rule): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let since = q
+        .since
+        .map(|s| crate::track::report::parse_since(&s, &h.app.settings.programme_tz))
+        .transpose()
+        .map_err(|e| ApiError::bad(Some("since"), e))?;
+    match h.app.report(&rule, since).await? {
+        Some(report) => Ok(Json(report).into_response()),
+        None => Err(ApiError::not_found(format!("no rule {rule:?} in the configuration"))),
+    }
 }

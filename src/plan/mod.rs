@@ -5,6 +5,7 @@
 
 pub mod caps;
 pub mod collide;
+pub mod experiment;
 pub mod quiet;
 pub mod send_time;
 
@@ -33,6 +34,9 @@ pub struct NewMessage {
     /// The channels to try, in order, when the member has no address on `channel`.
     pub fallback: Vec<ChannelKind>,
     pub purpose: Purpose,
+    /// The experiment the member is in (the rule's), and their arm: a variant's id or `holdout`.
+    pub experiment: Option<String>,
+    pub variant: Option<String>,
 }
 
 /// The dedupe key of one (rule, member, occurrence, channel).
@@ -94,7 +98,7 @@ pub fn plan(
         Some((first, rest)) if rule.fallback => (std::slice::from_ref(first), rest),
         _ => (&rule.channels, &[]),
     };
-    channels
+    let mut msgs: Vec<NewMessage> = channels
         .iter()
         .map(|&channel| {
             let (run_at, quiet) = match quiet::shift(occ.due, deadline, channel, rule.quiet_hours.get(channel), tz) {
@@ -119,9 +123,16 @@ pub fn plan(
                 },
                 fallback: fallback.to_vec(),
                 purpose: rule.purpose,
+                experiment: None,
+                variant: None,
             }
         })
-        .collect()
+        .collect();
+    if let Some(e) = &rule.experiment {
+        let arm = experiment::assign(e, member.id);
+        msgs.iter_mut().for_each(|m| experiment::apply(e, &arm, m));
+    }
+    msgs
 }
 
 #[cfg(test)]
@@ -170,6 +181,8 @@ mod tests {
             priority: Default::default(),
             merge: false,
             quiet_hours: crate::plan::quiet::QuietHours::NONE,
+            experiment: None,
+            conversion: crate::track::report::Conversion::default(),
         }
     }
 

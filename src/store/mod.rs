@@ -81,6 +81,9 @@ mod caps;
 pub use caps::{Defer, Recent};
 mod entry;
 pub use entry::{EventQuery, SentMessage};
+mod experiments;
+
+pub use experiments::ReportQuery;
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

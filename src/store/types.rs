@@ -163,6 +163,9 @@ pub struct MessageRow {
     pub instance: Option<String>,
     pub rendered: Option<Value>,
     pub sent_at: Option<Timestamp>,
+    /// The experiment the member was in, and their arm (a variant's id or `holdout`).
+    pub experiment: Option<String>,
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -421,6 +424,8 @@ where
         instance: r.opt_text("instance")?,
         rendered: rendered.and_then(|s| serde_json::from_str(&s).ok()),
         sent_at: opt_ts(r.opt_int("sent_at")?)?,
+        experiment: r.opt_text("experiment")?,
+        variant: r.opt_text("variant")?,
     })
 }
 
@@ -448,6 +453,7 @@ pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
                 "run_at": m.run_at.as_millisecond(), "deadline": m.deadline.map(|d| d.as_millisecond()),
                 "state": state.as_str(), "reason": m.skip,
                 "fallback": fallback_text(&m.fallback), "purpose": m.purpose.as_str(),
+                "experiment": m.experiment, "variant": m.variant,
                 "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
             })
         })

@@ -185,6 +185,8 @@ mod tests {
             priority: Default::default(),
             merge: false,
             quiet_hours: crate::plan::quiet::QuietHours::NONE,
+            experiment: None,
+            conversion: crate::track::report::Conversion::default(),
         }
     }
 

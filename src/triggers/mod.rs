@@ -50,6 +50,10 @@ pub struct Rule {
     pub merge: bool,
     /// Each channel's sending hours for this rule (none when the rule opts out).
     pub quiet_hours: crate::plan::quiet::QuietHours,
+    /// Variants and a holdout (`[rules.experiment]`); `None`: everyone gets the rule's message.
+    pub experiment: Option<crate::plan::experiment::Experiment>,
+    /// What counts as a conversion after this rule's message, and within how long.
+    pub conversion: crate::track::report::Conversion,
 }
 
 impl Rule {

@@ -43,6 +43,8 @@ fn rule(trigger: Trigger) -> Rule {
         priority: Default::default(),
         merge: false,
         quiet_hours: crate::plan::quiet::QuietHours::NONE,
+        experiment: None,
+        conversion: crate::track::report::Conversion::default(),
     }
 }
 

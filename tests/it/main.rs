@@ -13,6 +13,7 @@ mod daemon;
 mod email;
 mod email_auth;
 mod entry;
+mod experiments;
 mod fault;
 mod gateways;
 mod http_sms;

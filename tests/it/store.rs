@@ -36,6 +36,8 @@ fn message(member_id: i64, key: &str, run_at: Timestamp, deadline: Option<Timest
         skip: None,
         fallback: Vec::new(),
         purpose: tidings::channels::Purpose::Marketing,
+        experiment: None,
+        variant: None,
     }
 }
 

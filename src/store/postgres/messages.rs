@@ -27,12 +27,13 @@ impl PgStore {
         let mut tx = self.begin().await?;
         let inserted: Vec<(i64, String)> = sqlx::query_as(
             "INSERT INTO messages (dedupe_key, rule_id, member_id, occurrence, channel, template, vars,
-                                   run_at, deadline, state, reason, fallback, purpose, created_at, updated_at)
+                                   run_at, deadline, state, reason, fallback, purpose, experiment, variant,
+                                   created_at, updated_at)
              SELECT j.key, j.rule, j.member, j.occurrence, j.channel, j.template, j.vars, j.run_at,
-                    j.deadline, j.state, j.reason, j.fallback, j.purpose, $2::bigint, $2::bigint
+                    j.deadline, j.state, j.reason, j.fallback, j.purpose, j.experiment, j.variant, $2::bigint, $2::bigint
              FROM jsonb_to_recordset($1::jsonb) AS j(key text, rule text, member bigint, occurrence text,
                   channel text, template text, vars text, run_at bigint, deadline bigint, state text,
-                  reason text, fallback text, purpose text)
+                  reason text, fallback text, purpose text, experiment text, variant text)
              ON CONFLICT (dedupe_key) DO NOTHING
              RETURNING id, dedupe_key",
         )
@@ -283,7 +284,8 @@ impl PgStore {
     pub async fn messages(&self, f: &MessageFilter) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
             "SELECT m.id, m.dedupe_key, m.rule_id, m.member_id, mb.external_id AS member, m.occurrence, m.channel,
-                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at, m.instance
+                    m.state, m.reason, m.attempts, m.run_at, m.provider, m.provider_id, m.rendered, m.sent_at, m.instance,
+                    m.experiment, m.variant
              FROM messages m JOIN members mb ON mb.id = m.member_id
              WHERE ($1::text IS NULL OR m.rule_id = $1::text) AND ($2::text IS NULL OR mb.external_id = $2::text)
                AND ($3::text IS NULL OR m.state = $3::text) AND ($5::bigint IS NULL OR m.id = $5::bigint)

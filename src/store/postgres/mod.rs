@@ -6,6 +6,7 @@
 
 mod caps;
 mod entry;
+mod experiments;
 mod gateways;
 mod members;
 mod messages;

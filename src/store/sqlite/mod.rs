@@ -4,6 +4,7 @@
 
 mod caps;
 mod entry;
+mod experiments;
 mod gateways;
 mod members;
 mod messages;
