@@ -68,6 +68,9 @@ macro_rules! on_backend {
     };
 }
 
+mod journeys;
+pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
+
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
     /// `postgres://user@host/db` (the database, if the user may create it).

@@ -5,6 +5,7 @@
 //! `jsonb` document read with `jsonb_to_recordset`, or as a `bigint[]` of ids, with explicit casts.
 
 mod gateways;
+mod journeys;
 mod members;
 mod messages;
 mod value;

@@ -3,6 +3,7 @@
 //! use their own pool. One daemon per database file (see [`crate::store::lock_for_daemon`]).
 
 mod gateways;
+mod journeys;
 mod members;
 mod messages;
 mod value;
