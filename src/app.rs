@@ -150,6 +150,7 @@ impl App {
             default_locale: self.settings.raw.programme.default_locale.clone(),
             default_zone: self.settings.raw.programme.time_zone.clone(),
             stop: tokio_util::sync::CancellationToken::new(),
+            coupons: Arc::new(self.settings.coupons.clone()),
         }
     }
 
@@ -269,5 +270,6 @@ pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Resul
             problems.extend(templates.missing_provider_templates_of(&provider, |k| sms_templates.contains(&k)));
         }
     }
+    problems.extend(crate::journeys::check_templates(settings, templates));
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }

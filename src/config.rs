@@ -177,6 +177,11 @@ pub struct Config {
     pub holidays: BTreeMap<String, HolidayConfig>,
     #[serde(default)]
     pub model: ModelConfig,
+    /// Multi-step flows (see `journeys::config`); by default the win-back journey, disabled.
+    #[serde(default = "crate::journeys::config::default_journeys")]
+    pub journeys: Vec<crate::journeys::config::JourneyConfig>,
+    #[serde(default)]
+    pub coupons: crate::journeys::config::CouponsConfig,
 }
 
 /// A custom holiday: `[holidays.founders_day] when = "06-18"`, names by locale.
@@ -730,6 +735,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("APNS_PRIVATE_KEY_FILE", "apns.private_key_file", Kind::Str),
     ("WEBPUSH_PRIVATE_KEY", "webpush.private_key", Kind::Str),
     ("WEBPUSH_PRIVATE_KEY_FILE", "webpush.private_key_file", Kind::Str),
+    ("COUPONS_SECRET", "coupons.secret", Kind::Str),
+    ("COUPONS_SECRET_FILE", "coupons.secret_file", Kind::Str),
 ];
 
 /// Variables that are not configuration keys but belong to the command line.
@@ -769,6 +776,8 @@ pub struct Settings {
     pub retry_ambiguous: Vec<ChannelKind>,
     /// Every festival known: the built-in ones and `[holidays]` (for `tidings calendar`).
     pub calendar: Calendar,
+    pub journeys: Vec<crate::journeys::Journey>,
+    pub coupons: crate::coupons::Coupons,
 }
 
 impl Config {
@@ -899,6 +908,8 @@ impl Config {
         self.check_channels(&mut problems);
         let festivals = self.check_holidays(&mut problems);
         let rules = self.check_rules(&festivals, &mut problems);
+        let journeys = crate::journeys::config::check(&self, &festivals, &mut problems);
+        let coupons = crate::journeys::config::check_coupons(&self, &journeys, &mut problems);
         let calendar = Calendar::new(festivals, FESTIVAL_YEARS);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -916,6 +927,8 @@ impl Config {
             poll,
             retry_ambiguous,
             calendar,
+            journeys,
+            coupons,
         })
     }
 
@@ -974,7 +987,7 @@ impl Config {
         festivals
     }
 
-    fn check_rules(&self, festivals: &[Festival], problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
+    pub(crate) fn check_rules(&self, festivals: &[Festival], problems: &mut Vec<ConfigProblem>) -> Vec<Rule> {
         let mut rules = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, r) in self.rules.iter().enumerate() {

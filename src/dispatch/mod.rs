@@ -41,6 +41,8 @@ pub struct Dispatcher {
     pub retry_ambiguous: Vec<crate::channels::ChannelKind>,
     /// Once cancelled, no new group of a batch is started; the rest is handed back.
     pub stop: tokio_util::sync::CancellationToken,
+    /// Coupon signing and pool thresholds.
+    pub coupons: Arc<crate::coupons::Coupons>,
 }
 
 /// What one step of the worker did.
@@ -70,13 +72,33 @@ impl Dispatcher {
         let templates = self.templates.current();
         let reach = self.reach(&claimed, &members, &ids).await?;
 
-        let mut results: Vec<(i64, u32, Finalize)> = Vec::with_capacity(n);
+        // Journey steps whose run exited or whose condition now holds are skipped here.
+        let (claimed, mut results) = crate::journeys::check_claimed(&self.store, claimed, now).await?;
         let mut ready: Vec<(Claimed, Outgoing)> = Vec::with_capacity(n);
         for c in claimed {
             match self.prepare(&c, members.get(&c.member_id), &reach, &templates) {
                 Ok(out) => ready.push((c, out)),
                 Err(fin) => results.push((c.id, c.attempt, fin)),
             }
+        }
+        // Coupon codes go only to messages that will go out; those are rendered again with it.
+        let codes = crate::coupons::issue(&self.store, &self.coupons, &ready, now).await?;
+        if !codes.is_empty() {
+            let mut with_codes = Vec::with_capacity(ready.len());
+            for (mut c, out) in ready {
+                match codes.get(&c.id) {
+                    None => with_codes.push((c, out)),
+                    Some(Err(reason)) => results.push((c.id, c.attempt, Finalize::Skipped { reason: reason.clone() })),
+                    Some(Ok(code)) => {
+                        c.vars.insert(crate::journeys::plan::VAR_COUPON.into(), code.clone().into());
+                        match self.prepare(&c, members.get(&c.member_id), &reach, &templates) {
+                            Ok(out) => with_codes.push((c, out)),
+                            Err(fin) => results.push((c.id, c.attempt, fin)),
+                        }
+                    }
+                }
+            }
+            ready = with_codes;
         }
 
         // Messages that cannot be sent (render errors, no address) are settled first.
