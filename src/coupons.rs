@@ -103,7 +103,8 @@ impl Signer {
 
     /// The code for `member`'s message of `occurrence` (the same every time).
     pub fn generate(&self, prefix: &str, member_id: i64, occurrence: &str) -> String {
-        let nonce = self.mac(NONCE_CONTEXT, &[prefix.as_bytes(), member_id.to_string().as_bytes(), occurrence.as_bytes()]);
+        let nonce =
+            self.mac(NONCE_CONTEXT, &[prefix.as_bytes(), member_id.to_string().as_bytes(), occurrence.as_bytes()]);
         let mut body = [0u8; NONCE_LEN + TAG_LEN];
         body[..NONCE_LEN].copy_from_slice(&nonce.as_ref()[..NONCE_LEN]);
         let tag = self.mac(TAG_CONTEXT, &[prefix.as_bytes(), &body[..NONCE_LEN]]);

@@ -63,7 +63,13 @@ async fn print_pools(store: &Store, settings: &Settings) -> anyhow::Result<()> {
 pub async fn journeys(settings: Settings, journey: Option<String>, limit: u32) -> anyhow::Result<()> {
     for j in &settings.journeys {
         let state = if j.entry.enabled { "enabled" } else { "disabled" };
-        println!("{} ({state}): entry {}, exit on {:?}, re-entry {:?}", j.id, j.entry.trigger.kind(), j.exit_on, j.reentry);
+        println!(
+            "{} ({state}): entry {}, exit on {:?}, re-entry {:?}",
+            j.id,
+            j.entry.trigger.kind(),
+            j.exit_on,
+            j.reentry
+        );
         for (n, s) in j.steps.iter().enumerate() {
             let channels: Vec<String> = s.channels.iter().map(|c| c.to_string()).collect();
             println!(

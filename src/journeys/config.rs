@@ -56,9 +56,7 @@ pub struct StepConfig {
 #[serde(untagged)]
 pub enum CouponConfig {
     Pool(String),
-    Signed {
-        signed: String,
-    },
+    Signed { signed: String },
 }
 
 /// `[coupons]`: the signing secret for generated codes and the pools' warning thresholds.
@@ -155,7 +153,8 @@ pub fn check(config: &Config, festivals: &[Festival], problems: &mut Vec<ConfigP
         if j.steps.is_empty() {
             problems.push(ConfigProblem::new(key("steps"), "a journey needs at least one [[journeys.steps]]"));
         }
-        let steps: Vec<Step> = j.steps.iter().enumerate().filter_map(|(n, s)| step(config, i, n, s, problems)).collect();
+        let steps: Vec<Step> =
+            j.steps.iter().enumerate().filter_map(|(n, s)| step(config, i, n, s, problems)).collect();
         let entry = entry_rule(config, festivals, i, j, steps.first(), problems);
         let reentry = match j.reentry.as_deref().map(parse_reentry) {
             None => Reentry::After(SignedDuration::from_hours(24 * DEFAULT_REENTRY_DAYS)),
@@ -189,7 +188,8 @@ fn entry_rule(
         table.remove(*k);
     }
     table.insert("id".into(), j.id.clone().into());
-    let channels = first.map_or_else(|| vec!["sms".to_string()], |s| s.channels.iter().map(|c| c.to_string()).collect());
+    let channels =
+        first.map_or_else(|| vec!["sms".to_string()], |s| s.channels.iter().map(|c| c.to_string()).collect());
     table.insert("channels".into(), toml::Value::Array(channels.into_iter().map(Into::into).collect()));
     table.insert("template".into(), first.map_or_else(String::new, |s| s.template.clone()).into());
     let rule: RuleConfig = match toml::Value::Table(table).try_into() {
@@ -334,9 +334,9 @@ pub fn check_coupons(
     problems: &mut Vec<ConfigProblem>,
 ) -> crate::coupons::Coupons {
     let c = &config.coupons;
-    let signed = journeys.iter().any(|j| {
-        j.entry.enabled && j.steps.iter().any(|s| matches!(s.coupon, Some(Coupon::Signed { .. })))
-    });
+    let signed = journeys
+        .iter()
+        .any(|j| j.entry.enabled && j.steps.iter().any(|s| matches!(s.coupon, Some(Coupon::Signed { .. }))));
     let given = c.secret.is_some() || c.secret_file.is_some();
     let signer = if signed || given {
         match crate::config::resolve_secret(c.secret.as_ref(), c.secret_file.as_deref(), "coupons.secret")

@@ -80,8 +80,8 @@ pub fn plan_step(
     };
     let occ = Occurrence { key: format!("{}:s{}", entry.key, n + 1), date: entry.date, due, vars };
     let mut messages = plan::plan(&rule, member, &occ, now);
-    let in_segments = step.segments.is_empty()
-        || member.value.as_ref().is_some_and(|v| step.segments.contains(&v.segment));
+    let in_segments =
+        step.segments.is_empty() || member.value.as_ref().is_some_and(|v| step.segments.contains(&v.segment));
     if !in_segments {
         let names: Vec<&str> = step.segments.iter().map(|s| s.as_str()).collect();
         for m in messages.iter_mut().filter(|m| m.skip.is_none()) {

@@ -16,6 +16,7 @@ mod gateways;
 mod http_sms;
 mod import;
 mod instances;
+mod journeys;
 mod pipeline;
 mod push;
 mod store;

@@ -56,8 +56,10 @@ impl PgStore {
         if runs.is_empty() {
             return Ok(0);
         }
-        let rows: Value =
-            runs.iter().map(|r| json!([r.journey_id, r.member_id, r.entry_key, r.entered_at.as_millisecond()])).collect();
+        let rows: Value = runs
+            .iter()
+            .map(|r| json!([r.journey_id, r.member_id, r.entry_key, r.entered_at.as_millisecond()]))
+            .collect();
         let done = sqlx::query(
             "INSERT INTO journey_runs (journey_id, member_id, entry_key, entered_at, state)
              SELECT j ->> 0, (j ->> 1)::bigint, j ->> 2, (j ->> 3)::bigint, 'active'

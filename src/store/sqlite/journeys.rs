@@ -56,8 +56,10 @@ impl SqliteStore {
         if runs.is_empty() {
             return Ok(0);
         }
-        let rows: Value =
-            runs.iter().map(|r| json!([r.journey_id, r.member_id, r.entry_key, r.entered_at.as_millisecond()])).collect();
+        let rows: Value = runs
+            .iter()
+            .map(|r| json!([r.journey_id, r.member_id, r.entry_key, r.entered_at.as_millisecond()]))
+            .collect();
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "INSERT INTO journey_runs (journey_id, member_id, entry_key, entered_at, state)
@@ -87,7 +89,7 @@ impl SqliteStore {
                    FROM json_each(?1) j JOIN members m ON m.external_id = j.value ->> 1) x
              WHERE journey_runs.journey_id = x.journey AND journey_runs.member_id = x.member_id
                AND journey_runs.state = 'active' AND journey_runs.entered_at <= x.at
-             RETURNING journey_id, member_id, entry_key, exit_reason",
+             RETURNING journey_runs.journey_id, journey_runs.member_id, journey_runs.entry_key, journey_runs.exit_reason",
         )
         .bind(rows.to_string())
         .bind(now_ms)
@@ -103,7 +105,7 @@ impl SqliteStore {
              WHERE messages.state = 'scheduled' AND messages.rule_id = r.journey
                AND messages.member_id = r.member_id
                AND substr(messages.occurrence, 1, length(r.entry_key) + 2) = r.entry_key || ':s'
-             RETURNING messages.id, r.why",
+             RETURNING messages.id, messages.reason",
         )
         .bind(runs.to_string())
         .bind(now_ms)
