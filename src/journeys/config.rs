@@ -313,20 +313,6 @@ pub fn parse_reentry(text: &str) -> Result<Reentry, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reentry_parses() {
-        assert_eq!(parse_reentry("never"), Ok(Reentry::Never));
-        assert_eq!(parse_reentry("always"), Ok(Reentry::Always));
-        assert_eq!(parse_reentry("after 90d"), Ok(Reentry::After(SignedDuration::from_hours(24 * 90))));
-        assert!(parse_reentry("sometimes").unwrap_err().contains("never"));
-        assert!(parse_reentry("after 0d").is_err());
-    }
-}
-
 /// `[coupons]`: the signer, when a secret is set or a step needs one, and the thresholds.
 pub fn check_coupons(
     config: &Config,
@@ -366,5 +352,19 @@ pub fn check_coupons(
         signer,
         warn_below: c.warn_below,
         pools: c.pools.iter().map(|(k, v)| (k.clone(), v.warn_below)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reentry_parses() {
+        assert_eq!(parse_reentry("never"), Ok(Reentry::Never));
+        assert_eq!(parse_reentry("always"), Ok(Reentry::Always));
+        assert_eq!(parse_reentry("after 90d"), Ok(Reentry::After(SignedDuration::from_hours(24 * 90))));
+        assert!(parse_reentry("sometimes").unwrap_err().contains("never"));
+        assert!(parse_reentry("after 0d").is_err());
     }
 }

@@ -196,7 +196,7 @@ async fn the_winback_journey_sends_day_0_7_and_14_and_a_purchase_between_steps_e
     assert_eq!(messages_of(&t, "winback", "buys").await, exited, "nothing more for the buyer");
     assert_eq!(outbox_of(&t, "buys").len(), 1);
     let stays = outbox_of(&t, "stays");
-    let keys: Vec<&str> = stays.iter().map(|(k, _)| k.splitn(2, ":inactive60:").nth(1).unwrap()).collect();
+    let keys: Vec<&str> = stays.iter().map(|(k, _)| k.split_once(":inactive60:").unwrap().1).collect();
     assert_eq!(
         keys,
         ["2026-03-02T12:00:00Z:s1:sms", "2026-03-02T12:00:00Z:s2:email", "2026-03-02T12:00:00Z:s3:push"],
