@@ -97,7 +97,7 @@ fn default_warn_below() -> i64 {
 pub fn default_journeys() -> Vec<JourneyConfig> {
     let text = r#"
         [[journeys]]
-        id = "winback"
+        id = "winback-journey"
         enabled = false
         trigger = "inactivity"
         days = 60

@@ -224,9 +224,9 @@ pub async fn check_claimed(
     Ok((keep, skipped))
 }
 
-/// The configured journey with this id.
+/// The enabled journey with this id.
 pub fn find<'a>(journeys: &'a [Journey], id: &str) -> Option<&'a Journey> {
-    journeys.iter().find(|j| j.id == id)
+    journeys.iter().find(|j| j.entry.enabled && j.id == id)
 }
 
 /// Every enabled journey's step templates must exist for the step's channels and render in each
