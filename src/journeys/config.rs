@@ -367,4 +367,59 @@ mod tests {
         assert!(parse_reentry("sometimes").unwrap_err().contains("never"));
         assert!(parse_reentry("after 0d").is_err());
     }
+
+    fn problems(toml: &str) -> Vec<String> {
+        match Config::from_toml(toml, "test.toml", Vec::new()).and_then(Config::check) {
+            Ok(_) => Vec::new(),
+            Err(crate::config::ConfigError::Invalid(p)) => p.into_iter().map(|p| p.to_string()).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn journey_problems_name_their_key() {
+        let bad = problems(
+            r#"
+            rules = []
+            [[journeys]]
+            id = "j"
+            trigger = "inactivity"
+            channels = ["sms"]
+            reentry = "sometimes"
+            [[journeys.steps]]
+            after = "36h"
+            channel = "fax"
+            template = "winback_journey"
+            coupon = { signed = "wb" }
+            "#,
+        );
+        for key in [
+            "journeys[0].days:",
+            "journeys[0].channels:",
+            "journeys[0].reentry:",
+            "journeys[0].steps[0].after:",
+            "journeys[0].steps[0].channels:",
+            "journeys[0].steps[0].coupon.signed:",
+        ] {
+            assert!(bad.iter().any(|p| p.starts_with(key)), "{key} in {bad:?}");
+        }
+        let unknown = problems("rules = []\n[[journeys]]\nid = \"j\"\ntrigger = \"birthday\"\ncolour = \"red\"\n");
+        assert!(unknown.iter().any(|p| p.starts_with("journeys[0]") && p.contains("colour")), "{unknown:?}");
+        let signed = problems(
+            "rules = []\n[[journeys]]\nid = \"j\"\ntrigger = \"birthday\"\n[[journeys.steps]]\nafter = \"0d\"\n\
+             channel = \"sms\"\ntemplate = \"birthday\"\ncoupon = { signed = \"WB\" }\n",
+        );
+        assert!(signed.iter().any(|p| p.starts_with("coupons.secret:")), "{signed:?}");
+    }
+
+    #[test]
+    fn the_builtin_winback_journey_is_there_disabled() {
+        let s = crate::config::Settings::defaults();
+        let j = &s.journeys[0];
+        assert_eq!((j.id.as_str(), j.entry.enabled), ("winback-journey", false));
+        let days: Vec<u32> = j.steps.iter().map(|s| s.after_days).collect();
+        assert_eq!(days, [0, 7, 14]);
+        assert_eq!(j.steps[0].coupon, Some(Coupon::Pool("winback".into())));
+        assert_eq!(j.exit_on, ["purchase"]);
+    }
 }
