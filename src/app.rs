@@ -153,6 +153,7 @@ impl App {
             default_zone: self.settings.raw.programme.time_zone.clone(),
             stop: tokio_util::sync::CancellationToken::new(),
             policy: crate::dispatch::policy::Policy::new(self.settings.clone()),
+            coupons: Arc::new(self.settings.coupons.clone()),
         }
     }
 
@@ -172,15 +173,22 @@ impl App {
         rule_id: &str,
         since: Option<Timestamp>,
     ) -> anyhow::Result<Option<crate::track::report::Report>> {
-        let Some(rule) = self.settings.rules.iter().find(|r| r.id == rule_id) else { return Ok(None) };
-        let experiment = rule.experiment.as_ref();
+        // A rule, or a journey: its conversions are the entry's, its experiment the first step's
+        // that has one.
+        let (conversion, experiment) = match self.settings.rules.iter().find(|r| r.id == rule_id) {
+            Some(rule) => (&rule.conversion, rule.experiment.as_ref()),
+            None => match self.settings.journeys.iter().find(|j| j.id == rule_id) {
+                Some(j) => (&j.entry.conversion, j.steps.iter().find_map(|s| s.experiment.as_ref())),
+                None => return Ok(None),
+            },
+        };
         let counts = self
             .store
             .report_counts(&crate::store::ReportQuery {
                 rule_id,
                 experiment: experiment.map(|e| e.id.as_str()),
-                events: &rule.conversion.events,
-                window_ms: rule.conversion.window.as_millis() as i64,
+                events: &conversion.events,
+                window_ms: conversion.window.as_millis() as i64,
                 since,
             })
             .await?;
@@ -189,7 +197,7 @@ impl App {
         Ok(Some(crate::track::report::build(
             rule_id,
             experiment.map(|e| (e.id.as_str(), variants.as_slice())),
-            &rule.conversion,
+            conversion,
             since,
             counts,
         )))
@@ -308,5 +316,6 @@ pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Resul
             problems.extend(templates.missing_provider_templates_of(&provider, |k| sms_templates.contains(&k)));
         }
     }
+    problems.extend(crate::journeys::check_templates(settings, templates));
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }

@@ -124,6 +124,19 @@ pub enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Coupon pools and their remaining codes; import codes; verify a signed code.
+    Coupons {
+        #[command(subcommand)]
+        action: Option<crate::journeys::cli::CouponsAction>,
+    },
+    /// The configured journeys and their most recent runs.
+    Journeys {
+        /// Only this journey's runs.
+        #[arg(long)]
+        journey: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -349,6 +362,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Members { action } => members(&settings, action).await,
+        Command::Coupons { action } => crate::journeys::cli::coupons(settings, action).await,
+        Command::Journeys { journey, limit } => crate::journeys::cli::journeys(settings, journey, limit).await,
         Command::Model { action } => {
             let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
             match action {

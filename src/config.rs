@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-pub use experiment::{ConversionConfig, ExperimentConfig, VariantConfig};
+pub use experiment::{ConversionConfig, ExperimentConfig, VariantConfig, check_experiment};
 
 /// A secret: never printed, never logged.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -190,6 +190,11 @@ pub struct Config {
     /// Each channel's sending hours, member-local.
     #[serde(default)]
     pub quiet_hours: QuietHoursConfig,
+    /// Multi-step flows (see `journeys::config`); by default the win-back journey, disabled.
+    #[serde(default = "crate::journeys::config::default_journeys")]
+    pub journeys: Vec<crate::journeys::config::JourneyConfig>,
+    #[serde(default)]
+    pub coupons: crate::journeys::config::CouponsConfig,
 }
 
 /// A custom holiday: `[holidays.founders_day] when = "06-18"`, names by locale.
@@ -797,6 +802,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("WEBPUSH_PRIVATE_KEY_FILE", "webpush.private_key_file", Kind::Str),
     ("PRIVACY_HASH_KEY", "privacy.hash_key", Kind::Str),
     ("PRIVACY_HASH_KEY_FILE", "privacy.hash_key_file", Kind::Str),
+    ("COUPONS_SECRET", "coupons.secret", Kind::Str),
+    ("COUPONS_SECRET_FILE", "coupons.secret_file", Kind::Str),
 ];
 
 /// Variables that are not configuration keys but belong to the command line.
@@ -840,6 +847,8 @@ pub struct Settings {
     pub caps: Vec<crate::plan::caps::Cap>,
     /// Each channel's sending hours (rules that opt out carry none of their own).
     pub quiet_hours: crate::plan::quiet::QuietHours,
+    pub journeys: Vec<crate::journeys::Journey>,
+    pub coupons: crate::coupons::Coupons,
 }
 
 impl Config {
@@ -974,6 +983,8 @@ impl Config {
         let caps = check_caps(self.caps.as_deref(), &mut problems);
         let rules = self.check_rules(&festivals, quiet_hours, &mut problems);
         crate::entry::check_tiers(&self.programme.tiers, &mut problems);
+        let journeys = crate::journeys::config::check(&self, &festivals, quiet_hours, &mut problems);
+        let coupons = crate::journeys::config::check_coupons(&self, &journeys, &mut problems);
         let calendar = Calendar::new(festivals, FESTIVAL_YEARS);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -993,6 +1004,8 @@ impl Config {
             calendar,
             caps,
             quiet_hours,
+            journeys,
+            coupons,
         })
     }
 
@@ -1051,7 +1064,7 @@ impl Config {
         festivals
     }
 
-    fn check_rules(
+    pub(crate) fn check_rules(
         &self,
         festivals: &[Festival],
         quiet_hours: crate::plan::quiet::QuietHours,

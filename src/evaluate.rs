@@ -11,6 +11,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::config::Settings;
+use crate::journeys;
 use crate::members::Member;
 use crate::plan::{self, NewMessage};
 use crate::store::Store;
@@ -115,7 +116,9 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
     // Read before any member: a change committed after this is seen again by the next tick.
     let changes = store.member_changes().await?;
     let mut passes = Vec::new();
-    for rule in settings.rules.iter().filter(|r| r.enabled) {
+    // A journey's entry is evaluated as a rule of the journey's id (ids are distinct).
+    let entries = settings.journeys.iter().map(|j| &j.entry);
+    for rule in settings.rules.iter().chain(entries).filter(|r| r.enabled) {
         let (from, seen_changes) = match store.watermark(&rule.id).await? {
             Some((until, seen)) => (until, Some(seen)),
             // A new rule catches up only as far as its lateness allows.
@@ -142,12 +145,20 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
     {
         report.members += batch.len() as u64;
         let mut pending: Vec<NewMessage> = Vec::new();
+        let mut entered = Vec::new();
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ, tz| {
-            pending.extend(plan::plan(rule, member, occ, now, tz));
+            match journeys::find(&settings.journeys, &rule.id) {
+                Some(journey) => entered.push((journey, member.clone(), occ.clone())),
+                None => pending.extend(plan::plan(rule, member, occ, now, tz)),
+            }
         });
         report.planned += pending.len() as u64;
         report.skipped += pending.iter().filter(|m| m.skip.is_some()).count() as u64;
         report.enqueued += store.enqueue(&pending, now).await?;
+        let j = journeys::enter(store, &entered, &mut zones, &settings.programme_tz, now).await?;
+        report.planned += j.planned;
+        report.skipped += j.skipped;
+        report.enqueued += j.enqueued;
     }
     for pass in events.iter().chain(&passes) {
         store.set_watermark(&pass.rule.id, to, changes, now).await?;

@@ -8,6 +8,8 @@
 //! - [`entry`]: event rules (the events a rule has not seen) and transactional sends.
 //! - [`triggers`]: which members have an occurrence of a rule in a window (pure).
 //! - [`plan`]: turn occurrences into message rows: dedupe key, member-local `run_at`, skips.
+//! - [`journeys`]: multi-step flows: entry on any trigger, steps enqueued up front, exit on an
+//!   event (a purchase), re-entry rules; [`coupons`]: pool and signed codes in messages.
 //! - [`dispatch`]: claim due messages under a lease, render, send, finalize (fenced).
 //! - [`channels`]: the providers (outbox, SMTP email, Twilio SMS).
 //! - [`render`]: Handlebars templates per channel and locale.
@@ -23,11 +25,13 @@ pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod coupons;
 pub mod daemon;
 pub mod dispatch;
 pub mod entry;
 pub mod evaluate;
 pub mod http;
+pub mod journeys;
 pub mod members;
 pub mod plan;
 pub mod render;

@@ -44,6 +44,8 @@ pub struct Dispatcher {
     pub stop: tokio_util::sync::CancellationToken,
     /// Collisions, quiet hours and frequency caps.
     pub policy: policy::Policy,
+    /// Coupon signing and pool thresholds.
+    pub coupons: Arc<crate::coupons::Coupons>,
 }
 
 /// What one step of the worker did.
@@ -72,10 +74,13 @@ impl Dispatcher {
             self.store.members_by_ids(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
         let templates = self.templates.current();
         let reach = self.reach(&claimed, &members, &ids).await?;
-        // Collisions first (a merging winner renders with the losers' occurrences), then quiet
+        // Journey steps whose run exited or whose condition now holds are skipped first.
+        let (claimed, mut results) = crate::journeys::check_claimed(&self.store, claimed, now).await?;
+        // Then collisions (a merging winner renders with the losers' occurrences), then quiet
         // hours and caps on the channel each message would go out on.
         let gate = policy::Gate::load(&self.store, &self.policy, &claimed, &members, now).await?;
-        let (claimed, mut results) = gate.collide(claimed, &members);
+        let (claimed, collided) = gate.collide(claimed, &members);
+        results.extend(collided);
 
         let mut ready: Vec<(Claimed, Outgoing)> = Vec::with_capacity(n);
         for c in claimed {
@@ -84,7 +89,26 @@ impl Dispatcher {
                 Err(fin) => results.push((c.id, c.attempt, fin)),
             }
         }
-        let (ready, deferred) = gate.admit(ready, &mut results);
+        let (mut ready, deferred) = gate.admit(ready, &mut results);
+        // Coupon codes go only to messages that will go out (past caps and quiet hours); those are rendered again with it.
+        let codes = crate::coupons::issue(&self.store, &self.coupons, &ready, now).await?;
+        if !codes.is_empty() {
+            let mut with_codes = Vec::with_capacity(ready.len());
+            for (mut c, out) in ready {
+                match codes.get(&c.id) {
+                    None => with_codes.push((c, out)),
+                    Some(Err(reason)) => results.push((c.id, c.attempt, Finalize::Skipped { reason: reason.clone() })),
+                    Some(Ok(code)) => {
+                        c.vars.insert(crate::journeys::plan::VAR_COUPON.into(), code.clone().into());
+                        match self.prepare(&c, members.get(&c.member_id), &reach, &templates) {
+                            Ok(out) => with_codes.push((c, out)),
+                            Err(fin) => results.push((c.id, c.attempt, fin)),
+                        }
+                    }
+                }
+            }
+            ready = with_codes;
+        }
 
         // Messages that cannot be sent (render errors, no address, capped) are settled first;
         // those in quiet hours wait, their attempt not counted.

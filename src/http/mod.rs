@@ -3,6 +3,7 @@
 //! `app()` builds the router so tests call it without a socket.
 
 mod hooks;
+mod journeys;
 mod reach;
 mod rights;
 pub mod unsubscribe;
@@ -52,6 +53,7 @@ pub fn app(http: Http) -> Router {
     };
     Router::new()
         .merge(unsubscribe)
+        .merge(journeys::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -280,6 +282,8 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
         }
     }
     let counts = h.app.store.record_events(&good, now).await?;
+    // Before the answer: a purchase ends a win-back journey at once.
+    crate::journeys::exit_on_events(&h.app.store, &h.app.settings.journeys, &good, now).await?;
     let status = if errors.is_empty() && counts.unknown_members.is_empty() {
         StatusCode::OK
     } else {

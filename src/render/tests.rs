@@ -321,7 +321,10 @@ fn helpers_format_for_the_variant_not_the_member_tag() {
 #[test]
 fn builtin_set_is_complete_and_matches_the_directory() {
     let t = Templates::builtin();
-    assert_eq!(t.keys(), ["anniversary", "birthday", "churn", "holiday", "lunar_birthday", "winback"]);
+    assert_eq!(
+        t.keys(),
+        ["anniversary", "birthday", "churn", "holiday", "lunar_birthday", "winback", "winback_journey"]
+    );
     let on_disk = Templates::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap();
     assert_eq!(on_disk.keys(), t.keys());
     for key in t.keys() {

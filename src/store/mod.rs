@@ -84,6 +84,8 @@ pub use entry::{EventQuery, SentMessage};
 mod experiments;
 
 pub use experiments::ReportQuery;
+mod journeys;
+pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

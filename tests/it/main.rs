@@ -19,6 +19,7 @@ mod gateways;
 mod http_sms;
 mod import;
 mod instances;
+mod journeys;
 mod pipeline;
 mod push;
 mod rights;

@@ -8,6 +8,7 @@ mod caps;
 mod entry;
 mod experiments;
 mod gateways;
+mod journeys;
 mod members;
 mod messages;
 mod rights;
