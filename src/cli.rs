@@ -378,6 +378,27 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
     let (members, events) = crate::members::demo::sample(now, 300, 2026);
     let counts = app.store.upsert_members(&members, now).await?;
     let ev = app.store.record_events(&events, now).await?;
+    // Demo members agreed to marketing on every channel they can be reached on.
+    let consent: Vec<crate::store::consent::ConsentChange> = members
+        .iter()
+        .flat_map(|m| {
+            let mut channels = vec![crate::channels::ChannelKind::Push, crate::channels::ChannelKind::Webhook];
+            if m.phone.is_some() {
+                channels.push(crate::channels::ChannelKind::Sms);
+            }
+            if m.email.is_some() {
+                channels.push(crate::channels::ChannelKind::Email);
+            }
+            channels.into_iter().map(|channel| crate::store::consent::ConsentChange {
+                member: m.external_id.clone(),
+                channel,
+                purpose: crate::channels::Purpose::Marketing,
+                granted: true,
+                source: "demo".into(),
+            })
+        })
+        .collect();
+    app.store.change_consent(&consent, crate::store::consent::ACTOR_IMPORT, now).await?;
     tracing::info!(
         inserted = counts.inserted,
         unchanged = counts.unchanged,

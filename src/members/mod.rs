@@ -1,6 +1,7 @@
 //! Members and their events: the input of the pipeline. A member is who we write to; an event
 //! (a purchase, a visit, any named kind) is what they did, and moves `last_activity_at`.
 
+pub mod consent;
 pub mod demo;
 pub mod import;
 pub mod refresh;

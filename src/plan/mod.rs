@@ -3,6 +3,7 @@
 //! (and why). Never touches the database; inserting the plan is the store's job, idempotent on
 //! the dedupe key.
 
+pub mod consent;
 pub mod send_time;
 
 use jiff::Timestamp;

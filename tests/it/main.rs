@@ -8,6 +8,7 @@ mod aliyun;
 mod api;
 mod calendar;
 mod cli;
+mod consent;
 mod daemon;
 mod email;
 mod email_auth;
