@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
-//! `check-config`, `calendar`, `model fit|show`.
+//! `check-config`, `calendar`, `model fit|show`, `audit`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,6 +101,19 @@ pub enum Command {
     Calendar {
         /// The Gregorian year, e.g. 2027.
         year: i16,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log: who changed consent, rules and templates, and when; newest first.
+    Audit {
+        /// Only entries about this subject: `member:<id>`, `rule:<id>`, `template:<key>`.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this action: `consent.grant`, `consent.revoke`, `rule.change`, `template.add`...
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
         #[arg(long)]
         json: bool,
     },
@@ -254,6 +267,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("         {} {:<9} {}", h.at, h.state, h.detail.unwrap_or_default());
                     }
                 }
+            }
+            Ok(())
+        }
+        Command::Audit { subject, action, limit, json } => {
+            let store = Store::open(&settings.raw.database.url).await?;
+            store.migrate().await?;
+            let filter = crate::store::consent::AuditFilter { subject, action, before: None, limit };
+            let entries = store.audit(&filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+                return Ok(());
+            }
+            for e in entries {
+                println!(
+                    "{:>6} {} {:<16} {:<16} {:<24} {}",
+                    e.id,
+                    e.at.strftime("%Y-%m-%d %H:%M:%SZ"),
+                    e.actor,
+                    e.action,
+                    e.subject,
+                    e.detail
+                );
             }
             Ok(())
         }

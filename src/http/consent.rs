@@ -221,6 +221,53 @@ pub async fn tencent_inbound(
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], r#"{"result":0,"errmsg":"OK"}"#).into_response())
 }
 
+/// `POST /hooks/complaints?token=…` (or `Authorization: Bearer …`): a raw feedback-loop
+/// report (ARF, RFC 5965) as a mailbox provider sends it. An `abuse` report suppresses each
+/// recipient's address and revokes their members' marketing email consent (their own
+/// decision), committed before the answer; other feedback types are acknowledged and ignored.
+pub async fn complaint(
+    State(h): State<Http>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(expected) = h.app.settings.raw.consent.complaint_token.as_ref().filter(|s| !s.expose().is_empty()) else {
+        return Ok((StatusCode::NOT_FOUND, "complaints are not configured (consent.complaint_token)\n").into_response());
+    };
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = q.token.as_deref().or(bearer).unwrap_or("");
+    if !super::hooks::constant_time_eq(expected.expose().as_bytes(), given.as_bytes()) {
+        return Ok((StatusCode::FORBIDDEN, "wrong or missing token\n").into_response());
+    }
+    let report = crate::track::complaint::parse_arf(&body).map_err(|e| ApiError::bad(None, e))?;
+    if !report.is_abuse() {
+        return Ok(Json(json!({"feedback_type": report.feedback_type, "suppressed": 0})).into_response());
+    }
+    let now = h.app.now();
+    let entries: Vec<crate::store::Suppression> = report
+        .recipients
+        .iter()
+        .map(|a| crate::store::Suppression {
+            channel: ChannelKind::Email,
+            address: a.clone(),
+            reason: "complaint".into(),
+            source: "arf".into(),
+        })
+        .collect();
+    let suppressed = h.app.store.suppress(&entries, now).await?;
+    for a in &report.recipients {
+        h.app
+            .store
+            .revoke_address(ChannelKind::Email, a, &[Purpose::Marketing], "complaint", ACTOR_MEMBER, now)
+            .await?;
+    }
+    Ok(Json(json!({"feedback_type": report.feedback_type, "recipients": report.recipients, "suppressed": suppressed}))
+        .into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::e164;

@@ -67,6 +67,7 @@ pub fn app(http: Http) -> Router {
         .route("/api/audit", get(consent::audit))
         .route("/hooks/aliyun/inbound", post(consent::aliyun_inbound))
         .route("/hooks/tencent/inbound", post(consent::tencent_inbound))
+        .route("/hooks/complaints", post(consent::complaint))
         .route("/api/suppressions", post(reach::add_suppressions).get(reach::list_suppressions))
         .route("/api/suppressions/{channel}/{address}", delete(reach::remove_suppression))
         .route("/hooks/twilio/status", post(hooks::twilio_status))

@@ -33,8 +33,8 @@ pub struct ConsentConfig {
     /// (`?token=…`); unset: those endpoints are off.
     #[serde(default)]
     pub inbound_token: Option<Secret>,
-    /// The token the complaint webhook (`POST /hooks/complaints`) must carry (`?token=…` or
-    /// `Authorization: Bearer …`); unset: it is off.
+    /// The token the complaint webhook (`POST /hooks/complaints`, raw ARF reports) must carry
+    /// (`?token=…` or `Authorization: Bearer …`); unset: it is off.
     #[serde(default)]
     pub complaint_token: Option<Secret>,
 }

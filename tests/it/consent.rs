@@ -609,7 +609,151 @@ async fn consent_arrives_with_the_member_record(backend: Backend) {
     );
 }
 
+/// `tidings import` carries consent from JSON Lines (actor `import`), and `tidings audit` lists
+/// who changed it.
+#[test]
+fn the_audit_command_lists_consent_given_in_an_import() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tidings.toml"),
+        "[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\nchannels = [\"sms\"]\ntemplate = \"birthday\"\n",
+    )
+    .unwrap();
+    let line = json!({"external_id": "m1", "name": "M", "phone": "+8613800000001", "consent": {"sms": "granted", "email": "revoked"}});
+    std::fs::write(dir.path().join("members.jsonl"), format!("{line}\n")).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--config", "tidings.toml"])
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("tidings runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["import", "members.jsonl"]);
+    let entries: Value = serde_json::from_str(&run(&["audit", "--subject", "member:m1", "--json"])).unwrap();
+    let got: Vec<(String, String, String)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().into(),
+                e["action"].as_str().unwrap().into(),
+                e["detail"]["channel"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("import".into(), "consent.grant".into(), "sms".into()),
+            ("import".into(), "consent.revoke".into(), "email".into())
+        ]
+    );
+    let text = run(&["audit", "--action", "consent.revoke"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains("import") && lines[0].contains("member:m1") && lines[0].contains("\"email\""), "{text}");
+}
+
+/// A feedback-loop report as RFC 5965 (appendix B) shapes it.
+fn arf(recipient: &str) -> String {
+    [
+        "From: <fbl@mailbox.example>",
+        "Date: Tue, 10 Mar 2026 09:40:36 +0800",
+        "Subject: FW: Happy birthday",
+        "To: <fbl-reports@club.example.com>",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/report; report-type=feedback-report;",
+        "     boundary=\"part1_13d.2e68ed54_boundary\"",
+        "",
+        "--part1_13d.2e68ed54_boundary",
+        "Content-Type: text/plain; charset=\"US-ASCII\"",
+        "",
+        "This is an email abuse report for an email message received from IP 192.0.2.1.",
+        "",
+        "--part1_13d.2e68ed54_boundary",
+        "Content-Type: message/feedback-report",
+        "",
+        "Feedback-Type: abuse",
+        "User-Agent: SomeGenerator/1.0",
+        "Version: 1",
+        "Original-Mail-From: <bounces@club.example.com>",
+        &format!("Original-Rcpt-To: <{recipient}>"),
+        "Arrival-Date: Tue, 10 Mar 2026 09:31:00 +0800",
+        "Source-IP: 192.0.2.1",
+        "",
+        "--part1_13d.2e68ed54_boundary",
+        "Content-Type: text/rfc822-headers",
+        "",
+        "From: Jade Club <club@club.example.com>",
+        &format!("To: <{recipient}>"),
+        "Subject: Happy birthday",
+        "",
+        "--part1_13d.2e68ed54_boundary--",
+        "",
+    ]
+    .join("\r\n")
+}
+
+async fn an_arf_complaint_suppresses_the_address_and_survives_reimport(backend: Backend) {
+    let toml = RULES.replace("channels = [\"sms\"]", "channels = [\"email\"]").replace(
+        "inbound_token = \"inbound-secret\"",
+        "inbound_token = \"inbound-secret\"\ncomplaint_token = \"fbl-secret\"",
+    );
+    let t = TestApp::start_on(backend, &toml, NOW).await;
+    t.import_jsonl(&[member("m1", "+8613800000001"), member("m2", "+8613800000002")].join("\n")).await;
+    let store = &t.app.store;
+    let signup = [
+        grant("m1", ChannelKind::Email, Purpose::Marketing, true, "signup"),
+        grant("m2", ChannelKind::Email, Purpose::Marketing, true, "signup"),
+    ];
+    store.change_consent(&signup, "api", t.now()).await.unwrap();
+    let r = router(&t);
+    let post = |uri: &str, auth: Option<&str>| {
+        let mut b = Request::builder().method(Method::POST).uri(uri).header(header::CONTENT_TYPE, "message/rfc822");
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::from(arf("M1@example.com"))).unwrap()
+    };
+    for req in [post("/hooks/complaints", None), post("/hooks/complaints?token=nope", Some("Bearer nope"))] {
+        let (code, _) = call(&r, req).await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+    }
+    assert!(store.suppressed(&[(ChannelKind::Email, "m1@example.com".into())]).await.unwrap().is_empty());
+    let (code, body) = call(&r, post("/hooks/complaints", Some("Bearer fbl-secret"))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["recipients"], json!(["m1@example.com"]));
+    let (code, body) = call(&r, post("/hooks/complaints?token=fbl-secret", None)).await;
+    assert_eq!((code, &body["suppressed"]), (StatusCode::OK, &json!(0)), "already suppressed");
+
+    // The member is re-imported (and the import says granted): the address stays suppressed and
+    // the member's complaint stays a revocation.
+    let again = member("m1", "+8613800000001").replace("}", ",\"consent\":{\"email\":\"granted\"}}");
+    t.import_jsonl(&again).await;
+    t.tick().await;
+    t.dispatch_all().await;
+    let got: Vec<_> = outcomes(&t).await.into_iter().filter(|o| o.1 == "birthday").collect();
+    assert_eq!(
+        got,
+        [row("m1", "birthday", "skipped", Some("opted out of marketing email")), row("m2", "birthday", "sent", None)]
+    );
+    let got: Vec<_> = outcomes(&t).await.into_iter().filter(|o| o.1 == "points" && o.0 == "m1").collect();
+    assert_eq!(got, [row("m1", "points", "skipped", Some("email address suppressed"))]);
+    let (_, history) = store.member_consent("m1").await.unwrap().unwrap();
+    assert_eq!(history.last().map(|h| (h.source.as_str(), h.actor.as_str())), Some(("complaint", "member")));
+}
+
 on_both_backends!(
+    an_arf_complaint_suppresses_the_address_and_survives_reimport,
     consent_arrives_with_the_member_record,
     rule_and_template_changes_are_audited_across_a_reload_and_a_restart,
     marketing_needs_consent_and_service_follows_its_own_rule,
