@@ -38,7 +38,7 @@ FROM opt_outs;
 INSERT INTO consent_history (member_id, channel, purpose, status, source, actor, at)
 SELECT member_id, channel, purpose, status, source, actor, changed_at FROM consents ORDER BY changed_at;
 DROP TABLE opt_outs;
--- Readers of the old table keep working.
+-- Readers of the old table keep working (a simple view: DELETE through it deletes the revocation).
 CREATE VIEW opt_outs AS
 SELECT member_id, channel, purpose, source, changed_at AS created_at FROM consents WHERE status = 'revoked';
 

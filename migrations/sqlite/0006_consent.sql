@@ -41,6 +41,12 @@ DROP TABLE opt_outs;
 -- Readers of the old table keep working.
 CREATE VIEW opt_outs AS
 SELECT member_id, channel, purpose, source, changed_at AS created_at FROM consents WHERE status = 'revoked';
+-- Deleting through the view deletes the revocation (PostgreSQL does this for a simple view).
+CREATE TRIGGER opt_outs_delete INSTEAD OF DELETE ON opt_outs
+BEGIN
+    DELETE FROM consents
+    WHERE member_id = OLD.member_id AND channel = OLD.channel AND purpose = OLD.purpose AND status = 'revoked';
+END;
 
 -- Who changed consent, templates, rules and journeys, and when. `detail` is a JSON object.
 CREATE TABLE audit_log (

@@ -752,7 +752,38 @@ async fn an_arf_complaint_suppresses_the_address_and_survives_reimport(backend: 
     assert_eq!(history.last().map(|h| (h.source.as_str(), h.actor.as_str())), Some(("complaint", "member")));
 }
 
+/// Code written against the old `opt_outs` table still reads it, and deleting a revocation
+/// through it (a member's erasure) deletes it.
+async fn the_old_opt_outs_table_still_reads_and_deletes(backend: Backend) {
+    use sqlx::Connection;
+    let t = TestApp::start_on(backend, RULES, NOW).await;
+    t.import_jsonl(&member("m1", "+8613800000001")).await;
+    let store = &t.app.store;
+    store.opt_out("m1", ChannelKind::Email, Purpose::Marketing, "unsubscribe-page", t.now()).await.unwrap();
+    let id = store.member_by_external_id("m1").await.unwrap().unwrap().id;
+    let url = t.app.settings.raw.database.url.clone();
+    let rows = match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let rows: Vec<(i64, String, String)> =
+                sqlx::query_as("SELECT member_id, channel, source FROM opt_outs").fetch_all(&mut c).await.unwrap();
+            sqlx::query("DELETE FROM opt_outs WHERE member_id = ?").bind(id).execute(&mut c).await.unwrap();
+            rows
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let rows: Vec<(i64, String, String)> =
+                sqlx::query_as("SELECT member_id, channel, source FROM opt_outs").fetch_all(&mut c).await.unwrap();
+            sqlx::query("DELETE FROM opt_outs WHERE member_id = $1").bind(id).execute(&mut c).await.unwrap();
+            rows
+        }
+    };
+    assert_eq!(rows, [(id, "email".to_string(), "unsubscribe-page".to_string())]);
+    assert!(store.opted_out(&[id]).await.unwrap().is_empty());
+}
+
 on_both_backends!(
+    the_old_opt_outs_table_still_reads_and_deletes,
     an_arf_complaint_suppresses_the_address_and_survives_reimport,
     consent_arrives_with_the_member_record,
     rule_and_template_changes_are_audited_across_a_reload_and_a_restart,
