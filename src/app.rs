@@ -66,7 +66,7 @@ impl App {
             std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        Ok(App {
+        let app = App {
             settings: Arc::new(settings),
             store,
             clock,
@@ -74,7 +74,23 @@ impl App {
             channels: Arc::new(channels),
             instance_id,
             wake: Arc::new(Notify::new()),
-        })
+        };
+        if open == Open::Migrate {
+            app.audit_config().await.context("recording configuration changes in the audit log")?;
+        }
+        Ok(app)
+    }
+
+    /// Writes to the audit log every rule and template added, changed or removed since it last
+    /// looked (at start-up, and after a template reload). Returns how many entries.
+    pub async fn audit_config(&self) -> anyhow::Result<usize> {
+        use crate::audit::{ACTOR_CONFIG, changes, rule_digests, template_digests};
+        let templates = self.templates.current();
+        let mut all = changes("rule", &self.store.audited_config("rule").await?, &rule_digests(&self.settings));
+        let current = template_digests(self.templates.source(), &templates);
+        all.extend(changes("template", &self.store.audited_config("template").await?, &current));
+        self.store.record_config_changes(&all, ACTOR_CONFIG, self.now()).await?;
+        Ok(all.len())
     }
 
     /// Everything start-up checks without touching the database: templates load and validate,
@@ -154,6 +170,8 @@ impl App {
             stop: tokio_util::sync::CancellationToken::new(),
             policy: crate::dispatch::policy::Policy::new(self.settings.clone()),
             coupons: Arc::new(self.settings.coupons.clone()),
+            consent: (&self.settings.raw.consent).into(),
+            before_sending: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
-//! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`.
+//! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`, `audit`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,6 +118,19 @@ pub enum Command {
     Members {
         #[command(subcommand)]
         action: MembersAction,
+    },
+    /// The audit log: who changed consent, rules and templates, and when; newest first.
+    Audit {
+        /// Only entries about this subject: `member:<id>`, `rule:<id>`, `template:<key>`.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this action: `consent.grant`, `consent.revoke`, `rule.change`, `template.add`...
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
     },
     /// The member value model (BG/NBD): fit it now, or show the current one.
     Model {
@@ -323,6 +336,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Audit { subject, action, limit, json } => {
+            let store = Store::open(&settings.raw.database.url).await?;
+            store.migrate().await?;
+            let filter = crate::store::consent::AuditFilter { subject, action, before: None, limit };
+            let entries = store.audit(&filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+                return Ok(());
+            }
+            for e in entries {
+                println!(
+                    "{:>6} {} {:<16} {:<16} {:<24} {}",
+                    e.id,
+                    e.at.strftime("%Y-%m-%d %H:%M:%SZ"),
+                    e.actor,
+                    e.action,
+                    e.subject,
+                    e.detail
+                );
+            }
+            Ok(())
+        }
         Command::Calendar { year, json } => {
             let years = crate::config::FESTIVAL_YEARS;
             anyhow::ensure!(
@@ -490,6 +525,27 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
     let (members, events) = crate::members::demo::sample(now, 300, 2026);
     let counts = app.store.upsert_members(&members, now).await?;
     let ev = app.store.record_events(&events, now).await?;
+    // Demo members agreed to marketing on every channel they can be reached on.
+    let consent: Vec<crate::store::consent::ConsentChange> = members
+        .iter()
+        .flat_map(|m| {
+            let mut channels = vec![crate::channels::ChannelKind::Push, crate::channels::ChannelKind::Webhook];
+            if m.phone.is_some() {
+                channels.push(crate::channels::ChannelKind::Sms);
+            }
+            if m.email.is_some() {
+                channels.push(crate::channels::ChannelKind::Email);
+            }
+            channels.into_iter().map(|channel| crate::store::consent::ConsentChange {
+                member: m.external_id.clone(),
+                channel,
+                purpose: crate::channels::Purpose::Marketing,
+                granted: true,
+                source: "demo".into(),
+            })
+        })
+        .collect();
+    app.store.change_consent(&consent, crate::store::consent::ACTOR_IMPORT, now).await?;
     tracing::info!(
         inserted = counts.inserted,
         unchanged = counts.unchanged,

@@ -195,6 +195,9 @@ pub struct Config {
     pub journeys: Vec<crate::journeys::config::JourneyConfig>,
     #[serde(default)]
     pub coupons: crate::journeys::config::CouponsConfig,
+    /// Consent policy per purpose and the consent webhooks' tokens.
+    #[serde(default)]
+    pub consent: crate::plan::consent::ConsentConfig,
 }
 
 /// A custom holiday: `[holidays.founders_day] when = "06-18"`, names by locale.
@@ -755,6 +758,10 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("WEBHOOK_SECRET", "webhook.secret", Kind::Str),
     ("WEBHOOK_SECRET_FILE", "webhook.secret_file", Kind::Str),
     ("OUTBOX_PATH", "outbox.path", Kind::Str),
+    ("CONSENT_MARKETING", "consent.marketing", Kind::Str),
+    ("CONSENT_SERVICE", "consent.service", Kind::Str),
+    ("CONSENT_INBOUND_TOKEN", "consent.inbound_token", Kind::Str),
+    ("CONSENT_COMPLAINT_TOKEN", "consent.complaint_token", Kind::Str),
     ("TEMPLATES_DIR", "templates.dir", Kind::Str),
     ("QUIET_HOURS_SMS", "quiet_hours.sms", Kind::Str),
     ("QUIET_HOURS_EMAIL", "quiet_hours.email", Kind::Str),

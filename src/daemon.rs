@@ -245,7 +245,12 @@ async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
         match app.reload_templates() {
-            Ok(()) => tracing::info!("templates reloaded"),
+            Ok(()) => {
+                tracing::info!("templates reloaded");
+                if let Err(e) = app.audit_config().await {
+                    tracing::error!(error = %e, "could not record the template changes in the audit log");
+                }
+            }
             Err(e) => tracing::error!(error = %e, "template reload failed; keeping the previous set"),
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);

@@ -21,6 +21,7 @@
 //!   configuration, injected time.
 
 pub mod app;
+pub mod audit;
 pub mod channels;
 pub mod cli;
 pub mod clock;

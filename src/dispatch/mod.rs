@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::channels::{ChannelKind, Channels, Outgoing, PushDevice, Rendered, SendOutcome};
 use crate::clock::{InstantExt, SharedClock};
 use crate::members::Member;
+use crate::plan::consent::ConsentPolicy;
 use crate::plan::{self, address};
 use crate::render::TemplateSet;
 use crate::render::context;
@@ -46,7 +47,15 @@ pub struct Dispatcher {
     pub policy: policy::Policy,
     /// Coupon signing and pool thresholds.
     pub coupons: Arc<crate::coupons::Coupons>,
+    /// What each purpose needs before it is sent (`[consent]`).
+    pub consent: ConsentPolicy,
+    /// A test seam: awaited with a group's ids after it is prepared and before it is marked
+    /// `sending` (an opt-out arriving mid-dispatch). `None` in the daemon.
+    pub before_sending: Option<BeforeSending>,
 }
+
+/// See [`Dispatcher::before_sending`].
+pub type BeforeSending = Arc<dyn Fn(Vec<i64>) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// What one step of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +145,12 @@ impl Dispatcher {
                         (c.id, c.attempt, o.rendered.channel(), rendered)
                     })
                     .collect();
-                let moved = self.store.mark_sending(&self.owner, &marks, self.clock.now()).await?;
+                if let Some(hook) = &self.before_sending {
+                    hook(marks.iter().map(|m| m.0).collect()).await;
+                }
+                let moved =
+                    self.store.mark_sending_consented(&self.owner, &marks, self.consent, self.clock.now()).await?;
+                self.skip_withdrawn(&group, &moved).await?;
                 let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
                 let done = futures::future::join_all(sends).await;
                 let gone: Vec<Suppression> = done.iter().filter_map(|(_, s)| s.clone()).collect();
@@ -153,6 +167,30 @@ impl Dispatcher {
         })
         .await?;
         Ok(Step::Worked(n))
+    }
+
+    /// Messages of a group that `mark_sending` did not move because consent changed after they
+    /// were prepared are skipped with the reason; the others it left were taken by another
+    /// worker and are not this one's to settle. One query for the group's consent.
+    async fn skip_withdrawn(&self, group: &[(Claimed, Outgoing)], moved: &[i64]) -> anyhow::Result<()> {
+        let left: Vec<&(Claimed, Outgoing)> = group.iter().filter(|(c, _)| !moved.contains(&c.id)).collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = left.iter().map(|(c, _)| c.member_id).collect();
+        let consents = self.store.consents(&ids).await?;
+        let skipped: Vec<(i64, u32, Finalize)> = left
+            .iter()
+            .filter_map(|(c, o)| {
+                let channel = o.rendered.channel();
+                let state = consents.get(&(c.member_id, channel, c.purpose)).copied();
+                plan::consent::decide(&self.consent, c.purpose, channel, state)
+                    .err()
+                    .map(|reason| (c.id, c.attempt, Finalize::Skipped { reason }))
+            })
+            .collect();
+        self.store.finalize(&self.owner, &skipped, self.clock.now()).await?;
+        Ok(())
     }
 
     /// Records a group's results. The provider has already answered, so a database hiccup here
@@ -208,7 +246,7 @@ impl Dispatcher {
     }
 
     /// What the batch's members can be reached on: their push devices (when push needs one),
-    /// their opt-outs, and which of their addresses are suppressed. Three queries per batch.
+    /// their consent, and which of their addresses are suppressed. Three queries per batch.
     async fn reach(&self, claimed: &[Claimed], members: &HashMap<i64, Member>, ids: &[i64]) -> anyhow::Result<Reach> {
         let chain = |c: &Claimed| std::iter::once(c.channel).chain(c.fallback.clone());
         let wants_push = claimed.iter().any(|c| chain(c).any(|ch| ch == ChannelKind::Push));
@@ -219,7 +257,7 @@ impl Dispatcher {
                 devices.entry(member).or_default().push(d);
             }
         }
-        let opted_out = self.store.opted_out(ids).await?;
+        let consents = self.store.consents(ids).await?;
         let mut addresses = Vec::new();
         for c in claimed {
             let Some(m) = members.get(&c.member_id) else { continue };
@@ -233,7 +271,7 @@ impl Dispatcher {
         addresses.sort_unstable();
         addresses.dedup();
         let suppressed = self.store.suppressed(&addresses).await?;
-        Ok(Reach { push_devices, devices, opted_out, suppressed })
+        Ok(Reach { push_devices, devices, consents, suppressed })
     }
 
     /// Runs `work` while renewing the lease on `ids` every third of the lease, so a slow batch
@@ -283,8 +321,9 @@ impl Dispatcher {
         let mut why_not = Vec::new();
         let mut chosen = None;
         for channel in std::iter::once(c.channel).chain(c.fallback.iter().copied()) {
-            if reach.opted_out.contains(&(member.id, channel, c.purpose)) {
-                why_not.push(format!("opted out of {} {channel}", c.purpose.as_str()));
+            let consent = reach.consents.get(&(member.id, channel, c.purpose)).copied();
+            if let Err(reason) = plan::consent::decide(&self.consent, c.purpose, channel, consent) {
+                why_not.push(reason);
                 continue;
             }
             let devices = reach.devices.get(&member.id).map(Vec::as_slice).unwrap_or_default();
@@ -332,6 +371,7 @@ struct Reach {
     /// Whether push needs a registered device (false when the outbox serves push).
     push_devices: bool,
     devices: HashMap<i64, Vec<PushDevice>>,
-    opted_out: std::collections::HashSet<(i64, ChannelKind, crate::channels::Purpose)>,
+    /// Whether each (member, channel, purpose) the members said something about is granted.
+    consents: HashMap<(i64, ChannelKind, crate::channels::Purpose), bool>,
     suppressed: std::collections::HashSet<(ChannelKind, String)>,
 }

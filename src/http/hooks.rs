@@ -68,8 +68,8 @@ pub async fn twilio_inbound(State(h): State<Http>, headers: HeaderMap, body: Byt
         && crate::track::keywords::is_opt_out(text)
     {
         let purposes = [crate::channels::Purpose::Marketing, crate::channels::Purpose::Service];
-        let source = format!("sms reply {:?}", text.trim());
-        let members = h.app.store.opt_out_phone(from, ChannelKind::Sms, &purposes, &source, h.app.now()).await?;
+        let members =
+            h.app.store.opt_out_phone(from, ChannelKind::Sms, &purposes, "sms-reply:twilio", h.app.now()).await?;
         tracing::info!(members, "inbound SMS opt-out recorded");
     }
     Ok(([("content-type", "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")
@@ -143,6 +143,6 @@ async fn receipts(
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], ack).into_response())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -2,6 +2,7 @@
 //! host loyalty system calls (members, events), plus read-only views of messages.
 //! `app()` builds the router so tests call it without a socket.
 
+mod consent;
 mod hooks;
 mod journeys;
 mod reach;
@@ -68,6 +69,11 @@ pub fn app(http: Http) -> Router {
         .route("/api/reports/{rule}", get(report))
         .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
         .route("/api/members/{external_id}/opt-outs", post(reach::opt_out))
+        .route("/api/members/{external_id}/consent", get(consent::get_consent).post(consent::post_consent))
+        .route("/api/audit", get(consent::audit))
+        .route("/hooks/aliyun/inbound", post(consent::aliyun_inbound))
+        .route("/hooks/tencent/inbound", post(consent::tencent_inbound))
+        .route("/hooks/complaints", post(consent::complaint))
         .route("/api/suppressions", post(reach::add_suppressions).get(reach::list_suppressions))
         .route("/api/suppressions/{channel}/{address}", delete(reach::remove_suppression))
         .route("/hooks/twilio/status", post(hooks::twilio_status))
@@ -202,14 +208,18 @@ fn items(body: Value) -> Result<Vec<Value>, ApiError> {
 
 async fn upsert_members(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
     let mut good = Vec::new();
+    let mut consent = Vec::new();
     let mut errors = Vec::new();
     for (index, item) in items(body)?.into_iter().enumerate() {
         let result = match item.as_object() {
-            Some(obj) => member_from_json(obj),
+            Some(obj) => crate::members::consent::both(member_from_json(obj), crate::members::consent::from_json(obj)),
             None => Err(vec![FieldError { field: String::new(), problem: "not an object".into() }]),
         };
         match result {
-            Ok(m) => good.push(m),
+            Ok((m, given)) => {
+                consent.extend(crate::members::consent::changes(&m.external_id, &given));
+                good.push(m)
+            }
             Err(fields) => errors.extend(fields.into_iter().map(|f| ItemError {
                 index,
                 field: Some(f.field).filter(|f| !f.is_empty()),
@@ -218,6 +228,7 @@ async fn upsert_members(State(h): State<Http>, Json(body): Json<Value>) -> Resul
         }
     }
     let counts = h.app.store.upsert_members(&good, h.app.now()).await?;
+    h.app.store.change_consent(&consent, crate::store::consent::ACTOR_IMPORT, h.app.now()).await?;
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     Ok((
         status,

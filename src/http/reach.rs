@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{ApiError, Http};
 use crate::channels::{ChannelKind, Platform, Purpose, PushDevice};
 use crate::store::Suppression;
+use crate::store::consent::ACTOR_MEMBER;
 
 /// A device as the API takes it: `{"platform": "fcm"|"apns", "token": …}`, or a browser's
 /// `PushSubscription.toJSON()` with `"platform": "webpush"`: `{"endpoint": …, "keys":
@@ -130,6 +131,8 @@ fn channel(c: &str, field: &str) -> Result<ChannelKind, ApiError> {
 
 /// `POST /api/suppressions`: one `{channel, address, reason}` or a list (bounces and complaints
 /// an email service reports to the host system). Suppressed addresses are never sent to again.
+/// Reason `complaint` on an email address also revokes marketing email consent of the members
+/// with that address (as their own decision).
 pub async fn add_suppressions(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
     let items = super::items(body)?;
     let mut entries = Vec::with_capacity(items.len());
@@ -145,6 +148,13 @@ pub async fn add_suppressions(State(h): State<Http>, Json(body): Json<Value>) ->
         entries.push(Suppression { channel, address, reason, source: "api".into() });
     }
     let added = h.app.store.suppress(&entries, h.app.now()).await?;
+    // A complaint is also the member saying "no more marketing mail": their consent is revoked.
+    for e in entries.iter().filter(|e| e.channel == ChannelKind::Email && e.reason == "complaint") {
+        h.app
+            .store
+            .revoke_address(e.channel, &e.address, &[Purpose::Marketing], "complaint", ACTOR_MEMBER, h.app.now())
+            .await?;
+    }
     Ok(Json(json!({"suppressed": added, "already": entries.len() as u64 - added})).into_response())
 }
 

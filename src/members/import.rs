@@ -2,6 +2,8 @@
 //! with its line number and field while the good rows go in; importing the same file twice
 //! changes nothing the second time.
 
+use super::consent::{self, Given, both};
+use crate::store::consent::ACTOR_IMPORT;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -60,18 +62,18 @@ const CHUNK: usize = 1000;
 fn parse<R: Read>(
     reader: R,
     format: Format,
-    mut sink: impl FnMut(Vec<MemberInput>) -> Result<(), StoreError>,
+    mut sink: impl FnMut(Vec<(MemberInput, Given)>) -> Result<(), StoreError>,
 ) -> Result<Vec<RowError>, ImportError> {
     let mut errors = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut seen = std::collections::HashMap::new();
     let mut accept = |line: u64,
-                      row: Result<MemberInput, Vec<FieldError>>,
-                      chunk: &mut Vec<MemberInput>,
+                      row: Result<(MemberInput, Given), Vec<FieldError>>,
+                      chunk: &mut Vec<(MemberInput, Given)>,
                       errors: &mut Vec<RowError>| match row {
         // The first row for a member is the one imported; a repeat is a mistake in the file,
         // reported and left out, so importing the file again still changes nothing.
-        Ok(m) => match seen.get(&m.external_id) {
+        Ok((m, given)) => match seen.get(&m.external_id) {
             Some(first) => errors.push(RowError {
                 line,
                 field: Some("external_id".into()),
@@ -79,7 +81,7 @@ fn parse<R: Read>(
             }),
             None => {
                 seen.insert(m.external_id.clone(), line);
-                chunk.push(m);
+                chunk.push((m, given));
             }
         },
         Err(fields) => {
@@ -97,7 +99,11 @@ fn parse<R: Read>(
                 match record {
                     Ok(rec) => {
                         let line = rec.position().map_or(0, |p| p.line());
-                        accept(line, member_from_strings(headers.iter().zip(rec.iter())), &mut chunk, &mut errors);
+                        let row = both(
+                            member_from_strings(headers.iter().zip(rec.iter())),
+                            consent::from_columns(headers.iter().zip(rec.iter())),
+                        );
+                        accept(line, row, &mut chunk, &mut errors);
                     }
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line());
@@ -126,7 +132,9 @@ fn parse<R: Read>(
                     continue;
                 }
                 match serde_json::from_str::<Value>(&line) {
-                    Ok(Value::Object(obj)) => accept(line_no, member_from_json(&obj), &mut chunk, &mut errors),
+                    Ok(Value::Object(obj)) => {
+                        accept(line_no, both(member_from_json(&obj), consent::from_json(&obj)), &mut chunk, &mut errors)
+                    }
                     Ok(_) => errors.push(RowError { line: line_no, field: None, problem: "not a JSON object".into() }),
                     Err(e) => errors.push(RowError { line: line_no, field: None, problem: format!("not JSON: {e}") }),
                 }
@@ -171,7 +179,7 @@ pub async fn import_reader<R: Read + Send + 'static>(
     format: Format,
     now: Timestamp,
 ) -> Result<ImportReport, ImportError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<MemberInput>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(MemberInput, Given)>>(4);
     let parser = tokio::task::spawn_blocking(move || {
         parse(reader, format, |chunk| {
             // The receiver only goes away when writing failed; that error is reported below.
@@ -185,13 +193,23 @@ pub async fn import_reader<R: Read + Send + 'static>(
         if write_error.is_some() {
             continue;
         }
-        match store.upsert_members(&chunk, now).await {
+        let changes: Vec<_> = chunk.iter().flat_map(|(m, given)| consent::changes(&m.external_id, given)).collect();
+        let members: Vec<MemberInput> = chunk.into_iter().map(|(m, _)| m).collect();
+        match store.upsert_members(&members, now).await {
             Ok(c) => {
                 counts.inserted += c.inserted;
                 counts.updated += c.updated;
                 counts.unchanged += c.unchanged;
             }
             Err(e) => write_error = Some(e),
+        }
+        // Consent after its members exist; an import's grant never overrides a member's own
+        // revocation (see `store::consent`).
+        if write_error.is_none()
+            && !changes.is_empty()
+            && let Err(e) = store.change_consent(&changes, ACTOR_IMPORT, now).await
+        {
+            write_error = Some(e);
         }
     }
     let errors = parser.await.map_err(|e| ImportError::Io(std::io::Error::other(e)))??;

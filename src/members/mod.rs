@@ -2,6 +2,7 @@
 //! (a purchase, a visit, any named kind) is what they did, and moves `last_activity_at`.
 
 pub mod builtin;
+pub mod consent;
 pub mod demo;
 pub mod import;
 pub mod refresh;

@@ -29,6 +29,7 @@ fn err(field: &str, problem: impl Into<String>) -> FieldError {
 
 /// The fields a member record may carry; anything else is an error in JSON and an attribute in CSV.
 pub const FIELDS: &[&str] = &[
+    "consent",
     "external_id",
     "name",
     "phone",
@@ -135,6 +136,8 @@ pub fn member_from_strings<'a>(
                 Some(Ok(Value::Object(m))) => f.attributes.extend(m),
                 Some(_) => errors.push(err("attributes", "expected a JSON object")),
             },
+            // Consent columns are read by `members::consent`.
+            other if other.starts_with("consent.") => {}
             other => {
                 if let Some(v) = v {
                     let name = other.strip_prefix("attributes.").unwrap_or(other);

@@ -5,6 +5,7 @@
 
 pub mod caps;
 pub mod collide;
+pub mod consent;
 pub mod experiment;
 pub mod quiet;
 pub mod send_time;

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
+use crate::channels::{ChannelKind, Platform, PushDevice, Receipt};
 use crate::members::{EventInput, Member, MemberInput};
 use crate::plan::NewMessage;
 
@@ -86,6 +86,7 @@ mod experiments;
 pub use experiments::ReportQuery;
 mod journeys;
 pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
+pub mod consent;
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
@@ -296,40 +297,6 @@ impl Store {
         on_backend!(self.suppressions(limit))
     }
 
-    /// Records that the member wants no more `purpose` messages on `channel`. Committed before
-    /// it returns. `false` when there is no such member.
-    pub async fn opt_out(
-        &self,
-        external_id: &str,
-        channel: ChannelKind,
-        purpose: Purpose,
-        source: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        on_backend!(self.opt_out(external_id, channel, purpose, source, now))
-    }
-
-    /// The opt-outs of these members.
-    /// Opts every member with this phone number out of `channel` for each of `purposes` (an
-    /// inbound STOP), committed before it returns; returns how many members have the number.
-    pub async fn opt_out_phone(
-        &self,
-        phone: &str,
-        channel: ChannelKind,
-        purposes: &[Purpose],
-        source: &str,
-        now: Timestamp,
-    ) -> Result<u64> {
-        on_backend!(self.opt_out_phone(phone, channel, purposes, source, now))
-    }
-
-    pub async fn opted_out(
-        &self,
-        member_ids: &[i64],
-    ) -> Result<std::collections::HashSet<(i64, ChannelKind, Purpose)>> {
-        on_backend!(self.opted_out(member_ids))
-    }
-
     /// Applies delivery receipts to the messages they name (by provider and provider id):
     /// `delivered` or `undelivered` with the provider's code. A receipt for a message the store
     /// does not know (or not yet sent) is ignored. Returns how many messages moved.
@@ -351,14 +318,16 @@ impl Store {
     /// only messages this owner still holds at this attempt move; their ids are returned, and
     /// only those may be sent.
     /// The channel is the one the message goes out on (a fallback rule may pick another than the
-    /// first).
+    /// first). A message whose member has revoked consent on that channel for its purpose is
+    /// not moved (see [`Store::mark_sending_consented`] for the whole policy).
     pub async fn mark_sending(
         &self,
         owner: &str,
         batch: &[(i64, u32, ChannelKind, String)],
         now: Timestamp,
     ) -> Result<Vec<i64>> {
-        on_backend!(self.mark_sending(owner, batch, now))
+        let policy = crate::plan::consent::ConsentPolicy::UNLESS_REVOKED;
+        on_backend!(self.mark_sending(owner, batch, policy, now))
     }
 
     /// Records how attempts ended. Fenced on lease owner and attempt: a worker whose lease was

@@ -1,7 +1,9 @@
 //! Track: what comes back after a message went out. For now the signed one-click unsubscribe
-//! links that marketing email carries ([`unsubscribe`]), and conversions after a rule's messages
-//! with the experiment report ([`report`]).
+//! links that marketing email carries ([`unsubscribe`]), SMS opt-out keywords ([`keywords`]),
+//! email complaints ([`complaint`]), and conversions after a rule's messages with the experiment
+//! report ([`report`]).
 
+pub mod complaint;
 pub mod keywords;
 pub mod report;
 pub mod unsubscribe;

@@ -120,7 +120,8 @@ fn serve_reports_ready_sends_reloads_on_sighup_and_drains_on_sigterm() {
     let due = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(2)).unwrap();
     let due = due.to_zoned_datetime(jiff::tz::TimeZone::UTC);
     let member = serde_json::json!({"external_id": "ada", "name": "Ada", "phone": "+14155550100",
-        "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day())});
+        "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day()),
+        "consent": {"sms": "granted"}});
     std::fs::write(dir.path().join("members.jsonl"), format!("{member}\n")).unwrap();
     let config = format!(
         "[templates]\ndir = \"templates\"\n[quiet_hours]\nsms = \"off\"\n[[rules]]\nid = \"birthday\"\ntrigger = \"birthday\"\n\
@@ -207,7 +208,8 @@ async fn sigkill_at_any_moment_sends_nothing_twice_and_loses_nothing() {
     let members: String = (0..300)
         .map(|i| {
             serde_json::json!({"external_id": format!("k{i}"), "name": "Kim", "phone": format!("+1415555{i:04}"),
-                "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day())})
+                "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day()),
+                "consent": {"sms": "granted"}})
             .to_string()
                 + "\n"
         })

@@ -183,7 +183,8 @@ impl Campaign {
         let members: String = (0..n)
             .map(|i| {
                 serde_json::json!({"external_id": format!("m{i}"), "name": "Kim", "phone": phone(i),
-                    "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day())})
+                    "time_zone": "UTC", "birth_date": format!("1990-{:02}-{:02}", due.month(), due.day()),
+                    "consent": {"sms": "granted"}})
                 .to_string()
                     + "\n"
             })

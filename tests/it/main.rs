@@ -9,6 +9,7 @@ mod api;
 mod calendar;
 mod caps;
 mod cli;
+mod consent;
 mod daemon;
 mod email;
 mod email_auth;

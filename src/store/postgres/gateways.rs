@@ -6,11 +6,10 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::PgStore;
-use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
+use crate::channels::{ChannelKind, Platform, PushDevice, Receipt};
 use crate::store::Result;
 use crate::store::types::{
-    DeviceRow, Suppression, device_from_row, parse_channel as channel, parse_purpose as purpose, receipt_rows,
-    suppression_rows, ts,
+    DeviceRow, Suppression, device_from_row, parse_channel as channel, receipt_rows, suppression_rows, ts,
 };
 
 impl PgStore {
@@ -143,71 +142,6 @@ impl PgStore {
                 Ok((Suppression { channel: channel(&c)?, address, reason, source }, ts(at)?))
             })
             .collect()
-    }
-
-    pub async fn opt_out(
-        &self,
-        external_id: &str,
-        channel: ChannelKind,
-        purpose: Purpose,
-        source: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let member: Option<i64> = sqlx::query_scalar(
-            "WITH m AS (SELECT id FROM members WHERE external_id = $1),
-                  ins AS (INSERT INTO opt_outs (member_id, channel, purpose, source, created_at)
-                          SELECT id, $2, $3, $4, $5 FROM m
-                          ON CONFLICT (member_id, channel, purpose) DO NOTHING)
-             SELECT id FROM m",
-        )
-        .bind(external_id)
-        .bind(channel.as_str())
-        .bind(purpose.as_str())
-        .bind(source)
-        .bind(now.as_millisecond())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(member.is_some())
-    }
-
-    pub async fn opt_out_phone(
-        &self,
-        phone: &str,
-        channel: ChannelKind,
-        purposes: &[Purpose],
-        source: &str,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let purposes: Vec<&str> = purposes.iter().map(|p| p.as_str()).collect();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO opt_outs (member_id, channel, purpose, source, created_at)
-             SELECT m.id, $2, p, $4, $5::bigint FROM members m, unnest($3::text[]) p WHERE m.phone = $1
-             ON CONFLICT (member_id, channel, purpose) DO NOTHING",
-        )
-        .bind(phone)
-        .bind(channel.as_str())
-        .bind(&purposes)
-        .bind(source)
-        .bind(now.as_millisecond())
-        .execute(&mut *tx)
-        .await?;
-        let members: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM members WHERE phone = $1").bind(phone).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(members as u64)
-    }
-
-    pub async fn opted_out(&self, member_ids: &[i64]) -> Result<HashSet<(i64, ChannelKind, Purpose)>> {
-        if member_ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let rows: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT member_id, channel, purpose FROM opt_outs WHERE member_id = ANY($1::bigint[])")
-                .bind(member_ids)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter().map(|(m, c, p)| Ok((m, channel(&c)?, purpose(&p)?))).collect()
     }
 
     pub async fn record_receipts(&self, receipts: &[Receipt], now: Timestamp) -> Result<u64> {

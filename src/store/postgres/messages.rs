@@ -2,6 +2,7 @@
 //! the rows they take and skip rows another instance holds; settling reads the rows it moves
 //! under a lock, so a history entry is written only for a row this transaction moved.
 
+use crate::plan::consent::{ConsentPolicy, Rule};
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -91,6 +92,7 @@ impl PgStore {
         &self,
         owner: &str,
         batch: &[(i64, u32, ChannelKind, String)],
+        policy: ConsentPolicy,
         now: Timestamp,
     ) -> Result<Vec<i64>> {
         if batch.is_empty() {
@@ -110,11 +112,19 @@ impl PgStore {
              FROM jsonb_to_recordset($1::jsonb) AS j(id bigint, attempt bigint, channel text, rendered text)
              WHERE m.id = j.id AND m.attempts = j.attempt
                AND m.lease_owner = $3::text AND m.state = 'claimed'
+               AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.member_id = m.member_id
+                                 AND c.channel = j.channel AND c.purpose = m.purpose AND c.status = 'revoked')
+               AND (j.channel = 'webhook'
+                    OR NOT (CASE WHEN m.purpose = 'marketing' THEN $4::boolean ELSE $5::boolean END)
+                    OR EXISTS (SELECT 1 FROM consents c WHERE c.member_id = m.member_id
+                                 AND c.channel = j.channel AND c.purpose = m.purpose AND c.status = 'granted'))
              RETURNING m.id, m.attempts",
         )
         .bind(rows.to_string())
         .bind(now_ms)
         .bind(owner)
+        .bind(policy.marketing == Rule::Required)
+        .bind(policy.service == Rule::Required)
         .fetch_all(&mut *tx)
         .await?;
         let history: Value =

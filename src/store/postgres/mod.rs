@@ -5,6 +5,7 @@
 //! `jsonb` document read with `jsonb_to_recordset`, or as a `bigint[]` of ids, with explicit casts.
 
 mod caps;
+mod consent;
 mod entry;
 mod experiments;
 mod gateways;

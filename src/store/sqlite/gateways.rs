@@ -6,11 +6,10 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::SqliteStore;
-use crate::channels::{ChannelKind, Platform, Purpose, PushDevice, Receipt};
+use crate::channels::{ChannelKind, Platform, PushDevice, Receipt};
 use crate::store::Result;
 use crate::store::types::{
-    DeviceRow, Suppression, device_from_row, parse_channel as channel, parse_purpose as purpose, receipt_detail,
-    receipt_rows, suppression_rows,
+    DeviceRow, Suppression, device_from_row, parse_channel as channel, receipt_detail, receipt_rows, suppression_rows,
 };
 
 impl SqliteStore {
@@ -139,78 +138,6 @@ impl SqliteStore {
                 Ok((Suppression { channel: channel(&c)?, address, reason, source }, crate::store::types::ts(at)?))
             })
             .collect()
-    }
-
-    pub async fn opt_out(
-        &self,
-        external_id: &str,
-        channel: ChannelKind,
-        purpose: Purpose,
-        source: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO opt_outs (member_id, channel, purpose, source, created_at)
-             SELECT id, ?2, ?3, ?4, ?5 FROM members WHERE external_id = ?1 AND true
-             ON CONFLICT (member_id, channel, purpose) DO NOTHING",
-        )
-        .bind(external_id)
-        .bind(channel.as_str())
-        .bind(purpose.as_str())
-        .bind(source)
-        .bind(now.as_millisecond())
-        .execute(&self.write)
-        .await?;
-        if done.rows_affected() > 0 {
-            return Ok(true);
-        }
-        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM members WHERE external_id = ?")
-            .bind(external_id)
-            .fetch_optional(&self.write)
-            .await?;
-        Ok(known.is_some())
-    }
-
-    pub async fn opt_out_phone(
-        &self,
-        phone: &str,
-        channel: ChannelKind,
-        purposes: &[Purpose],
-        source: &str,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let purposes: Value = purposes.iter().map(|p| p.as_str()).collect();
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO opt_outs (member_id, channel, purpose, source, created_at)
-             SELECT m.id, ?2, p.value, ?4, ?5 FROM members m, json_each(?3) p WHERE m.phone = ?1 AND true
-             ON CONFLICT (member_id, channel, purpose) DO NOTHING",
-        )
-        .bind(phone)
-        .bind(channel.as_str())
-        .bind(purposes.to_string())
-        .bind(source)
-        .bind(now.as_millisecond())
-        .execute(&mut *tx)
-        .await?;
-        let members: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM members WHERE phone = ?").bind(phone).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(members as u64)
-    }
-
-    pub async fn opted_out(&self, member_ids: &[i64]) -> Result<HashSet<(i64, ChannelKind, Purpose)>> {
-        if member_ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let ids: Value = member_ids.iter().copied().collect();
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT member_id, channel, purpose FROM opt_outs WHERE member_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.into_iter().map(|(m, c, p)| Ok((m, channel(&c)?, purpose(&p)?))).collect()
     }
 
     pub async fn record_receipts(&self, receipts: &[Receipt], now: Timestamp) -> Result<u64> {

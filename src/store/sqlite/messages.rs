@@ -1,5 +1,6 @@
 //! Messages on SQLite: idempotent enqueue, claims under a lease, fenced finalize, history.
 
+use crate::plan::consent::{ConsentPolicy, Rule};
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
@@ -99,6 +100,7 @@ impl SqliteStore {
         &self,
         owner: &str,
         batch: &[(i64, u32, ChannelKind, String)],
+        policy: ConsentPolicy,
         now: Timestamp,
     ) -> Result<Vec<i64>> {
         if batch.is_empty() {
@@ -115,11 +117,21 @@ impl SqliteStore {
              FROM json_each(?1) j
              WHERE messages.id = j.value ->> 0 AND messages.attempts = j.value ->> 1
                AND messages.lease_owner = ?3 AND messages.state = 'claimed'
+               AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.member_id = messages.member_id
+                                 AND c.channel = j.value ->> 2 AND c.purpose = messages.purpose
+                                 AND c.status = 'revoked')
+               AND (j.value ->> 2 = 'webhook'
+                    OR (CASE WHEN messages.purpose = 'marketing' THEN ?4 ELSE ?5 END) = 0
+                    OR EXISTS (SELECT 1 FROM consents c WHERE c.member_id = messages.member_id
+                                 AND c.channel = j.value ->> 2 AND c.purpose = messages.purpose
+                                 AND c.status = 'granted'))
              RETURNING messages.id, messages.attempts",
         )
         .bind(rows.to_string())
         .bind(now_ms)
         .bind(owner)
+        .bind(i64::from(policy.marketing == Rule::Required))
+        .bind(i64::from(policy.service == Rule::Required))
         .fetch_all(&mut *tx)
         .await?;
         let history: Value =

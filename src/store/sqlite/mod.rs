@@ -3,6 +3,7 @@
 //! use their own pool. One daemon per database file (see [`crate::store::lock_for_daemon`]).
 
 mod caps;
+mod consent;
 mod entry;
 mod experiments;
 mod gateways;

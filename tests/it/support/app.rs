@@ -149,7 +149,14 @@ impl TestApp {
 }
 
 async fn boot(toml: &str, env: &[(String, String)], clock: &ManualClock) -> App {
-    let settings = Config::from_toml(toml, "test.toml", env.to_vec())
+    // The tests written before consent existed send marketing to members who never gave it:
+    // they run under `unless_revoked`. A test about consent sets `[consent]` itself.
+    let toml = if toml.contains("[consent]") {
+        toml.to_string()
+    } else {
+        format!("{toml}\n[consent]\nmarketing = \"unless_revoked\"\n")
+    };
+    let settings = Config::from_toml(&toml, "test.toml", env.to_vec())
         .and_then(Config::check)
         .unwrap_or_else(|e| panic!("test configuration: {e}"));
     App::start(settings, Arc::new(clock.clone())).await.expect("app starts")
