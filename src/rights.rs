@@ -194,16 +194,32 @@ pub enum EraseError {
 /// Everything held about the member with this external id, as one document; `None` when there
 /// is no such member.
 pub async fn export(store: &Store, external_id: &str, now: Timestamp) -> Result<Option<MemberExport>, StoreError> {
-    store.export_member(external_id, now).await
+    let Some(mut doc) = store.export_member(external_id, now).await? else { return Ok(None) };
+    if let Some((current, history)) = store.member_consent(external_id).await? {
+        doc.consent = current;
+        doc.consent_history = history;
+    }
+    doc.journey_runs = store.journey_runs_of(&[doc.member.id]).await?;
+    let about = crate::store::consent::AuditFilter {
+        subject: Some(format!("member:{external_id}")),
+        limit: 10_000,
+        ..Default::default()
+    };
+    doc.audit = store.audit(&about).await?;
+    Ok(Some(doc))
 }
 
 /// Erases the member with this external id, in one transaction (see `Store::erase_member`).
 pub async fn erase(store: &Store, external_id: &str, now: Timestamp) -> Result<ErasureReport, EraseError> {
     let key = store.hash_key().cloned().ok_or(EraseError::NoHashKey)?;
-    store
+    let report = store
         .erase_member(external_id, &key, &tombstone_id(), now)
         .await?
-        .ok_or_else(|| EraseError::UnknownMember(external_id.to_string()))
+        .ok_or_else(|| EraseError::UnknownMember(external_id.to_string()))?;
+    // The audit log keeps that an erasure happened, under the tombstone only.
+    let detail = serde_json::to_value(&report).unwrap_or_default();
+    store.record_audit("privacy", "member.erase", &format!("member:{}", report.tombstone), &detail, now).await?;
+    Ok(report)
 }
 
 #[cfg(test)]

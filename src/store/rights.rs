@@ -19,8 +19,20 @@ use crate::rights::HashKey;
 /// Every table that holds data about a member (by `member_id`, through a message, or by
 /// address): export reads each, erasure clears or anonymises each. A new table with a
 /// `member_id` column must be added here and to both steps on both backends.
-pub const MEMBER_TABLES: &[&str] =
-    &["members", "member_value", "events", "messages", "message_history", "push_devices", "opt_outs", "suppressions"];
+pub const MEMBER_TABLES: &[&str] = &[
+    "members",
+    "member_value",
+    "events",
+    "messages",
+    "message_history",
+    "push_devices",
+    "opt_outs",
+    "suppressions",
+    "consents",
+    "consent_history",
+    "journey_runs",
+    "coupon_codes",
+];
 
 /// Everything held about one member (format `tidings.member_export`, version 1).
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +49,13 @@ pub struct MemberExport {
     pub opt_outs: Vec<ExportOptOut>,
     /// Suppressions of the member's phone, email or id (as plain or hashed addresses).
     pub suppressions: Vec<ExportSuppression>,
+    /// Consent per channel and purpose as it stands, and every change with its source and actor.
+    pub consent: Vec<super::consent::ConsentRecord>,
+    pub consent_history: Vec<super::consent::ConsentRecord>,
+    /// The member's journey runs (coupon codes issued show in the messages that carried them).
+    pub journey_runs: Vec<super::JourneyRun>,
+    /// Audit log entries about the member.
+    pub audit: Vec<super::consent::AuditEntry>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +137,10 @@ pub struct ErasureReport {
     /// Plain suppressions removed, and hashed ones written in their place (with opt-outs).
     pub suppressions_removed: u64,
     pub suppressions_hashed: u64,
+    /// Consent states deleted (their history goes with them).
+    pub consents_deleted: u64,
+    /// Audit entries about the member whose subject now names the tombstone, details cleared.
+    pub audit_scrubbed: u64,
 }
 
 /// The parts of an export a backend reads, in one snapshot.
@@ -194,6 +217,10 @@ impl Store {
             push_devices: rows.push_devices,
             opt_outs: rows.opt_outs,
             suppressions: rows.suppressions,
+            consent: Vec::new(),
+            consent_history: Vec::new(),
+            journey_runs: Vec::new(),
+            audit: Vec::new(),
         }))
     }
 

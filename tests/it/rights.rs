@@ -145,6 +145,13 @@ async fn the_export_holds_every_kind_of_data_kept_about_the_member(backend: Back
     let purchase = events.iter().find(|e| e["kind"] == "purchase").unwrap();
     assert_eq!((purchase["event_id"].as_str(), purchase["amount"].as_f64()), (Some("order-1"), Some(88.5)));
 
+    // The SMS opt-out is in the consent, its history and the audit log.
+    let revoked = |v: &serde_json::Value| v["channel"] == "sms" && v["granted"] == false;
+    assert!(doc["consent"].as_array().unwrap().iter().any(revoked), "{doc}");
+    assert!(doc["consent_history"].as_array().unwrap().iter().any(revoked), "{doc}");
+    assert!(doc["audit"].as_array().unwrap().iter().any(|a| a["action"] == "consent.revoke"), "{doc}");
+    assert!(doc["journey_runs"].as_array().unwrap().is_empty());
+
     let msgs = doc["messages"].as_array().unwrap();
     let by_rule = |rule: &str| msgs.iter().find(|m| m["rule_id"] == rule).unwrap_or_else(|| panic!("{rule}: {doc}"));
     let sent = by_rule("birthday");

@@ -180,9 +180,12 @@ impl PgStore {
         .await?
         .rows_affected();
 
-        // opt_outs (now in suppressions, hashed)
-        report.opt_outs_deleted =
-            sqlx::query("DELETE FROM opt_outs WHERE member_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        // opt_outs (now in suppressions, hashed): the revocations among the consents, deleted
+        // with them below
+        report.opt_outs_deleted = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM opt_outs WHERE member_id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await? as u64;
 
         // push_devices
         report.push_devices_deleted = sqlx::query("DELETE FROM push_devices WHERE member_id = $1")
@@ -194,6 +197,29 @@ impl PgStore {
         // events
         report.events_deleted =
             sqlx::query("DELETE FROM events WHERE member_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+
+        // consents and consent_history (the opt-outs among them are now hashed suppressions)
+        report.consents_deleted =
+            sqlx::query("DELETE FROM consents WHERE member_id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM consent_history WHERE member_id = $1").bind(id).execute(&mut *tx).await?;
+
+        // audit_log: entries about the member keep when, who and what, not the details
+        report.audit_scrubbed =
+            sqlx::query("UPDATE audit_log SET subject = $2, detail = '{\"erased\":true}' WHERE subject = $1")
+                .bind(format!("member:{external_id}"))
+                .bind(format!("member:{tombstone}"))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+
+        // send_requests: transactional idempotency keys name the member in their request
+        sqlx::query("DELETE FROM send_requests WHERE (request::jsonb ->> 'member') = $1")
+            .bind(external_id)
+            .execute(&mut *tx)
+            .await?;
+
+        // journey_runs and coupon_codes: kept, pointing at the tombstone (states and issued
+        // codes for statistics; nothing in them names the person)
 
         // member_value
         report.member_value_deleted = sqlx::query("DELETE FROM member_value WHERE member_id = $1")
