@@ -74,16 +74,28 @@ pub async fn evaluate_event_rule(
             store.members_by_ids(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
         report.members += members.len() as u64;
         let mut pending: Vec<NewMessage> = Vec::new();
+        // A journey whose entry is an event: its members enter the journey (a welcome series).
+        let journey = crate::journeys::find(&settings.journeys, &rule.id);
+        let mut entered = Vec::new();
         for event in &events {
             let Some(member) = members.get(&event.member_id) else { continue };
             let tz = zones.of(member, &settings.programme_tz);
             if let Some(occ) = event_occurrence(rule, member, event, &tz) {
-                pending.extend(plan::plan(rule, member, &occ, window.now, &tz));
+                match journey {
+                    Some(j) => entered.push((j, member.clone(), occ)),
+                    None => pending.extend(plan::plan(rule, member, &occ, window.now, &tz)),
+                }
             }
         }
         report.planned += pending.len() as u64;
         report.skipped += pending.iter().filter(|m| m.skip.is_some()).count() as u64;
         report.enqueued += store.enqueue(&pending, window.now).await?;
+        if !entered.is_empty() {
+            let j = crate::journeys::enter(store, &entered, zones, &settings.programme_tz, window.now).await?;
+            report.planned += j.planned;
+            report.skipped += j.skipped;
+            report.enqueued += j.enqueued;
+        }
         if events.len() < batch as usize {
             break;
         }

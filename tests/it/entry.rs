@@ -366,6 +366,47 @@ async fn a_transactional_message_goes_at_once_and_once_per_key(backend: Backend)
     assert_eq!(messages(&t, "api").await.len(), 1, "refused requests create nothing");
 }
 
+/// A journey can start on an event too: a welcome series entered when the member joins, its
+/// steps planned on the journey's days.
+async fn a_welcome_series_journey_starts_when_a_member_joins(backend: Backend) {
+    let dir = templates();
+    let toml = format!(
+        r#"{}
+[[journeys]]
+id = "welcome-series"
+trigger = "event"
+event = "member.joined"
+send_at = "10:00"
+
+[[journeys.steps]]
+after = "0d"
+channel = "sms"
+template = "welcome"
+
+[[journeys.steps]]
+after = "2d"
+channel = "sms"
+template = "thanks"
+unless = ["purchase"]
+"#,
+        config(dir.path())
+    );
+    let t = TestApp::start_on(backend, &toml, NOW).await;
+    t.import_jsonl(&member("jo", "silver")).await;
+    t.tick().await;
+    let steps = messages(&t, "welcome-series").await;
+    let run_at: Vec<String> = steps.iter().map(|m| m.run_at.to_string()).collect();
+    assert_eq!(run_at, ["2026-11-23T10:00:00Z", "2026-11-25T10:00:00Z"], "{steps:?}");
+    let runs = t.app.store.journey_runs(Some("welcome-series"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "one run entered: {runs:?}");
+    // A second tick enters nothing new.
+    t.advance(SignedDuration::from_mins(5));
+    t.tick().await;
+    assert_eq!(messages(&t, "welcome-series").await.len(), 2);
+    t.run_until("2026-11-23T10:30:00Z", SignedDuration::from_mins(30)).await;
+    assert_eq!(texts(&t, "welcome-series"), ["Welcome to Tidings Club, jo!"]);
+}
+
 on_both_backends!(
     a_new_member_is_welcomed_once_and_not_again_on_re_import,
     only_the_first_purchase_is_thanked,
@@ -375,4 +416,5 @@ on_both_backends!(
     an_event_recorded_after_a_tick_with_an_earlier_time_is_still_found,
     a_new_event_rule_does_not_greet_past_events,
     a_transactional_message_goes_at_once_and_once_per_key,
+    a_welcome_series_journey_starts_when_a_member_joins,
 );
