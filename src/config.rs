@@ -1084,6 +1084,8 @@ impl Config {
             let before = problems.len();
             if r.id.is_empty() || !r.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 problems.push(ConfigProblem::new(key("id"), format!("{:?}: use letters, digits, - and _", r.id)));
+            } else if r.id == crate::entry::API_RULE {
+                problems.push(ConfigProblem::new(key("id"), "\"api\" is reserved for transactional sends"));
             } else if !seen.insert(r.id.clone()) {
                 problems.push(ConfigProblem::new(key("id"), format!("{:?} is used by another rule", r.id)));
             }

@@ -103,6 +103,25 @@ pub async fn evaluate_event_rule(
     Ok(())
 }
 
+/// Occurrence variables the daemon sets and reads back (the key, journeys, coupons, collisions,
+/// win-back checks): a transactional request's `data` may not set them.
+const RESERVED_VARS: &[&str] = &[
+    "key",
+    "date",
+    crate::journeys::plan::VAR_JOURNEY,
+    crate::journeys::plan::VAR_STEP,
+    crate::journeys::plan::VAR_ENTRY,
+    crate::journeys::plan::VAR_LAST,
+    crate::journeys::plan::VAR_UNLESS,
+    crate::journeys::plan::VAR_EXIT_ON,
+    crate::journeys::plan::VAR_SINCE,
+    crate::journeys::plan::VAR_COUPON,
+    crate::journeys::plan::VAR_COUPON_POOL,
+    crate::journeys::plan::VAR_COUPON_PREFIX,
+    crate::triggers::INACTIVE_SINCE,
+    "also",
+];
+
 /// `POST /api/messages/send` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -193,7 +212,7 @@ fn canonical(r: SendRequest) -> Result<(String, Canonical, &'static str), SendEr
         Some(Value::Object(m)) => m,
         Some(_) => return Err(bad("data", "expected a JSON object")),
     };
-    if let Some(k) = data.keys().find(|k| matches!(k.as_str(), "key" | "date")) {
+    if let Some(k) = data.keys().find(|k| RESERVED_VARS.contains(&k.as_str())) {
         return Err(bad("data", format!("{k:?} is set by the daemon (occurrence.{k}); name it otherwise")));
     }
     if r.member.trim().is_empty() {

@@ -33,8 +33,12 @@ impl Policy {
         Policy { settings }
     }
 
+    /// A rule by id, with its position for ties; a journey's entry counts as a rule listed after
+    /// every rule (its priority, quiet hours and class are the journey's).
     fn rule(&self, id: &str) -> Option<(usize, &Rule)> {
-        self.settings.rules.iter().enumerate().find(|(_, r)| r.id == id)
+        let rules = self.settings.rules.iter();
+        let journeys = self.settings.journeys.iter().map(|j| &j.entry);
+        rules.chain(journeys).enumerate().find(|(_, r)| r.id == id)
     }
 
     /// A message's priority class and its rule's position (for ties); a rule no longer

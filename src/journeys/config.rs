@@ -135,7 +135,7 @@ pub fn default_journeys() -> Vec<JourneyConfig> {
 }
 
 /// Keys a journey sets on its steps, not on its entry.
-const STEP_KEYS: &[&str] = &["channels", "channel", "template", "fallback", "offset_days", "after", "coupon", "unless"];
+const STEP_KEYS: &[&str] = &["channels", "channel", "template", "fallback", "after", "coupon", "unless", "experiment"];
 
 /// Checks every journey: the entry as a rule (problems keyed `journeys[i].…`), the steps, the
 /// exit and re-entry rules; ids distinct from each other and from the rules'.

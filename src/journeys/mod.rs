@@ -191,7 +191,10 @@ pub async fn check_claimed(
     ids.sort_unstable();
     ids.dedup();
     let runs = store.journey_runs_of(&ids).await?;
-    let mut kinds: Vec<String> = claimed.iter().flat_map(|c| plan::unless_of(&c.vars)).collect();
+    let mut kinds: Vec<String> = claimed
+        .iter()
+        .flat_map(|c| plan::unless_of(&c.vars).into_iter().chain(plan::kinds_of(&c.vars, plan::VAR_EXIT_ON)))
+        .collect();
     kinds.sort_unstable();
     kinds.dedup();
     let latest: HashMap<(i64, String), Timestamp> =
@@ -207,8 +210,11 @@ pub async fn check_claimed(
         let entry = c.vars.get(plan::VAR_ENTRY).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let run = runs.iter().find(|r| r.journey_id == journey && r.member_id == c.member_id && r.entry_key == entry);
         let unless = plan::unless_of(&c.vars);
+        let exit_on = plan::kinds_of(&c.vars, plan::VAR_EXIT_ON);
+        let since = c.vars.get(plan::VAR_SINCE).and_then(|v| v.as_str()).and_then(|s| s.parse().ok());
         let member = c.member_id;
-        if let Some(reason) = plan::step_skip(run, &unless, |k| latest.get(&(member, k.to_string())).copied()) {
+        let latest = |k: &str| latest.get(&(member, k.to_string())).copied();
+        if let Some(reason) = plan::step_skip(run, &exit_on, &unless, since, latest) {
             skipped.push((c.id, c.attempt, Finalize::Skipped { reason }));
             continue;
         }

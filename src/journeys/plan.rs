@@ -19,6 +19,11 @@ pub const VAR_STEP: &str = "step";
 pub const VAR_ENTRY: &str = "journey_entry";
 pub const VAR_LAST: &str = "journey_last";
 pub const VAR_UNLESS: &str = "unless";
+/// The journey's `exit_on` kinds, checked again when each step is claimed.
+pub const VAR_EXIT_ON: &str = "journey_exit_on";
+/// When the member entered: the entry event's instant (or the first step's due time), from which
+/// exit and `unless` events count even before the run was recorded.
+pub const VAR_SINCE: &str = "journey_since";
 pub const VAR_COUPON_POOL: &str = "coupon_pool";
 pub const VAR_COUPON_PREFIX: &str = "coupon_prefix";
 /// The code a template shows: `{{occurrence.coupon}}`, filled in at dispatch.
@@ -59,6 +64,12 @@ pub fn plan_step(
     vars.insert(VAR_STEP.into(), json!(n + 1));
     vars.insert(VAR_ENTRY.into(), json!(entry.key));
     vars.insert(VAR_LAST.into(), json!(n + 1 == journey.steps.len()));
+    if !journey.exit_on.is_empty() {
+        vars.insert(VAR_EXIT_ON.into(), json!(journey.exit_on));
+    }
+    let event_at = entry.vars.get("event").and_then(|e| e.get("at")).and_then(Value::as_str);
+    let since = event_at.and_then(|at| at.parse::<Timestamp>().ok()).unwrap_or(entry.due);
+    vars.insert(VAR_SINCE.into(), json!(since.to_string()));
     if !step.unless.is_empty() {
         vars.insert(VAR_UNLESS.into(), json!(step.unless));
     }
@@ -126,28 +137,40 @@ pub fn may_enter(policy: &Reentry, entry_key: &str, previous: &[&JourneyRun], no
     }
 }
 
-/// Why a claimed step message should not go out, given its run and the latest event of each of
-/// its `unless` kinds: the run was exited (a purchase), or an `unless` event happened since the
-/// member entered. `None`: send it.
+/// Why a claimed step message should not go out, given its run and the latest event of each kind
+/// it names: the run was exited, an `exit_on` event happened since the member entered (one that
+/// came before the run was recorded, which the exit at `POST /api/events` could not see), or an
+/// `unless` event did. Entry counts from `since` (the entry event) or the run, whichever is
+/// earlier. `None`: send it.
 pub fn step_skip(
     run: Option<&JourneyRun>,
+    exit_on: &[String],
     unless: &[String],
+    since: Option<Timestamp>,
     latest: impl Fn(&str) -> Option<Timestamp>,
 ) -> Option<String> {
     let run = run?;
     if run.state == "exited" {
         return Some(run.exit_reason.clone().unwrap_or_else(|| "journey exited".into()));
     }
+    let from = since.map_or(run.entered_at, |s| s.min(run.entered_at));
+    let happened = |kind: &str| latest(kind).filter(|at| *at >= from);
+    if let Some(kind) = exit_on.iter().find(|k| happened(k).is_some()) {
+        return Some(format!("journey exited: {kind}"));
+    }
     unless.iter().find_map(|kind| {
-        latest(kind)
-            .filter(|at| *at >= run.entered_at)
-            .map(|at| format!("unless {kind}: the member had one at {at}, since entering the journey"))
+        happened(kind).map(|at| format!("unless {kind}: the member had one at {at}, since entering the journey"))
     })
 }
 
 /// The `unless` kinds a step message carries.
 pub fn unless_of(vars: &serde_json::Map<String, Value>) -> Vec<String> {
-    vars.get(VAR_UNLESS)
+    kinds_of(vars, VAR_UNLESS)
+}
+
+/// The kinds listed under `var` in a step message's variables.
+pub fn kinds_of(vars: &serde_json::Map<String, Value>, var: &str) -> Vec<String> {
+    vars.get(var)
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
@@ -323,14 +346,26 @@ mod tests {
         let none = |_: &str| None;
         let before = |_: &str| Some("2026-03-01T00:00:00Z".parse().unwrap());
         let after = |k: &str| (k == "purchase").then(|| "2026-03-05T00:00:00Z".parse().unwrap());
-        assert_eq!(step_skip(Some(&active), &unless, none), None);
-        assert_eq!(step_skip(Some(&active), &unless, before), None, "a purchase before entry does not count");
+        assert_eq!(step_skip(Some(&active), &[], &unless, None, none), None);
         assert_eq!(
-            step_skip(Some(&active), &unless, after).as_deref(),
+            step_skip(Some(&active), &[], &unless, None, before),
+            None,
+            "a purchase before entry does not count"
+        );
+        assert_eq!(
+            step_skip(Some(&active), &[], &unless, None, after).as_deref(),
             Some("unless purchase: the member had one at 2026-03-05T00:00:00Z, since entering the journey")
         );
-        assert_eq!(step_skip(Some(&active), &[], after), None);
-        assert_eq!(step_skip(Some(&exited), &[], none).as_deref(), Some("journey exited: purchase"));
-        assert_eq!(step_skip(None, &unless, after), None);
+        assert_eq!(step_skip(Some(&active), &[], &[], None, after), None);
+        assert_eq!(step_skip(Some(&exited), &[], &[], None, none).as_deref(), Some("journey exited: purchase"));
+        // An exit event between the entry event and the run being recorded still ends it.
+        let between = |k: &str| (k == "purchase").then(|| "2026-03-02T08:30:00Z".parse().unwrap());
+        let entry_event = Some("2026-03-02T08:00:00Z".parse().unwrap());
+        assert_eq!(step_skip(Some(&active), &unless, &[], None, between), None, "without the entry event's time");
+        assert_eq!(
+            step_skip(Some(&active), &unless, &[], entry_event, between).as_deref(),
+            Some("journey exited: purchase")
+        );
+        assert_eq!(step_skip(None, &[], &unless, None, after), None);
     }
 }

@@ -357,6 +357,7 @@ async fn a_transactional_message_goes_at_once_and_once_per_key(backend: Backend)
         (json!({"channel": null, "channels": ["sms", "email"]}), "channels"),
         (json!({"channel": "fax"}), "channel"),
         (json!({"data": {"order": "A-8"}}), "data"),
+        (json!({"data": {"order": "A-9", "total": "1", "coupon_pool": "vip"}}), "data"),
         (json!({"purpose": "spam"}), "purpose"),
         (json!({"idempotency_key": ""}), "idempotency_key"),
     ] {
@@ -368,15 +369,15 @@ async fn a_transactional_message_goes_at_once_and_once_per_key(backend: Backend)
 
 /// A journey can start on an event too: a welcome series entered when the member joins, its
 /// steps planned on the journey's days.
-async fn a_welcome_series_journey_starts_when_a_member_joins(backend: Backend) {
-    let dir = templates();
-    let toml = format!(
+fn welcome_series(dir: &Path, exit_on: &str) -> String {
+    format!(
         r#"{}
 [[journeys]]
 id = "welcome-series"
 trigger = "event"
 event = "member.joined"
 send_at = "10:00"
+{}
 
 [[journeys.steps]]
 after = "0d"
@@ -389,9 +390,14 @@ channel = "sms"
 template = "thanks"
 unless = ["purchase"]
 "#,
-        config(dir.path())
-    );
-    let t = TestApp::start_on(backend, &toml, NOW).await;
+        config(dir),
+        exit_on
+    )
+}
+
+async fn a_welcome_series_journey_starts_when_a_member_joins(backend: Backend) {
+    let dir = templates();
+    let t = TestApp::start_on(backend, &welcome_series(dir.path(), ""), NOW).await;
     t.import_jsonl(&member("jo", "silver")).await;
     t.tick().await;
     let steps = messages(&t, "welcome-series").await;
@@ -407,6 +413,25 @@ unless = ["purchase"]
     assert_eq!(texts(&t, "welcome-series"), ["Welcome to Tidings Club, jo!"]);
 }
 
+/// An exit event between the entry event and the tick that enters the journey (before the run
+/// exists, so nothing could end it then) still ends it when its steps come due.
+async fn an_exit_event_before_the_run_was_recorded_still_ends_the_journey(backend: Backend) {
+    let dir = templates();
+    let t = TestApp::start_on(backend, &welcome_series(dir.path(), "exit_on = [\"purchase\"]"), NOW).await;
+    t.import_jsonl(&member("ki", "silver")).await;
+    let bought = t.now().checked_add(SignedDuration::from_secs(30)).unwrap();
+    t.app.store.record_events(&[event("ki", "p-ki", "purchase", bought)], t.now()).await.unwrap();
+    t.tick().await;
+    assert_eq!(messages(&t, "welcome-series").await.len(), 2, "entered: its steps are planned");
+    t.run_until("2026-11-25T11:00:00Z", SignedDuration::from_hours(1)).await;
+    assert!(texts(&t, "welcome-series").is_empty(), "nothing follows the purchase");
+    let steps = messages(&t, "welcome-series").await;
+    assert!(
+        steps.iter().all(|m| m.state == "skipped" && m.reason.as_deref() == Some("journey exited: purchase")),
+        "{steps:?}"
+    );
+}
+
 on_both_backends!(
     a_new_member_is_welcomed_once_and_not_again_on_re_import,
     only_the_first_purchase_is_thanked,
@@ -417,4 +442,5 @@ on_both_backends!(
     a_new_event_rule_does_not_greet_past_events,
     a_transactional_message_goes_at_once_and_once_per_key,
     a_welcome_series_journey_starts_when_a_member_joins,
+    an_exit_event_before_the_run_was_recorded_still_ends_the_journey,
 );

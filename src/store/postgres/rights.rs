@@ -221,6 +221,19 @@ impl PgStore {
         // journey_runs and coupon_codes: kept, pointing at the tombstone (states and issued
         // codes for statistics; nothing in them names the person)
 
+        // occurrence keys can hold the member's dates (`date:birth_date:1990-05-01`) or the
+        // host's idempotency key: messages and journey runs keep an opaque key instead
+        sqlx::query(
+            "UPDATE messages SET occurrence = 'erased', dedupe_key = rule_id || ':erased:' || id WHERE member_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE journey_runs SET entry_key = 'erased:' || id WHERE member_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+
         // member_value
         report.member_value_deleted = sqlx::query("DELETE FROM member_value WHERE member_id = $1")
             .bind(id)
