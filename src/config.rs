@@ -1071,6 +1071,27 @@ impl Config {
         festivals
     }
 
+    /// A rule's or a journey step's `segments`: known names, none twice, and the model on.
+    pub(crate) fn check_segments(
+        &self,
+        names: &[String],
+        key: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Vec<Segment> {
+        if !names.is_empty() && !self.model.enabled {
+            problems.push(ConfigProblem::new(key, "segments need model.enabled = true"));
+        }
+        let mut segments = Vec::new();
+        for name in names {
+            match name.parse::<Segment>() {
+                Ok(s) if !segments.contains(&s) => segments.push(s),
+                Ok(_) => problems.push(ConfigProblem::new(key, format!("{name:?} is listed twice"))),
+                Err(e) => problems.push(ConfigProblem::new(key, e)),
+            }
+        }
+        segments
+    }
+
     pub(crate) fn check_rules(
         &self,
         festivals: &[Festival],
@@ -1241,17 +1262,7 @@ impl Config {
                     format!("not used by a {} rule: it is sent at the first send_at after the crossing", r.trigger),
                 ));
             }
-            if !r.segments.is_empty() && !self.model.enabled {
-                problems.push(ConfigProblem::new(key("segments"), "segments need model.enabled = true"));
-            }
-            let mut segments = Vec::new();
-            for name in &r.segments {
-                match name.parse::<Segment>() {
-                    Ok(s) if !segments.contains(&s) => segments.push(s),
-                    Ok(_) => problems.push(ConfigProblem::new(key("segments"), format!("{name:?} is listed twice"))),
-                    Err(e) => problems.push(ConfigProblem::new(key("segments"), e)),
-                }
-            }
+            let segments = self.check_segments(&r.segments, &key("segments"), problems);
             let priority = rule_priority(r, purpose, &key("priority"), problems);
             if r.fallback && channels.len() < 2 {
                 problems.push(ConfigProblem::new(key("fallback"), "needs at least two channels to fall back between"));

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::{Coupon, DEFAULT_REENTRY_DAYS, Journey, Reentry, Step};
 use crate::channels::ChannelKind;
 use crate::config::{Config, ConfigProblem, RuleConfig, parse_duration};
-use crate::members::Segment;
 use crate::triggers::calendar::Festival;
 
 /// One `[[journeys]]` entry as written. The keys not named here are the entry's rule keys.
@@ -276,17 +275,7 @@ fn step(
     if s.unless.iter().any(|k| k.trim().is_empty()) {
         problems.push(ConfigProblem::new(key("unless"), "name event kinds, e.g. [\"purchase\"]"));
     }
-    if !s.segments.is_empty() && !config.model.enabled {
-        problems.push(ConfigProblem::new(key("segments"), "segments need model.enabled = true"));
-    }
-    let mut segments = Vec::new();
-    for name in &s.segments {
-        match name.parse::<Segment>() {
-            Ok(seg) if !segments.contains(&seg) => segments.push(seg),
-            Ok(_) => problems.push(ConfigProblem::new(key("segments"), format!("{name:?} is listed twice"))),
-            Err(e) => problems.push(ConfigProblem::new(key("segments"), e)),
-        }
-    }
+    let segments = config.check_segments(&s.segments, &key("segments"), problems);
     let coupon = match &s.coupon {
         None => None,
         Some(CouponConfig::Pool(pool)) => {
