@@ -84,9 +84,11 @@ impl App {
     /// Writes to the audit log every rule and template added, changed or removed since it last
     /// looked (at start-up, and after a template reload). Returns how many entries.
     pub async fn audit_config(&self) -> anyhow::Result<usize> {
-        use crate::audit::{ACTOR_CONFIG, changes, rule_digests, template_digests};
+        use crate::audit::{ACTOR_CONFIG, changes, journey_digests, policy_digests, rule_digests, template_digests};
         let templates = self.templates.current();
         let mut all = changes("rule", &self.store.audited_config("rule").await?, &rule_digests(&self.settings));
+        all.extend(changes("journey", &self.store.audited_config("journey").await?, &journey_digests(&self.settings)));
+        all.extend(changes("policy", &self.store.audited_config("policy").await?, &policy_digests(&self.settings)));
         let current = template_digests(self.templates.source(), &templates);
         all.extend(changes("template", &self.store.audited_config("template").await?, &current));
         self.store.record_config_changes(&all, ACTOR_CONFIG, self.now()).await?;

@@ -19,6 +19,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Each journey's digest, by journey id: its configuration as written (entry, steps, exit).
+pub fn journey_digests(settings: &Settings) -> BTreeMap<String, String> {
+    settings.raw.journeys.iter().map(|j| (j.id.clone(), hex(&Sha256::digest(format!("{j:?}").as_bytes())))).collect()
+}
+
+/// The sending policies' digest (caps, quiet hours, consent), as one item `policy`.
+pub fn policy_digests(settings: &Settings) -> BTreeMap<String, String> {
+    let raw = &settings.raw;
+    let text = format!("{:?}{:?}{:?}{:?}", raw.caps, raw.quiet_hours, raw.consent.marketing, raw.consent.service);
+    BTreeMap::from([("policy".to_string(), hex(&Sha256::digest(text.as_bytes())))])
+}
+
 /// Each rule's digest, by rule id: its configuration as written.
 pub fn rule_digests(settings: &Settings) -> BTreeMap<String, String> {
     settings.raw.rules.iter().map(|r| (r.id.clone(), hex(&Sha256::digest(format!("{r:?}").as_bytes())))).collect()

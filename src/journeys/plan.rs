@@ -314,6 +314,46 @@ mod tests {
     }
 
     #[test]
+    fn a_step_s_experiment_picks_its_arm_and_only_that_step_carries_it() {
+        use crate::plan::experiment::{self, Arm, Experiment, Variant};
+        let exp = Experiment {
+            id: "winback-s2".into(),
+            holdout: 0.3,
+            variants: vec![
+                Variant { id: "a".into(), weight: 1.0, template: None, vars: Default::default() },
+                Variant { id: "b".into(), weight: 1.0, template: Some("winback_b".into()), vars: Default::default() },
+            ],
+        };
+        let mut j = journey();
+        j.steps[1].experiment = Some(exp.clone());
+        let now: Timestamp = "2026-03-02T09:00:00Z".parse().unwrap();
+        let (mut seen_holdout, mut seen_b) = (false, false);
+        for id in 1..200 {
+            let m = Member { id, ..member() };
+            let step2 = plan_step(&j, 1, &m, &entry(), &TimeZone::UTC, now);
+            let arm = experiment::assign(&exp, id);
+            assert_eq!(step2[0].experiment.as_deref(), Some("winback-s2"));
+            assert_eq!(step2[0].variant.as_deref(), Some(arm.id()));
+            match arm {
+                Arm::Holdout => {
+                    seen_holdout = true;
+                    assert_eq!(step2[0].skip.as_deref(), Some("holdout"));
+                }
+                Arm::Variant(v) => {
+                    seen_b |= v.id == "b";
+                    assert_eq!(step2[0].skip, None);
+                    let want = if v.id == "b" { "winback_b" } else { "winback_journey" };
+                    assert_eq!(step2[0].template, want);
+                }
+            }
+            // The other steps are not in the experiment.
+            let step1 = plan_step(&j, 0, &m, &entry(), &TimeZone::UTC, now);
+            assert_eq!((step1[0].experiment.as_deref(), step1[0].skip.as_deref()), (None, None));
+        }
+        assert!(seen_holdout && seen_b);
+    }
+
+    #[test]
     fn reentry_rules() {
         let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
         let earlier = run("inactive60:2026-03-02T00:00:00Z", "2026-03-02T09:00:00Z", "completed");

@@ -510,7 +510,9 @@ async fn rule_and_template_changes_are_audited_across_a_reload_and_a_restart(bac
     };
     let all = AuditFilter { limit: 100, ..Default::default() };
     let first = actions(t.app.store.audit(&all).await.unwrap());
-    for expected in ["rule:birthday", "rule:points", "template:birthday", "template:winback"] {
+    // The default configuration's (disabled) win-back journey and the sending policies too.
+    let expected = ["rule:birthday", "rule:points", "template:birthday", "template:winback", "journey:winback-journey"];
+    for expected in expected.into_iter().chain(["policy:policy"]) {
         assert!(
             first
                 .iter()
