@@ -176,7 +176,7 @@ pub struct ForecastRow {
     /// (`birthday`, `lunar_birthday`, …).
     pub occasion: String,
     pub messages: u64,
-    /// Would be skipped (no address on the channel).
+    /// Would be skipped (no address on the channel, no consent or opted out, held out, late).
     pub skipped: u64,
     /// A few of the members it would go to (external ids).
     pub sample: Vec<String>,
@@ -206,7 +206,11 @@ pub async fn forecast(
     let mut rows: BTreeMap<(Date, String, String, String), Counts> = BTreeMap::new();
     let mut zones = Zones::default();
     let mut batches = Batches::new(store, settings.raw.evaluation.member_batch, passes.iter().map(|p| p.rule));
+    let policy: crate::plan::consent::ConsentPolicy = (&settings.raw.consent).into();
     while let Some(batch) = batches.next().await? {
+        // What each member agreed to: one query per batch, as the dispatcher reads it.
+        let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        let consents = store.consents(&ids).await?;
         occurrences_in(&batch, settings, &passes, &mut zones, |rule, member, occ, tz| {
             let occasion = match occ.vars.get("festival").and_then(|f| f.as_str()) {
                 Some(festival) => festival.to_string(),
@@ -216,7 +220,9 @@ pub async fn forecast(
                 let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();
                 let key = (day, m.rule_id.clone(), m.channel.to_string(), occasion.clone());
                 let entry = rows.entry(key).or_default();
-                if m.skip.is_some() || plan::address(member, m.channel, None).is_none() {
+                let consent = consents.get(&(member.id, m.channel, m.purpose)).copied();
+                let allowed = crate::plan::consent::decide(&policy, m.purpose, m.channel, consent).is_ok();
+                if m.skip.is_some() || !allowed || plan::address(member, m.channel, None).is_none() {
                     entry.1 += 1;
                 } else {
                     entry.0 += 1;

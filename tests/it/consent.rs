@@ -784,6 +784,32 @@ async fn the_old_opt_outs_table_still_reads_and_deletes(backend: Backend) {
     assert!(store.opted_out(&[id]).await.unwrap().is_empty());
 }
 
+/// The forecast counts what would go: a marketing message to a member without consent is counted
+/// as skipped, as the dispatcher would skip it; a service message follows its own rule.
+async fn the_forecast_counts_only_what_consent_allows(backend: Backend) {
+    let t = TestApp::start_on(backend, RULES, NOW).await;
+    let tomorrow = |id: &str, phone: &str| {
+        let mut m: Value = serde_json::from_str(&member(id, phone)).unwrap();
+        m["birth_date"] = json!("1990-03-11");
+        m.to_string()
+    };
+    t.import_jsonl(&[tomorrow("a-granted", "+8613800000001"), tomorrow("b-never-said", "+8613800000002")].join("\n"))
+        .await;
+    let (code, body) = call(
+        &router(&t),
+        request(Method::POST, "/api/members/a-granted/consent", json!({"channel": "sms", "status": "granted"}), None),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let rows = t.app.forecast(2).await.unwrap();
+    let counts = |rule: &str| {
+        let r = rows.iter().find(|r| r.rule == rule).unwrap_or_else(|| panic!("{rule}: {rows:?}"));
+        (r.messages, r.skipped, r.sample.clone())
+    };
+    assert_eq!(counts("birthday"), (1, 1, vec!["a-granted".to_string()]));
+    assert_eq!(counts("points").0, 2, "service needs no grant");
+}
+
 on_both_backends!(
     the_old_opt_outs_table_still_reads_and_deletes,
     an_arf_complaint_suppresses_the_address_and_survives_reimport,
@@ -798,4 +824,5 @@ on_both_backends!(
     push_opt_out_through_the_api,
     an_opt_out_during_dispatch_stops_the_claimed_message,
     mark_sending_rechecks_consent_in_the_same_statement,
+    the_forecast_counts_only_what_consent_allows,
 );
