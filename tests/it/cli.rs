@@ -251,7 +251,8 @@ fn forecast_lists_a_birthday_tomorrow_in_the_members_zone() {
     cli.write(
         "members.csv",
         &format!(
-            "external_id,name,phone,email,time_zone,birth_date\nK1,Kiri,+6421555010,kiri@example.com,{zone},{born}\n"
+            "external_id,name,phone,email,time_zone,birth_date,consent.sms,consent.email\n\
+             K1,Kiri,+6421555010,kiri@example.com,{zone},{born},granted,granted\n"
         ),
     );
     cli.run(&["import", "members.csv"]).ok();
