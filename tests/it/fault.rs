@@ -324,7 +324,7 @@ async fn three_instances_share_a_campaign_through_sigkills_without_a_duplicate()
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     eprintln!("fault seed {seed} (TIDINGS_TEST_FAULT_SEED replays it)");
-    let c = Campaign::start(20_000, PgTestDb::create().await, Duration::from_secs(120)).await;
+    let c = Campaign::start(20_000, PgTestDb::create().await, Duration::from_secs(180)).await;
 
     let mut instances: Vec<Instance> = tokio::task::block_in_place(|| {
         ["a", "b", "c"].iter().map(|n| Instance::start(n, &c.config, c.deadline)).collect()
@@ -393,7 +393,7 @@ fn pg_ctl(action: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_restart_mid_campaign_loses_nothing_and_sends_nothing_twice() {
     // The server is ours alone: other tests' databases are gone and new ones wait.
-    let c = Campaign::start(3_000, PgTestDb::create_exclusive().await, Duration::from_secs(90)).await;
+    let c = Campaign::start(3_000, PgTestDb::create_exclusive().await, Duration::from_secs(150)).await;
     let mut instances: Vec<Instance> =
         tokio::task::block_in_place(|| ["a", "b"].iter().map(|n| Instance::start(n, &c.config, c.deadline)).collect());
     while c.twilio.count() < 300 {
