@@ -28,7 +28,9 @@ pub enum Open {
 /// A running daemon's shared state.
 #[derive(Clone)]
 pub struct App {
-    pub settings: Arc<Settings>,
+    /// The settings in force (`settings()`): the configuration file's, with the rules and
+    /// journeys defined through the API merged in.
+    pub live: crate::config::Live,
     pub store: Store,
     pub clock: SharedClock,
     pub templates: Arc<TemplateSet>,
@@ -67,7 +69,7 @@ impl App {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let app = App {
-            settings: Arc::new(settings),
+            live: crate::config::Live::new(settings),
             store,
             clock,
             templates: Arc::new(templates),
@@ -86,9 +88,10 @@ impl App {
     pub async fn audit_config(&self) -> anyhow::Result<usize> {
         use crate::audit::{ACTOR_CONFIG, changes, journey_digests, policy_digests, rule_digests, template_digests};
         let templates = self.templates.current();
-        let mut all = changes("rule", &self.store.audited_config("rule").await?, &rule_digests(&self.settings));
-        all.extend(changes("journey", &self.store.audited_config("journey").await?, &journey_digests(&self.settings)));
-        all.extend(changes("policy", &self.store.audited_config("policy").await?, &policy_digests(&self.settings)));
+        let settings = self.settings();
+        let mut all = changes("rule", &self.store.audited_config("rule").await?, &rule_digests(&settings));
+        all.extend(changes("journey", &self.store.audited_config("journey").await?, &journey_digests(&settings)));
+        all.extend(changes("policy", &self.store.audited_config("policy").await?, &policy_digests(&settings)));
         let current = template_digests(self.templates.source(), &templates);
         all.extend(changes("template", &self.store.audited_config("template").await?, &current));
         self.store.record_config_changes(&all, ACTOR_CONFIG, self.now()).await?;
@@ -117,7 +120,12 @@ impl App {
     /// Reloads the templates (SIGHUP): the new set replaces the old only if it loads, validates
     /// and still has every rule's template.
     pub fn reload_templates(&self) -> Result<(), String> {
-        self.templates.reload(|t| check_rule_templates(&self.settings, t))
+        self.templates.reload(|t| check_rule_templates(&self.settings(), t))
+    }
+
+    /// The settings in force now; hold the `Arc` for the whole of one piece of work.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.live.get()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -126,7 +134,7 @@ impl App {
 
     /// One evaluation tick at the clock's now.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
-        let report = evaluate::tick(&self.store, &self.settings, self.now()).await?;
+        let report = evaluate::tick(&self.store, &self.settings(), self.now()).await?;
         if report.enqueued > 0 {
             self.wake.notify_waiters();
         }
@@ -139,7 +147,7 @@ impl App {
     pub async fn refresh_value(&self) -> anyhow::Result<Option<crate::members::refresh::RefreshReport>> {
         let Some(lock) = self.store.try_evaluator_lock().await? else { return Ok(None) };
         // On an error the lock is dropped with its session, which releases it.
-        let report = crate::members::refresh::refresh(&self.store, &self.settings, self.now()).await?;
+        let report = crate::members::refresh::refresh(&self.store, &self.settings(), self.now()).await?;
         self.store.release_evaluator_lock(lock).await;
         if report.crossed > 0 {
             // Members who crossed a churn threshold are due at their next slot: plan them now.
@@ -149,7 +157,8 @@ impl App {
     }
 
     pub fn dispatcher(&self) -> Dispatcher {
-        let d = &self.settings.raw.dispatch;
+        let settings = self.settings();
+        let d = &settings.raw.dispatch;
         Dispatcher {
             store: self.store.clone(),
             channels: self.channels.clone(),
@@ -158,21 +167,21 @@ impl App {
             owner: self.instance_id.clone(),
             batch_size: d.batch_size,
             concurrency: d.concurrency,
-            lease: self.settings.lease,
+            lease: settings.lease,
             retry: RetryPolicy {
                 max_attempts: d.max_attempts,
-                base: self.settings.backoff_base,
-                max: self.settings.backoff_max,
+                base: settings.backoff_base,
+                max: settings.backoff_max,
                 retry_unknown: false,
             },
-            retry_ambiguous: self.settings.retry_ambiguous.clone(),
-            programme_name: self.settings.raw.programme.name.clone(),
-            default_locale: self.settings.raw.programme.default_locale.clone(),
-            default_zone: self.settings.raw.programme.time_zone.clone(),
+            retry_ambiguous: settings.retry_ambiguous.clone(),
+            programme_name: settings.raw.programme.name.clone(),
+            default_locale: settings.raw.programme.default_locale.clone(),
+            default_zone: settings.raw.programme.time_zone.clone(),
             stop: tokio_util::sync::CancellationToken::new(),
-            policy: crate::dispatch::policy::Policy::new(self.settings.clone()),
-            coupons: Arc::new(self.settings.coupons.clone()),
-            consent: (&self.settings.raw.consent).into(),
+            settings: self.live.clone(),
+            coupons: Arc::new(settings.coupons.clone()),
+            consent: (&settings.raw.consent).into(),
             before_sending: None,
         }
     }
@@ -183,7 +192,7 @@ impl App {
     }
 
     pub async fn forecast(&self, days: u32) -> anyhow::Result<Vec<ForecastRow>> {
-        evaluate::forecast(&self.store, &self.settings, self.now(), days).await
+        evaluate::forecast(&self.store, &self.settings(), self.now(), days).await
     }
 
     /// The conversion report of a rule: per variant and holdout (or for all its members, without
@@ -195,9 +204,10 @@ impl App {
     ) -> anyhow::Result<Option<crate::track::report::Report>> {
         // A rule, or a journey: its conversions are the entry's, its experiment the first step's
         // that has one.
-        let (conversion, experiment) = match self.settings.rules.iter().find(|r| r.id == rule_id) {
+        let settings = self.settings();
+        let (conversion, experiment) = match settings.rules.iter().find(|r| r.id == rule_id) {
             Some(rule) => (&rule.conversion, rule.experiment.as_ref()),
-            None => match self.settings.journeys.iter().find(|j| j.id == rule_id) {
+            None => match settings.journeys.iter().find(|j| j.id == rule_id) {
                 Some(j) => (&j.entry.conversion, j.steps.iter().find_map(|s| s.experiment.as_ref())),
                 None => return Ok(None),
             },
@@ -226,17 +236,17 @@ impl App {
     /// Renders what `rule_id` would send `member` on each of its channels at the member's next
     /// occurrence (or, if none falls within a year, as if it were today).
     pub async fn preview(&self, rule_id: &str, external_id: &str) -> anyhow::Result<Preview> {
-        let rule =
-            self.settings.rules.iter().find(|r| r.id == rule_id).with_context(|| format!("no rule {rule_id:?}"))?;
+        let settings = self.settings();
+        let rule = settings.rules.iter().find(|r| r.id == rule_id).with_context(|| format!("no rule {rule_id:?}"))?;
         let member = self
             .store
             .member_by_external_id(external_id)
             .await?
             .with_context(|| format!("no member {external_id:?}"))?;
-        let s = &self.settings.raw.programme;
+        let s = &settings.raw.programme;
         let locale = member.locale.clone().unwrap_or_else(|| s.default_locale.clone());
         let zone = member.time_zone.clone().unwrap_or_else(|| s.time_zone.clone());
-        let tz = jiff::tz::TimeZone::get(&zone).unwrap_or_else(|_| self.settings.programme_tz.clone());
+        let tz = jiff::tz::TimeZone::get(&zone).unwrap_or_else(|_| settings.programme_tz.clone());
         let now = self.now();
         let occ = evaluate::next_occurrence(rule, &member, &tz, now, &locale);
         let vars = match &occ {

@@ -282,7 +282,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("--since")?;
             let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
             let Some(report) = app.report(&rule, since).await? else {
-                let known: Vec<&str> = app.settings.rules.iter().map(|r| r.id.as_str()).collect();
+                let settings = app.settings();
+                let known: Vec<&str> = settings.rules.iter().map(|r| r.id.as_str()).collect();
                 anyhow::bail!("no rule {rule:?} in the configuration (rules: {})", known.join(", "));
             };
             if json {
@@ -410,7 +411,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&report)?);
                     } else {
-                        print_refresh(&report, app.settings.raw.model.at_risk_below);
+                        print_refresh(&report, app.settings().raw.model.at_risk_below);
                     }
                     if !report.fit.accepted {
                         std::process::exit(1);
@@ -419,10 +420,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ModelAction::Show { json } => {
                     let current = app.store.models(crate::members::refresh::BGNBD, true, 1).await?;
                     let last = app.store.models(crate::members::refresh::BGNBD, false, 1).await?;
-                    let below = app.settings.raw.model.at_risk_below;
+                    let below = app.settings().raw.model.at_risk_below;
                     let at_risk = app.store.count_below(below).await?;
                     let mut churn_rules = Vec::new();
-                    for r in app.settings.rules.iter() {
+                    for r in app.settings().rules.iter() {
                         if let crate::triggers::Trigger::ChurnRisk { below } = r.trigger {
                             churn_rules.push((r.id.clone(), below, app.store.count_below(below).await?));
                         }

@@ -2,6 +2,8 @@
 //! (parse, then meaning) with errors that name the key.
 
 mod experiment;
+pub mod live;
+pub use live::Live;
 
 use std::fmt;
 

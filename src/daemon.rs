@@ -19,15 +19,15 @@ use crate::http::{self, Http};
 /// Runs until `shutdown` is cancelled, then drains.
 pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
-    tracing::info!(instance = %app.instance_id, database = %app.settings.raw.database.url,
+    tracing::info!(instance = %app.instance_id, database = %app.settings().raw.database.url,
         channels = %app.channels.describe(),
-        rules = app.settings.rules.len(), "starting");
+        rules = app.settings().rules.len(), "starting");
 
     // HTTP first, so a bad address fails start-up before anything else runs. It stays up through
     // the drain (answering 503 on /readyz) and stops last.
     let http_stop = CancellationToken::new();
-    let http_task = if app.settings.raw.http.enabled {
-        let addr = &app.settings.raw.http.addr;
+    let http_task = if app.settings().raw.http.enabled {
+        let addr = &app.settings().raw.http.addr;
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("http.addr {addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, "http listening");
         let router = http::app(Http { app: app.clone(), ready: ready.clone() });
@@ -44,7 +44,7 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     let tick_app = app.clone();
     let tick_guard = guard.clone();
     scheduler
-        .add(Job::new_async(app.settings.raw.evaluation.tick.as_str(), move |_, _| {
+        .add(Job::new_async(app.settings().raw.evaluation.tick.as_str(), move |_, _| {
             let app = tick_app.clone();
             let guard = tick_guard.clone();
             Box::pin(async move { run_tick(&app, &guard).await })
@@ -57,10 +57,10 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
             Box::pin(async move { housekeeping(&app).await })
         })?)
         .await?;
-    if app.settings.raw.model.enabled {
+    if app.settings().raw.model.enabled {
         let model_app = app.clone();
         scheduler
-            .add(Job::new_async(app.settings.raw.model.refresh.as_str(), move |_, _| {
+            .add(Job::new_async(app.settings().raw.model.refresh.as_str(), move |_, _| {
                 let app = model_app.clone();
                 Box::pin(async move { refresh_value(&app).await })
             })?)
@@ -77,7 +77,7 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     dispatcher.stop = shutdown.clone();
     let mut worker = tokio::spawn({
         let alive = Alive(alive.clone());
-        let (wake, poll, stop) = (app.wake.clone(), app.settings.poll, shutdown.clone());
+        let (wake, poll, stop) = (app.wake.clone(), app.settings().poll, shutdown.clone());
         async move {
             let _alive = alive;
             work(dispatcher, wake, poll, stop).await
@@ -95,7 +95,7 @@ pub async fn serve(app: App, shutdown: CancellationToken) -> anyhow::Result<()> 
     shutdown.cancelled().await;
     ready.store(false, Ordering::SeqCst);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let grace = app.settings.grace.unsigned_abs();
+    let grace = app.settings().grace.unsigned_abs();
     tracing::info!(grace = ?grace, "shutting down: draining in-flight sends");
     let mut scheduler = scheduler;
     let _ = scheduler.shutdown().await;
@@ -190,7 +190,7 @@ async fn housekeeping(app: &App) {
         Err(e) => tracing::error!(error = %e, "housekeeping failed"),
     }
     // Ambiguous messages on channels the operator chose to retry (a worker killed mid-send).
-    for &channel in &app.settings.retry_ambiguous {
+    for &channel in &app.settings().retry_ambiguous {
         let filter = crate::store::MessageFilter {
             state: Some(crate::store::State::Ambiguous),
             channel: Some(channel),

@@ -258,10 +258,10 @@ pub async fn send(app: &App, request: SendRequest) -> Result<SendOutcome, SendEr
     let member =
         app.store.member_by_external_id(&req.member).await?.ok_or_else(|| SendError::NoMember(req.member.clone()))?;
     let now = app.now();
-    let s = &app.settings.raw.programme;
+    let s = &app.settings().raw.programme;
     let locale = member.locale.clone().unwrap_or_else(|| s.default_locale.clone());
     let zone = member.time_zone.clone().unwrap_or_else(|| s.time_zone.clone());
-    let tz = jiff::tz::TimeZone::get(&zone).unwrap_or_else(|_| app.settings.programme_tz.clone());
+    let tz = jiff::tz::TimeZone::get(&zone).unwrap_or_else(|_| app.settings().programme_tz.clone());
     let occurrence = format!("{API_RULE}:{key}");
     let mut vars = req.data.clone();
     vars.insert("key".into(), json!(occurrence));

@@ -44,7 +44,8 @@ pub struct Dispatcher {
     /// Once cancelled, no new group of a batch is started; the rest is handed back.
     pub stop: tokio_util::sync::CancellationToken,
     /// Collisions, quiet hours and frequency caps.
-    pub policy: policy::Policy,
+    /// The settings in force: each batch takes the current rules, journeys and caps.
+    pub settings: crate::config::Live,
     /// Coupon signing and pool thresholds.
     pub coupons: Arc<crate::coupons::Coupons>,
     /// What each purpose needs before it is sent (`[consent]`).
@@ -87,7 +88,8 @@ impl Dispatcher {
         let (claimed, mut results) = crate::journeys::check_claimed(&self.store, claimed, now).await?;
         // Then collisions (a merging winner renders with the losers' occurrences), then quiet
         // hours and caps on the channel each message would go out on.
-        let gate = policy::Gate::load(&self.store, &self.policy, &claimed, &members, now).await?;
+        let policy = policy::Policy::new(self.settings.get());
+        let gate = policy::Gate::load(&self.store, &policy, &claimed, &members, now).await?;
         let (claimed, collided) = gate.collide(claimed, &members);
         results.extend(collided);
 

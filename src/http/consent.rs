@@ -122,7 +122,8 @@ pub struct TokenQuery {
 /// Whether the webhook's token matches `[consent] inbound_token`: `Some` is the refusal to give
 /// (404 when no token is configured, 403 when it is wrong or missing).
 fn inbound_refused(h: &Http, given: Option<&str>) -> Option<Response> {
-    let Some(expected) = h.app.settings.raw.consent.inbound_token.as_ref().filter(|s| !s.expose().is_empty()) else {
+    let settings = h.app.settings();
+    let Some(expected) = settings.raw.consent.inbound_token.as_ref().filter(|s| !s.expose().is_empty()) else {
         return Some(
             (StatusCode::NOT_FOUND, "inbound SMS is not configured (consent.inbound_token)\n").into_response(),
         );
@@ -231,7 +232,8 @@ pub async fn complaint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = h.app.settings.raw.consent.complaint_token.as_ref().filter(|s| !s.expose().is_empty()) else {
+    let settings = h.app.settings();
+    let Some(expected) = settings.raw.consent.complaint_token.as_ref().filter(|s| !s.expose().is_empty()) else {
         return Ok((StatusCode::NOT_FOUND, "complaints are not configured (consent.complaint_token)\n").into_response());
     };
     let bearer = headers

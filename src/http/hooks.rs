@@ -35,7 +35,8 @@ fn twilio_verified(
     key: &str,
     url_of: impl Fn(&crate::channels::sms::twilio::TwilioConfig) -> Option<&str>,
 ) -> Result<Result<Vec<(String, String)>, Response>, ApiError> {
-    let Some(cfg) = h.app.settings.raw.twilio.as_ref() else {
+    let settings = h.app.settings();
+    let Some(cfg) = settings.raw.twilio.as_ref() else {
         return Ok(Err((StatusCode::NOT_FOUND, "twilio is not configured\n").into_response()));
     };
     let Some(url) = url_of(cfg).map(str::trim).filter(|u| !u.is_empty()) else {
@@ -89,7 +90,7 @@ pub async fn aliyun_receipts(
     axum::extract::Query(q): axum::extract::Query<TokenQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let expected = h.app.settings.raw.aliyun.as_ref().and_then(|c| c.receipt_token.clone());
+    let expected = h.app.settings().raw.aliyun.as_ref().and_then(|c| c.receipt_token.clone());
     receipts(
         &h,
         expected,
@@ -108,7 +109,7 @@ pub async fn tencent_receipts(
     axum::extract::Query(q): axum::extract::Query<TokenQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let expected = h.app.settings.raw.tencent.as_ref().and_then(|c| c.receipt_token.clone());
+    let expected = h.app.settings().raw.tencent.as_ref().and_then(|c| c.receipt_token.clone());
     receipts(
         &h,
         expected,

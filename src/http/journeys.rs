@@ -22,7 +22,7 @@ pub fn routes() -> Router<Http> {
 async fn list_journeys(State(h): State<Http>) -> Result<Response, ApiError> {
     let journeys: Vec<Value> = h
         .app
-        .settings
+        .settings()
         .journeys
         .iter()
         .map(|j| {
@@ -74,7 +74,7 @@ async fn list_runs(State(h): State<Http>, Query(q): Query<RunQuery>) -> Result<R
 }
 
 async fn list_pools(State(h): State<Http>) -> Result<Response, ApiError> {
-    let coupons = &h.app.settings.coupons;
+    let coupons = &h.app.settings().coupons;
     let pools: Vec<Value> = h
         .app
         .store
@@ -120,7 +120,7 @@ struct VerifyBody {
 async fn verify(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
     let body: VerifyBody = serde_json::from_value(body)
         .map_err(|e| ApiError::bad(Some("code"), format!("expected {{\"code\": \"...\"}}: {e}")))?;
-    let Some(signer) = &h.app.settings.coupons.signer else {
+    let Some(signer) = &h.app.settings().coupons.signer else {
         return Err(ApiError::not_found("signed coupons are not configured (coupons.secret)"));
     };
     Ok(Json(match signer.verify(&body.code) {

@@ -36,9 +36,9 @@ pub struct Http {
 
 /// The router.
 pub fn app(http: Http) -> Router {
-    let limit = http.app.settings.raw.http.body_limit;
+    let limit = http.app.settings().raw.http.body_limit;
     // One-click unsubscribe links exist when SMTP signs them (`smtp.link_secret`).
-    let secret = http.app.settings.raw.smtp.as_ref().and_then(|s| {
+    let secret = http.app.settings().raw.smtp.as_ref().and_then(|s| {
         crate::channels::email::list_unsubscribe::link_secret(s)
             .inspect_err(|p| tracing::error!(problem = %p, "unsubscribe links disabled"))
             .ok()
@@ -294,7 +294,7 @@ async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result
     }
     let counts = h.app.store.record_events(&good, now).await?;
     // Before the answer: a purchase ends a win-back journey at once.
-    crate::journeys::exit_on_events(&h.app.store, &h.app.settings.journeys, &good, now).await?;
+    crate::journeys::exit_on_events(&h.app.store, &h.app.settings().journeys, &good, now).await?;
     let status = if errors.is_empty() && counts.unknown_members.is_empty() {
         StatusCode::OK
     } else {
@@ -393,7 +393,7 @@ async fn report(
 ) -> Result<Response, ApiError> {
     let since = q
         .since
-        .map(|s| crate::track::report::parse_since(&s, &h.app.settings.programme_tz))
+        .map(|s| crate::track::report::parse_since(&s, &h.app.settings().programme_tz))
         .transpose()
         .map_err(|e| ApiError::bad(Some("since"), e))?;
     match h.app.report(&rule, since).await? {

@@ -763,7 +763,7 @@ async fn the_old_opt_outs_table_still_reads_and_deletes(backend: Backend) {
     let store = &t.app.store;
     store.opt_out("m1", ChannelKind::Email, Purpose::Marketing, "unsubscribe-page", t.now()).await.unwrap();
     let id = store.member_by_external_id("m1").await.unwrap().unwrap().id;
-    let url = t.app.settings.raw.database.url.clone();
+    let url = t.app.settings().raw.database.url.clone();
     let rows = match backend {
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();

@@ -232,7 +232,7 @@ async fn every_text(url: &str, backend: Backend) -> Vec<(String, String, String)
 
 async fn erasure_leaves_nothing_linkable_keeps_states_and_still_stops_a_re_imported_member(backend: Backend) {
     let t = member_with_everything(backend, true).await;
-    let url = t.app.settings.raw.database.url.clone();
+    let url = t.app.settings().raw.database.url.clone();
     let before = messages(&t).await;
     let old_id = t.app.store.member_by_external_id(EXTERNAL).await.unwrap().unwrap().id;
     let theirs = |rows: &[MessageRow]| -> Vec<(String, String)> {

@@ -115,7 +115,7 @@ async fn upserts_enqueues_and_leases_behave_the_same(backend: Backend) {
 
 async fn an_existing_database_opens_without_migrating(backend: Backend) {
     let t = TestApp::start_on(backend, "", NOW).await;
-    let url = t.app.settings.raw.database.url.clone();
+    let url = t.app.settings().raw.database.url.clone();
     let store = Store::open_existing(&url).await.unwrap();
     assert_eq!(
         store.backend_name(),
