@@ -31,6 +31,10 @@ pub struct App {
     /// The settings in force (`settings()`): the configuration file's, with the rules and
     /// journeys defined through the API merged in.
     pub live: crate::config::Live,
+    /// The configuration file's own, before the stored definitions are merged in.
+    pub base: Arc<crate::config::Config>,
+    /// The stored definitions' version in force here (`refresh_definitions`).
+    pub definitions_seen: Arc<std::sync::atomic::AtomicI64>,
     pub store: Store,
     pub clock: SharedClock,
     pub templates: Arc<TemplateSet>,
@@ -68,8 +72,20 @@ impl App {
             std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tidings".into()),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let base = Arc::new(settings.raw.clone());
+        let seen = store.definitions_version().await.context("reading the stored rules and journeys")?;
+        let stored = store.definitions().await.context("reading the stored rules and journeys")?;
+        let settings = if stored.is_empty() {
+            settings
+        } else {
+            crate::definitions::settle(&base, stored, &templates.current())
+                .context("merging the rules and journeys defined through the API")?
+                .0
+        };
         let app = App {
             live: crate::config::Live::new(settings),
+            base,
+            definitions_seen: Arc::new(std::sync::atomic::AtomicI64::new(seen)),
             store,
             clock,
             templates: Arc::new(templates),
@@ -86,7 +102,13 @@ impl App {
     /// Writes to the audit log every rule and template added, changed or removed since it last
     /// looked (at start-up, and after a template reload). Returns how many entries.
     pub async fn audit_config(&self) -> anyhow::Result<usize> {
-        use crate::audit::{ACTOR_CONFIG, changes, journey_digests, policy_digests, rule_digests, template_digests};
+        self.audit_config_as(crate::audit::ACTOR_CONFIG).await
+    }
+
+    /// As `audit_config`, recording `actor` as the one who made the changes (a definition
+    /// changed through the API).
+    pub async fn audit_config_as(&self, actor: &str) -> anyhow::Result<usize> {
+        use crate::audit::{changes, journey_digests, policy_digests, rule_digests, template_digests};
         let templates = self.templates.current();
         let settings = self.settings();
         let mut all = changes("rule", &self.store.audited_config("rule").await?, &rule_digests(&settings));
@@ -94,7 +116,7 @@ impl App {
         all.extend(changes("policy", &self.store.audited_config("policy").await?, &policy_digests(&settings)));
         let current = template_digests(self.templates.source(), &templates);
         all.extend(changes("template", &self.store.audited_config("template").await?, &current));
-        self.store.record_config_changes(&all, ACTOR_CONFIG, self.now()).await?;
+        self.store.record_config_changes(&all, actor, self.now()).await?;
         Ok(all.len())
     }
 
@@ -134,6 +156,13 @@ impl App {
 
     /// One evaluation tick at the clock's now.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        // A rule or journey changed through another instance is in force from this tick on.
+        if let Err(e) = self.refresh_definitions().await {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "reloading the stored rules and journeys; the ones in force stay"
+            );
+        }
         let report = evaluate::tick(&self.store, &self.settings(), self.now()).await?;
         if report.enqueued > 0 {
             self.wake.notify_waiters();
@@ -304,6 +333,13 @@ pub struct PreviewMessage {
 /// locales, with the variables that rule's trigger gives: checked at start-up and before a
 /// reloaded set replaces the old one, never at the first send.
 pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Result<(), String> {
+    let problems = template_problems(settings, templates);
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+}
+
+/// Each problem with a rule's or a journey's templates, led by the key it is about
+/// (`rules[2].template: …`).
+pub fn template_problems(settings: &Settings, templates: &Templates) -> Vec<String> {
     let mut problems = Vec::new();
     for (i, rule) in settings.rules.iter().enumerate() {
         for crate::plan::experiment::RuleTemplate { key, template, vars: extra } in
@@ -347,5 +383,5 @@ pub fn check_rule_templates(settings: &Settings, templates: &Templates) -> Resul
         }
     }
     problems.extend(crate::journeys::check_templates(settings, templates));
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+    problems
 }

@@ -592,7 +592,7 @@ fn default_sms_segment_limit() -> Option<usize> {
 }
 
 /// One `[[rules]]` entry as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub id: String,

@@ -324,7 +324,7 @@ impl Settings {
 }
 
 /// One text or a list of them (`event = "purchase"` or `event = ["a", "b"]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),

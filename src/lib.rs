@@ -16,6 +16,8 @@
 //! - [`store`]: all SQL; one contract over two backends, SQLite (WAL) and PostgreSQL.
 //! - [`track`]: what comes back: signed one-click unsubscribe links.
 //! - [`http`]: health, readiness and the ingest API.
+//! - [`definitions`]: rules and journeys defined through the API, merged with the file's and
+//!   checked as the file is; every instance reloads them when their version moves.
 //! - [`rights`]: member rights: export everything held about a member, erase a member.
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.
@@ -28,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod coupons;
 pub mod daemon;
+pub mod definitions;
 pub mod dispatch;
 pub mod entry;
 pub mod evaluate;

@@ -9,7 +9,7 @@ use crate::plan::experiment::{Experiment, HOLDOUT, Variant};
 use crate::track::report::{Conversion, DEFAULT_WINDOW};
 
 /// `[rules.experiment]`: variants by weight after a holdout share.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
     /// Defaults to the rule's id. Members are assigned by this id: changing it reshuffles them.
@@ -26,7 +26,7 @@ fn default_holdout() -> f64 {
 }
 
 /// One `variants` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantConfig {
     pub id: String,
@@ -45,7 +45,7 @@ fn default_weight() -> f64 {
 }
 
 /// `[rules.conversion]`: which events count as a conversion, and for how long after a message.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConversionConfig {
     /// Defaults to `model.purchase_events`.

@@ -1,5 +1,5 @@
-//! Journeys and coupons over HTTP: the configured journeys and their runs, coupon pools (import,
-//! remaining counts), and checking a signed coupon code.
+//! Journeys' runs and coupons over HTTP (journeys themselves are in `definitions.rs`): coupon
+//! pools (import, remaining counts), and checking a signed coupon code.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -12,46 +12,10 @@ use super::{ApiError, Http};
 
 pub fn routes() -> Router<Http> {
     Router::new()
-        .route("/api/journeys", get(list_journeys))
         .route("/api/journeys/runs", get(list_runs))
         .route("/api/coupons", get(list_pools))
         .route("/api/coupons/verify", post(verify))
         .route("/api/coupons/{pool}", post(import))
-}
-
-async fn list_journeys(State(h): State<Http>) -> Result<Response, ApiError> {
-    let journeys: Vec<Value> = h
-        .app
-        .settings()
-        .journeys
-        .iter()
-        .map(|j| {
-            json!({
-                "id": j.id,
-                "enabled": j.entry.enabled,
-                "trigger": j.entry.trigger.kind(),
-                "send_at": j.entry.send_at.to_string(),
-                "exit_on": j.exit_on,
-                "reentry": match j.reentry {
-                    crate::journeys::Reentry::Never => "never".to_string(),
-                    crate::journeys::Reentry::Always => "always".to_string(),
-                    crate::journeys::Reentry::After(d) => format!("after {d:#}"),
-                },
-                "steps": j.steps.iter().map(|s| json!({
-                    "after_days": s.after_days,
-                    "channels": s.channels.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-                    "template": s.template,
-                    "unless": s.unless,
-                    "coupon": match &s.coupon {
-                        None => Value::Null,
-                        Some(crate::journeys::Coupon::Pool(p)) => json!({"pool": p}),
-                        Some(crate::journeys::Coupon::Signed { prefix }) => json!({"signed": prefix}),
-                    },
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "journeys": journeys })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

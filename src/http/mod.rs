@@ -3,6 +3,7 @@
 //! `app()` builds the router so tests call it without a socket.
 
 mod consent;
+mod definitions;
 mod hooks;
 mod journeys;
 mod reach;
@@ -55,6 +56,7 @@ pub fn app(http: Http) -> Router {
     Router::new()
         .merge(unsubscribe)
         .merge(journeys::routes())
+        .merge(definitions::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

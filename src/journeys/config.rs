@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigProblem, RuleConfig, parse_duration};
 use crate::triggers::calendar::Festival;
 
 /// One `[[journeys]]` entry as written. The keys not named here are the entry's rule keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct JourneyConfig {
     pub id: String,
     /// Event kinds that end the journey at once (e.g. `["purchase"]`).
@@ -30,7 +30,7 @@ pub struct JourneyConfig {
 }
 
 /// One `[[journeys.steps]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepConfig {
     /// Days from entry: `"0d"`, `"7d"`.
@@ -54,7 +54,7 @@ pub struct StepConfig {
 }
 
 /// `coupon = "<pool>"` or `coupon = { signed = "<prefix>" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum CouponConfig {
     Pool(String),

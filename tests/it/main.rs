@@ -11,6 +11,7 @@ mod caps;
 mod cli;
 mod consent;
 mod daemon;
+mod definitions;
 mod email;
 mod email_auth;
 mod entry;

@@ -6,6 +6,7 @@
 
 mod caps;
 mod consent;
+mod definitions;
 mod entry;
 mod experiments;
 mod gateways;

@@ -4,6 +4,7 @@
 
 mod caps;
 mod consent;
+mod definitions;
 mod entry;
 mod experiments;
 mod gateways;
