@@ -220,8 +220,10 @@ impl App {
         self.dispatcher().drain().await
     }
 
-    pub async fn forecast(&self, days: u32) -> anyhow::Result<Vec<ForecastRow>> {
-        evaluate::forecast(&self.store, &self.settings(), self.now(), days).await
+    /// What the rules and journeys would send over the next `days`, per day, rule and channel;
+    /// `only`: one rule or journey, forecast even while disabled.
+    pub async fn forecast(&self, days: u32, only: Option<&str>) -> anyhow::Result<Vec<ForecastRow>> {
+        evaluate::forecast(&self.store, &self.settings(), self.now(), days, only).await
     }
 
     /// The conversion report of a rule: per variant and holdout (or for all its members, without

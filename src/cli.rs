@@ -250,7 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Forecast { days, json } => {
             let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;
-            let rows = app.forecast(days).await?;
+            let rows = app.forecast(days, None).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

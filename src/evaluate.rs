@@ -185,22 +185,31 @@ pub struct ForecastRow {
 /// How many recipients a forecast row names.
 const FORECAST_SAMPLE: usize = 3;
 
-/// What would be sent from `now` for `days` days, by day (in the programme's zone), rule and
-/// channel, without sending or storing anything.
+/// What would be sent from `now` for `days` days, by day (in the programme's zone), rule (or
+/// journey: its steps due within the window) and channel, without sending or storing anything.
 pub async fn forecast(
     store: &Store,
     settings: &Settings,
     now: Timestamp,
     days: u32,
+    only: Option<&str>,
 ) -> anyhow::Result<Vec<ForecastRow>> {
     let to = now.plus(jiff::SignedDuration::from_hours(24 * i64::from(days)));
     let window = Window { from: now, to, now };
-    let passes: Vec<Pass> = settings
+    // Every enabled rule and journey entry; or the one asked for, enabled or not (what it would
+    // send if it were switched on).
+    let entries = settings.journeys.iter().map(|j| &j.entry);
+    let rules: Vec<Rule> = settings
         .rules
         .iter()
-        .filter(|r| r.enabled)
-        .map(|rule| Pass { rule, window, seen_changes: Some(i64::MAX) })
+        .chain(entries)
+        .filter(|r| match only {
+            Some(id) => r.id == id,
+            None => r.enabled,
+        })
+        .map(|r| Rule { enabled: true, ..r.clone() })
         .collect();
+    let passes: Vec<Pass> = rules.iter().map(|rule| Pass { rule, window, seen_changes: Some(i64::MAX) }).collect();
     // (day, rule, channel, occasion) → (messages, skipped, sample recipients)
     type Counts = (u64, u64, Vec<String>);
     let mut rows: BTreeMap<(Date, String, String, String), Counts> = BTreeMap::new();
@@ -216,7 +225,15 @@ pub async fn forecast(
                 Some(festival) => festival.to_string(),
                 None => rule.trigger.kind().to_string(),
             };
-            for m in plan::plan(rule, member, occ, now, tz) {
+            // A journey's entry plans its steps (those due within the window).
+            let planned = match settings.journeys.iter().find(|j| j.id == rule.id) {
+                Some(j) => (0..j.steps.len())
+                    .flat_map(|n| crate::journeys::plan::plan_step(j, n, member, occ, tz, now))
+                    .filter(|m| m.run_at < to)
+                    .collect(),
+                None => plan::plan(rule, member, occ, now, tz),
+            };
+            for m in planned {
                 let day = m.run_at.to_zoned_datetime(settings.programme_tz.clone()).date();
                 let key = (day, m.rule_id.clone(), m.channel.to_string(), occasion.clone());
                 let entry = rows.entry(key).or_default();

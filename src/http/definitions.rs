@@ -30,6 +30,7 @@ pub fn routes() -> Router<Http> {
                     .delete(move |s: State<Http>, p: Path<String>, h: HeaderMap| remove(s, p, h, kind)),
             )
             .route(&format!("{base}/{{id}}/history"), get(move |s: State<Http>, p: Path<String>| history(s, p, kind)))
+            .route(&format!("{base}/{{id}}/forecast"), get(forecast))
             .route(
                 &format!("{base}/{{id}}/enable"),
                 post(move |s: State<Http>, p: Path<String>, h: HeaderMap| enable(s, p, h, kind, true)),
@@ -179,6 +180,21 @@ async fn remove(
         Ok(a) => applied(StatusCode::OK, a),
         Err(r) => refused(kind, &id, r),
     })
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ForecastQuery {
+    days: Option<u32>,
+}
+
+/// `GET /api/rules/{id}/forecast?days=7`: what it would send (even while disabled), per day and
+/// channel, with sample recipients; as `GET /api/forecast?rule=`.
+async fn forecast(
+    State(h): State<Http>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<ForecastQuery>,
+) -> Result<Response, ApiError> {
+    super::forecast_of(&h, q.days, Some(&id), None).await
 }
 
 /// `GET /api/rules/{id}/history`: every version stored through the API, newest first.

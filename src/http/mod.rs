@@ -373,14 +373,36 @@ async fn message_history(State(h): State<Http>, Path(id): Path<i64>) -> Result<R
 #[derive(Debug, Deserialize)]
 struct ForecastQuery {
     days: Option<u32>,
+    /// One rule or journey (forecast even while disabled).
+    rule: Option<String>,
 }
 
+/// `GET /api/forecast?days=7&rule=`: per day, rule and channel, what would be sent and skipped,
+/// with sample recipients.
 async fn forecast(State(h): State<Http>, Query(q): Query<ForecastQuery>) -> Result<Response, ApiError> {
-    let days = q.days.unwrap_or(7);
+    forecast_of(&h, q.days, q.rule.as_deref(), Some("rule")).await
+}
+
+/// The forecast of every rule and journey, or of `only` (404 naming `field` when unknown).
+async fn forecast_of(
+    h: &Http,
+    days: Option<u32>,
+    only: Option<&str>,
+    field: Option<&str>,
+) -> Result<Response, ApiError> {
+    let days = days.unwrap_or(7);
     if !(1..=366).contains(&days) {
         return Err(ApiError::bad(Some("days"), "must be between 1 and 366"));
     }
-    Ok(Json(h.app.forecast(days).await?).into_response())
+    if let Some(id) = only {
+        let settings = h.app.settings();
+        if !settings.rules.iter().any(|r| r.id == id) && !settings.journeys.iter().any(|j| j.id == id) {
+            let mut e = ApiError::not_found(format!("no rule or journey {id:?}"));
+            e.field = field.map(str::to_string);
+            return Err(e);
+        }
+    }
+    Ok(Json(h.app.forecast(days, only).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]

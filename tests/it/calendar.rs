@@ -80,7 +80,7 @@ async fn a_year_s_forecast_shows_every_festival_and_lunar_birthday_on_its_date_i
     let report = t.import_jsonl(&lines.join("\n")).await;
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 
-    let rows = t.app.forecast(366).await.unwrap();
+    let rows = t.app.forecast(366, None).await.unwrap();
     let in_2027 = |r: &&tidings::evaluate::ForecastRow| r.day.year() == 2027;
 
     // Festivals from the reference tables.

@@ -801,7 +801,7 @@ async fn the_forecast_counts_only_what_consent_allows(backend: Backend) {
     )
     .await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    let rows = t.app.forecast(2).await.unwrap();
+    let rows = t.app.forecast(2, None).await.unwrap();
     let counts = |rule: &str| {
         let r = rows.iter().find(|r| r.rule == rule).unwrap_or_else(|| panic!("{rule}: {rows:?}"));
         (r.messages, r.skipped, r.sample.clone())

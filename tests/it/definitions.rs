@@ -173,6 +173,14 @@ async fn disabling_the_files_rule_cancels_what_waits_and_removing_the_override_r
     );
     let why = Some("rule \"birthday\" disabled by console-test".to_string());
     assert_eq!(states_of(&t, "birthday").await, [("skipped".to_string(), why.clone()), ("skipped".to_string(), why)]);
+    // Its forecast still says what it would send if switched on again; an unknown id is a 404.
+    let (status, rows, _) = call(&api, Method::GET, "/api/rules/birthday/forecast?days=1", None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    let sms = rows.as_array().unwrap().iter().find(|r| r["channel"] == "sms").cloned().unwrap_or_default();
+    assert_eq!((sms["day"].as_str(), sms["messages"].as_u64()), (Some("2026-03-10"), Some(1)), "{rows}");
+    let (status, body, _) = call(&api, Method::GET, "/api/forecast?rule=nope", None, &[]).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::NOT_FOUND, Some("rule")), "{body}");
+
     t.run_until("2026-03-11T00:00:00Z", SignedDuration::from_hours(1)).await;
     assert!(t.outbox().is_empty(), "nothing sent for a disabled rule: {:?}", t.outbox());
 
@@ -227,6 +235,20 @@ async fn a_journey_defined_through_the_api_runs_and_disabling_it_ends_its_runs(b
         data: None,
     };
     t.app.store.record_events(&[purchase], t.now()).await.unwrap();
+    // The forecast counts the journey's steps due within its window: entry on day 0, day 7.
+    let (status, rows, _) = call(&api, Method::GET, "/api/journeys/lapsed/forecast?days=10", None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    let rows: Vec<(&str, &str, &str, u64, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (day, rule, channel) =
+                (r["day"].as_str().unwrap(), r["rule"].as_str().unwrap(), r["channel"].as_str().unwrap());
+            (day, rule, channel, r["messages"].as_u64().unwrap(), r["sample"][0].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(rows, [("2026-03-03", "lapsed", "sms", 1, "m1"), ("2026-03-10", "lapsed", "email", 1, "m1")]);
     t.run_until("2026-03-04T00:00:00Z", SignedDuration::from_hours(2)).await;
     assert_eq!(states_of(&t, "lapsed").await, [("scheduled".to_string(), None), ("sent".to_string(), None)]);
 
