@@ -68,6 +68,7 @@ pub fn app(http: Http) -> Router {
         .route("/api/messages/send", post(send_message))
         .route("/api/messages/{id}/history", get(message_history))
         .route("/api/forecast", get(forecast))
+        .route("/api/stats", get(stats))
         .route("/api/reports/{rule}", get(report))
         .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
         .route("/api/members/{external_id}/opt-outs", post(reach::opt_out))
@@ -403,6 +404,20 @@ async fn forecast_of(
         }
     }
     Ok(Json(h.app.forecast(days, only).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct StatsQuery {
+    days: Option<u32>,
+}
+
+/// `GET /api/stats?days=14`: the dashboard (see `track::stats`).
+async fn stats(State(h): State<Http>, Query(q): Query<StatsQuery>) -> Result<Response, ApiError> {
+    let days = q.days.unwrap_or(14);
+    if !(1..=crate::track::stats::MAX_DAYS).contains(&days) {
+        return Err(ApiError::bad(Some("days"), format!("must be between 1 and {}", crate::track::stats::MAX_DAYS)));
+    }
+    Ok(Json(h.app.stats(days).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -88,7 +88,9 @@ mod journeys;
 pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
 pub mod consent;
 pub mod definitions;
+mod stats;
 pub use definitions::{DefinitionKind, DefinitionWrite, DefinitionWritten, StoredDefinition};
+pub use stats::{Backlog, DayCount};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

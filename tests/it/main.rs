@@ -25,6 +25,7 @@ mod journeys;
 mod pipeline;
 mod push;
 mod rights;
+mod stats;
 mod store;
 mod tencent;
 mod twilio;

@@ -14,6 +14,7 @@ mod journeys;
 mod members;
 mod messages;
 mod rights;
+mod stats;
 mod value;
 
 use std::str::FromStr;
