@@ -6,6 +6,7 @@ mod consent;
 mod definitions;
 mod hooks;
 mod journeys;
+pub mod openapi;
 mod reach;
 mod rights;
 pub mod unsubscribe;
@@ -69,6 +70,7 @@ pub fn app(http: Http) -> Router {
         .route("/api/messages/{id}/history", get(message_history))
         .route("/api/forecast", get(forecast))
         .route("/api/stats", get(stats))
+        .route("/api/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/reports/{rule}", get(report))
         .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
         .route("/api/members/{external_id}/opt-outs", post(reach::opt_out))
