@@ -87,6 +87,8 @@ pub use experiments::ReportQuery;
 mod journeys;
 pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
 pub mod consent;
+pub mod search;
+pub use search::{Device, MemberSearch, MessageSearch, OneMove};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or
