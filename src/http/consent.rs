@@ -17,7 +17,7 @@ use crate::store::consent::{ACTOR_MEMBER, AuditFilter, ConsentChange};
 
 /// The actor of an API call: the `X-Tidings-Actor` header (until API keys name the caller),
 /// else `api`.
-fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
     match headers.get("x-tidings-actor") {
         None => Ok("api".into()),
         Some(v) => {

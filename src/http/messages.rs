@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
@@ -18,14 +18,16 @@ use crate::store::search::{CANCELLABLE, RETRYABLE};
 use crate::store::{HistoryEntry, MessageFilter, MessageRow, MessageSearch, OneMove, State as MessageState};
 
 /// Who is acting, for the history of what an operator did: put in the request's extensions by
-/// whatever authenticated it (an API key's name, a console user); `api` without one.
+/// whatever authenticated the request (an API key's name, a console user). Without one, the
+/// `X-Tidings-Actor` header as for consent changes, else `api`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);
 
-const DEFAULT_ACTOR: &str = "api";
-
-fn actor(actor: Option<Extension<Actor>>) -> String {
-    actor.map(|Extension(Actor(a))| a).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| DEFAULT_ACTOR.into())
+fn actor(actor: Option<Extension<Actor>>, headers: &HeaderMap) -> Result<String, ApiError> {
+    match actor.map(|Extension(Actor(a))| a).filter(|a| !a.trim().is_empty()) {
+        Some(a) => Ok(a),
+        None => super::consent::actor(headers),
+    }
 }
 
 /// `GET /api/messages?member=&rule=&state=&channel=&since=&until=&limit=&cursor=`.
@@ -139,11 +141,12 @@ pub(super) async fn retry(
     State(h): State<Http>,
     Path(id): Path<String>,
     who: Option<Extension<Actor>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = message_id(&id)?;
     let reason = move_reason(&body)?;
-    let who = actor(who);
+    let who = actor(who, &headers)?;
     let detail = detail("retried", &who, reason.as_deref());
     match h.app.store.retry_message(id, &detail, h.app.now()).await? {
         OneMove::Moved => {
@@ -164,11 +167,12 @@ pub(super) async fn cancel(
     State(h): State<Http>,
     Path(id): Path<String>,
     who: Option<Extension<Actor>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = message_id(&id)?;
     let reason = move_reason(&body)?;
-    let who = actor(who);
+    let who = actor(who, &headers)?;
     let skip_reason = format!("cancelled by {who}");
     let detail = detail("cancelled", &who, reason.as_deref());
     match h.app.store.cancel_message(id, &skip_reason, &detail, h.app.now()).await? {

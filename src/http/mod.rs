@@ -1,5 +1,5 @@
 //! The HTTP face of the daemon: health and readiness for supervisors, and the ingest API the
-//! host loyalty system calls (members, events), plus read-only views of messages.
+//! host loyalty system calls (members, events), plus messages: search, detail, retry, cancel.
 //! `app()` builds the router so tests call it without a socket.
 
 mod consent;
