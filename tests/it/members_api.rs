@@ -225,8 +225,28 @@ async fn a_retried_event_batch_changes_nothing_and_answers_the_same(backend: Bac
     assert_eq!(body["errors"][0]["field"], "id", "{body}");
 }
 
+/// The host's retry may arrive while the first delivery is still being written: between them,
+/// each event is recorded once, and both answer the same `accepted`.
+async fn two_deliveries_of_one_batch_at_once_record_it_once(backend: Backend) {
+    let api = Api::start(backend).await;
+    let members: Vec<Value> = (0..20).map(|i| json!({"external_id": format!("M{i}"), "name": "Ada"})).collect();
+    assert_eq!(api.post("/api/members", Value::Array(members)).await.0, StatusCode::OK);
+    let batch: Vec<Value> = (0..200)
+        .map(|i| json!({"id": format!("order-{i}"), "member": format!("M{}", i % 20), "kind": "purchase", "amount": 5}))
+        .collect();
+    let batch = Value::Array(batch);
+    let ((s1, a), (s2, b)) = tokio::join!(api.post("/api/events", batch.clone()), api.post("/api/events", batch));
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{a} {b}");
+    assert_eq!(a["recorded"].as_u64().unwrap() + b["recorded"].as_u64().unwrap(), 200, "{a} {b}");
+    assert_eq!((a["accepted"].as_u64(), b["accepted"].as_u64()), (Some(200), Some(200)));
+    let (_, export) = api.get("/api/members/M3/export").await;
+    let purchases = export["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "purchase").count();
+    assert_eq!(purchases, 10, "{export}");
+}
+
 on_both_backends!(
     members_are_searched_filtered_and_paged_by_keyset,
     a_member_s_devices_are_listed_a_page_at_a_time,
     a_retried_event_batch_changes_nothing_and_answers_the_same,
+    two_deliveries_of_one_batch_at_once_record_it_once,
 );
