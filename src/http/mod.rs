@@ -1,17 +1,21 @@
 //! The HTTP face of the daemon: health and readiness for supervisors, and the ingest API the
-//! host loyalty system calls (members, events), plus read-only views of messages.
+//! host loyalty system calls (members, events), plus messages: search, detail, retry, cancel.
 //! `app()` builds the router so tests call it without a socket.
 
 mod consent;
 mod definitions;
 mod hooks;
 mod journeys;
+mod members;
+mod messages;
 pub mod openapi;
+pub mod page;
 mod reach;
 mod rights;
 pub mod unsubscribe;
 
-use crate::clock::InstantExt;
+pub use messages::Actor;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,13 +24,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::members::EventInput;
-use crate::members::validate::{FieldError, member_from_json};
-use crate::store::{MessageFilter, State as MessageState};
 
 /// Shared with handlers.
 #[derive(Clone)]
@@ -61,18 +62,24 @@ pub fn app(http: Http) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/members", post(upsert_members))
-        .route("/api/members/{external_id}", get(get_member).delete(rights::erase))
+        .route("/api/members", post(members::upsert).get(members::list))
+        .route("/api/members/{external_id}", get(members::get_one).delete(rights::erase))
         .route("/api/members/{external_id}/export", get(rights::export))
-        .route("/api/events", post(record_events))
-        .route("/api/messages", get(list_messages))
-        .route("/api/messages/send", post(send_message))
-        .route("/api/messages/{id}/history", get(message_history))
+        .route("/api/events", post(members::record_events))
+        .route("/api/messages", get(messages::list))
+        .route("/api/messages/send", post(messages::send))
+        .route("/api/messages/{id}", get(messages::get_one))
+        .route("/api/messages/{id}/retry", post(messages::retry))
+        .route("/api/messages/{id}/cancel", post(messages::cancel))
+        .route("/api/messages/{id}/history", get(messages::history))
         .route("/api/forecast", get(forecast))
         .route("/api/stats", get(stats))
         .route("/api/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/api/reports/{rule}", get(report))
-        .route("/api/members/{external_id}/devices", post(reach::add_device).delete(reach::remove_device))
+        .route(
+            "/api/members/{external_id}/devices",
+            get(members::devices).post(reach::add_device).delete(reach::remove_device),
+        )
         .route("/api/members/{external_id}/opt-outs", post(reach::opt_out))
         .route("/api/members/{external_id}/consent", get(consent::get_consent).post(consent::post_consent))
         .route("/api/audit", get(consent::audit))
@@ -194,14 +201,6 @@ async fn readyz(State(h): State<Http>) -> Response {
     }
 }
 
-/// One item of a batch that was rejected.
-#[derive(Debug, Serialize)]
-struct ItemError {
-    index: usize,
-    field: Option<String>,
-    problem: String,
-}
-
 /// A JSON body that is one object or a list of them.
 fn items(body: Value) -> Result<Vec<Value>, ApiError> {
     match body {
@@ -211,166 +210,11 @@ fn items(body: Value) -> Result<Vec<Value>, ApiError> {
     }
 }
 
-async fn upsert_members(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
-    let mut good = Vec::new();
-    let mut consent = Vec::new();
-    let mut errors = Vec::new();
-    for (index, item) in items(body)?.into_iter().enumerate() {
-        let result = match item.as_object() {
-            Some(obj) => crate::members::consent::both(member_from_json(obj), crate::members::consent::from_json(obj)),
-            None => Err(vec![FieldError { field: String::new(), problem: "not an object".into() }]),
-        };
-        match result {
-            Ok((m, given)) => {
-                consent.extend(crate::members::consent::changes(&m.external_id, &given));
-                good.push(m)
-            }
-            Err(fields) => errors.extend(fields.into_iter().map(|f| ItemError {
-                index,
-                field: Some(f.field).filter(|f| !f.is_empty()),
-                problem: f.problem,
-            })),
-        }
-    }
-    let counts = h.app.store.upsert_members(&good, h.app.now()).await?;
-    h.app.store.change_consent(&consent, crate::store::consent::ACTOR_IMPORT, h.app.now()).await?;
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    Ok((
-        status,
-        Json(json!({"inserted": counts.inserted, "updated": counts.updated,
-        "unchanged": counts.unchanged, "errors": errors})),
-    )
-        .into_response())
-}
-
-async fn get_member(State(h): State<Http>, Path(external_id): Path<String>) -> Result<Response, ApiError> {
-    match h.app.store.member_by_external_id(&external_id).await? {
-        Some(m) => Ok(Json(m).into_response()),
-        None => Err(ApiError::not_found(format!("no member {external_id:?}"))),
-    }
-}
-
-/// An event as the API takes it; `at` defaults to now.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventBody {
-    #[serde(default)]
-    event_id: Option<String>,
-    member: String,
-    kind: String,
-    #[serde(default)]
-    amount: Option<f64>,
-    #[serde(default)]
-    at: Option<jiff::Timestamp>,
-    /// A JSON object, given to templates as `occurrence.event.*`.
-    #[serde(default)]
-    data: Option<Value>,
-}
-
-async fn record_events(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
-    let now = h.app.now();
-    let mut good = Vec::new();
-    let mut errors = Vec::new();
-    for (index, item) in items(body)?.into_iter().enumerate() {
-        match serde_json::from_value::<EventBody>(item) {
-            Ok(e) if e.kind.trim().is_empty() => {
-                errors.push(ItemError { index, field: Some("kind".into()), problem: "missing".into() })
-            }
-            Ok(e) if e.at.is_some_and(|at| at > now.plus(jiff::SignedDuration::from_hours(24))) => {
-                errors.push(ItemError {
-                    index,
-                    field: Some("at".into()),
-                    problem: "is more than a day in the future".into(),
-                })
-            }
-            Ok(e) => match crate::entry::event_data(e.data) {
-                Ok(data) => good.push(EventInput {
-                    event_id: e.event_id,
-                    member: e.member,
-                    kind: e.kind.trim().to_string(),
-                    amount: e.amount,
-                    at: e.at.unwrap_or(now),
-                    data,
-                }),
-                Err(problem) => errors.push(ItemError { index, field: Some("data".into()), problem }),
-            },
-            Err(e) => errors.push(ItemError { index, field: serde_field(&e.to_string()), problem: e.to_string() }),
-        }
-    }
-    let counts = h.app.store.record_events(&good, now).await?;
-    // Before the answer: a purchase ends a win-back journey at once.
-    crate::journeys::exit_on_events(&h.app.store, &h.app.settings().journeys, &good, now).await?;
-    let status = if errors.is_empty() && counts.unknown_members.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok((
-        status,
-        Json(json!({"recorded": counts.recorded, "duplicate": counts.duplicate,
-        "unknown_members": counts.unknown_members, "errors": errors})),
-    )
-        .into_response())
-}
-
-/// `POST /api/messages/send`: a transactional message now, idempotent on `idempotency_key`
-/// (see `entry::send`). 202 with the messages; 200 when the key was used with this same request.
-async fn send_message(State(h): State<Http>, Json(body): Json<Value>) -> Result<Response, ApiError> {
-    let request: crate::entry::SendRequest = serde_json::from_value(body).map_err(|e| {
-        let field = serde_field(&e.to_string());
-        ApiError::bad_request(field.as_deref().unwrap_or(""), e.to_string())
-    })?;
-    match crate::entry::send(&h.app, request).await {
-        Ok(out) => {
-            let status = if out.replayed { StatusCode::OK } else { StatusCode::ACCEPTED };
-            Ok((status, Json(out)).into_response())
-        }
-        Err(crate::entry::SendError::Bad { field, problem }) => Err(ApiError::bad_request(field, problem)),
-        Err(e @ crate::entry::SendError::NoMember(_)) => Err(ApiError::not_found(e.to_string())),
-        Err(e @ crate::entry::SendError::Conflict { field }) => Err(ApiError::conflict(field, e.to_string())),
-        Err(crate::entry::SendError::Store(e)) => Err(e.into()),
-    }
-}
-
 /// The field a serde error is about (`missing field \`kind\``, `unknown field \`x\``), if any.
 fn serde_field(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_string())
-}
-
-#[derive(Debug, Deserialize)]
-struct MessageQuery {
-    rule: Option<String>,
-    member: Option<String>,
-    state: Option<String>,
-    limit: Option<u32>,
-}
-
-async fn list_messages(State(h): State<Http>, Query(q): Query<MessageQuery>) -> Result<Response, ApiError> {
-    let state = match q.state.as_deref() {
-        None => None,
-        Some(s) => {
-            Some(MessageState::parse(s).ok_or_else(|| ApiError::bad(Some("state"), format!("unknown state {s:?}")))?)
-        }
-    };
-    let filter = MessageFilter {
-        id: None,
-        rule_id: q.rule,
-        member: q.member,
-        state,
-        channel: None,
-        limit: q.limit.unwrap_or(100).min(1000),
-    };
-    Ok(Json(h.app.store.messages(&filter).await?).into_response())
-}
-
-async fn message_history(State(h): State<Http>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    let history = h.app.store.history(id).await?;
-    if history.is_empty() {
-        return Err(ApiError::not_found(format!("no message {id}")));
-    }
-    Ok(Json(history).into_response())
 }
 
 #[derive(Debug, Deserialize)]

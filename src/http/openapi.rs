@@ -571,11 +571,7 @@ fn operations() -> Vec<(String, &'static str, Op)> {
                 .answer(200, obj(&[("public_key", string())], &["public_key"]))
                 .errors(&[404]),
         ),
-        (
-            "/api/openapi.json",
-            "get",
-            Op::new("meta", "this description").answer(200, any_object()),
-        ),
+        ("/api/openapi.json", "get", Op::new("meta", "this description").answer(200, any_object())),
     ];
     let mut ops: Vec<(String, &'static str, Op)> = fixed.into_iter().map(|(p, m, o)| (p.to_string(), m, o)).collect();
     for (base, tag) in [("/api/rules", "rules"), ("/api/journeys", "journeys")] {
@@ -602,7 +598,11 @@ fn operations() -> Vec<(String, &'static str, Op)> {
         let sub = |s: &str| format!("{base}/{{id}}/{s}");
         let if_match = header("If-Match", "the ETag as read; refused with 409 when it changed");
         let actor = header("X-Tidings-Actor", "who makes the change");
-        ops.push((id_path.clone(), "get", Op::new(tag, "one, with its ETag").param(path("id")).answer(200, r("Definition")).errors(&[404])));
+        ops.push((
+            id_path.clone(),
+            "get",
+            Op::new(tag, "one, with its ETag").param(path("id")).answer(200, r("Definition")).errors(&[404]),
+        ));
         ops.push((
             id_path.clone(),
             "put",

@@ -91,6 +91,8 @@ pub mod definitions;
 mod stats;
 pub use definitions::{DefinitionKind, DefinitionWrite, DefinitionWritten, StoredDefinition};
 pub use stats::{Backlog, DayCount};
+pub mod search;
+pub use search::{Device, MemberSearch, MessageSearch, OneMove};
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

@@ -29,6 +29,10 @@ pub struct EventCounts {
     pub duplicate: u64,
     /// External ids of members not found; those events were not recorded.
     pub unknown_members: Vec<String>,
+    /// The `event_id`s this call recorded (events without one are always recorded): what a
+    /// caller acts on once, such as journey exits, reads only these.
+    #[serde(skip)]
+    pub recorded_ids: Vec<String>,
 }
 
 /// The states a message moves through.

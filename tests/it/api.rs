@@ -1,6 +1,7 @@
 //! The HTTP API through its router, without a socket: health and readiness, member upserts and
 //! their per-item errors, events moving `last_activity_at`, the message views after a real tick
-//! and dispatch, the forecast, and the body limit.
+//! and dispatch, the forecast, and the body limit. Lists answer one page, `{"items", "next"}`
+//! (see `lists.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -18,31 +19,31 @@ use crate::support::app::{Backend, TestApp};
 /// A birthday today in Shanghai: 01:35Z is 09:35 there, five minutes after the 09:30 send time.
 const NOW: &str = "2026-03-10T01:35:00Z";
 
-struct Api {
-    t: TestApp,
+pub(crate) struct Api {
+    pub t: TestApp,
     router: Router,
 }
 
 impl Api {
-    async fn start(backend: Backend) -> Api {
+    pub async fn start(backend: Backend) -> Api {
         Self::with_toml(backend, "").await
     }
 
-    async fn with_toml(backend: Backend, toml: &str) -> Api {
+    pub async fn with_toml(backend: Backend, toml: &str) -> Api {
         let t = TestApp::start_on(backend, toml, NOW).await;
         let router = app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
         Api { t, router }
     }
 
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.send(Request::get(uri).body(Body::empty()).unwrap()).await
     }
 
-    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+    pub async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
         self.post_raw(uri, Some("application/json"), body.to_string()).await
     }
 
-    async fn post_raw(&self, uri: &str, content_type: Option<&str>, body: String) -> (StatusCode, Value) {
+    pub async fn post_raw(&self, uri: &str, content_type: Option<&str>, body: String) -> (StatusCode, Value) {
         let mut req = Request::builder().method(Method::POST).uri(uri);
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
@@ -283,16 +284,16 @@ async fn a_birthday_message_is_listed_as_sent_with_its_history(backend: Backend)
     let birthday = json!({"external_id": "B1", "name": "Li Lei", "phone": "+8613800138000",
         "email": "lilei@example.com", "time_zone": "Asia/Shanghai", "birth_date": "1990-03-10"});
     assert_eq!(api.post("/api/members", birthday).await.0, StatusCode::OK);
-    assert_eq!(api.get("/api/messages?state=sent").await.1, json!([]));
+    assert_eq!(api.get("/api/messages?state=sent").await.1, json!({"items": [], "next": null}));
 
     let report = api.t.tick().await;
     assert_eq!(report.enqueued, 2, "{report:?}");
-    assert_eq!(api.get("/api/messages?state=scheduled").await.1.as_array().unwrap().len(), 2);
+    assert_eq!(api.get("/api/messages?state=scheduled").await.1["items"].as_array().unwrap().len(), 2);
     assert_eq!(api.t.dispatch_all().await, 2);
 
     let (status, sent) = api.get("/api/messages?state=sent").await;
     assert_eq!(status, StatusCode::OK, "{sent}");
-    let sent = sent.as_array().unwrap();
+    let sent = sent["items"].as_array().unwrap();
     let mut channels: Vec<&str> = sent.iter().map(|m| m["channel"].as_str().unwrap()).collect();
     channels.sort();
     assert_eq!(channels, ["email", "sms"]);
@@ -304,8 +305,8 @@ async fn a_birthday_message_is_listed_as_sent_with_its_history(backend: Backend)
         let states: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
         assert_eq!(states, ["scheduled", "sending", "sent"], "{history}");
     }
-    assert_eq!(api.get("/api/messages?state=scheduled").await.1, json!([]));
-    assert_eq!(api.get("/api/messages?member=B1&rule=birthday").await.1.as_array().unwrap().len(), 2);
+    assert_eq!(api.get("/api/messages?state=scheduled").await.1["items"], json!([]));
+    assert_eq!(api.get("/api/messages?member=B1&rule=birthday").await.1["items"].as_array().unwrap().len(), 2);
     assert_eq!(api.get("/api/messages/999999/history").await.0, StatusCode::NOT_FOUND);
     let mut to: Vec<String> = api.t.outbox().iter().map(|m| m["to"].as_str().unwrap().to_string()).collect();
     to.sort();
@@ -319,7 +320,7 @@ async fn a_birthday_message_is_listed_as_sent_with_its_history(backend: Backend)
     assert_eq!(t.outbox().len(), 2);
     let router = app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
     let (_, sent) = call(&router, Request::get("/api/messages?state=sent").body(Body::empty()).unwrap()).await;
-    assert_eq!(sent.as_array().unwrap().len(), 2, "{sent}");
+    assert_eq!(sent["items"].as_array().unwrap().len(), 2, "{sent}");
 }
 
 async fn the_forecast_counts_the_coming_birthdays_per_day_and_channel(backend: Backend) {

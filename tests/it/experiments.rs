@@ -181,7 +181,9 @@ async fn a_win_back_experiment_reports_the_simulated_uplift(backend: Backend) {
     assert!(later["arms"].as_array().unwrap().iter().all(|a| a["eligible"] == 0), "{later}");
     // The message API shows each message's arm.
     let (_, messages) = get(&t, "/api/messages?rule=winback&limit=5").await;
-    assert!(messages.as_array().unwrap().iter().all(|m| m["experiment"] == "winback" && m["variant"].is_string()));
+    assert!(
+        messages["items"].as_array().unwrap().iter().all(|m| m["experiment"] == "winback" && m["variant"].is_string())
+    );
 }
 
 async fn several_channels_count_a_member_once_with_receipts_and_failures(backend: Backend) {

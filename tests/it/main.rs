@@ -22,6 +22,8 @@ mod http_sms;
 mod import;
 mod instances;
 mod journeys;
+mod members_api;
+mod messages_api;
 mod pipeline;
 mod push;
 mod rights;

@@ -14,6 +14,7 @@ mod journeys;
 mod members;
 mod messages;
 mod rights;
+mod search;
 mod stats;
 mod value;
 

@@ -98,6 +98,7 @@ impl SqliteStore {
             recorded: recorded.len() as u64,
             duplicate: (events.len() - unknown.len() - recorded.len()) as u64,
             unknown_members: unknown,
+            recorded_ids: recorded.iter().filter_map(|e| e.event_id.clone()).collect(),
         })
     }
 

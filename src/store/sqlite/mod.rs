@@ -12,6 +12,7 @@ mod journeys;
 mod members;
 mod messages;
 mod rights;
+mod search;
 mod stats;
 mod value;
 
