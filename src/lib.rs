@@ -16,12 +16,14 @@
 //! - [`store`]: all SQL; one contract over two backends, SQLite (WAL) and PostgreSQL.
 //! - [`track`]: what comes back: signed one-click unsubscribe links.
 //! - [`http`]: health, readiness and the ingest API.
+//! - [`auth`]: API keys, roles and console session tokens (the access table is `http::auth`).
 //! - [`rights`]: member rights: export everything held about a member, erase a member.
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod clock;
