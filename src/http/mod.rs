@@ -1,13 +1,18 @@
 //! The HTTP face of the daemon: health and readiness for supervisors, and the ingest API the
 //! host loyalty system calls (members, events), plus read-only views of messages.
-//! `app()` builds the router so tests call it without a socket.
+//! `app()` builds the router so tests call it without a socket. Every route needs an API key or
+//! a console session unless the access table (`auth::ROUTES`) makes it public.
 
+pub mod auth;
 mod consent;
 mod hooks;
 mod journeys;
 mod reach;
 mod rights;
+mod session;
 pub mod unsubscribe;
+
+pub use auth::{Access, Caller, ROUTES, access};
 
 use crate::clock::InstantExt;
 use std::sync::Arc;
@@ -55,6 +60,7 @@ pub fn app(http: Http) -> Router {
     Router::new()
         .merge(unsubscribe)
         .merge(journeys::routes())
+        .merge(session::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -82,6 +88,7 @@ pub fn app(http: Http) -> Router {
         .route("/hooks/tencent/receipts", post(hooks::tencent_receipts))
         .route("/api/push/vapid-public-key", get(vapid_public_key))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(http.clone(), auth::authenticate))
         .with_state(http)
 }
 

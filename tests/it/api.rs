@@ -30,7 +30,7 @@ impl Api {
 
     async fn with_toml(backend: Backend, toml: &str) -> Api {
         let t = TestApp::start_on(backend, toml, NOW).await;
-        let router = app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
+        let router = t.router();
         Api { t, router }
     }
 
@@ -317,7 +317,7 @@ async fn a_birthday_message_is_listed_as_sent_with_its_history(backend: Backend)
     assert_eq!(t.tick().await.enqueued, 0);
     assert_eq!(t.dispatch_all().await, 0);
     assert_eq!(t.outbox().len(), 2);
-    let router = app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
+    let router = t.router();
     let (_, sent) = call(&router, Request::get("/api/messages?state=sent").body(Body::empty()).unwrap()).await;
     assert_eq!(sent.as_array().unwrap().len(), 2, "{sent}");
 }

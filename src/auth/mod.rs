@@ -7,6 +7,8 @@
 //!
 //! Creating and revoking keys is written to the audit log with the actor who did it.
 
+pub mod cli;
+
 use std::fmt;
 
 use jiff::Timestamp;
@@ -55,6 +57,9 @@ impl fmt::Display for Role {
         f.write_str(self.as_str())
     }
 }
+
+/// The actor of what the command line does (keys made or revoked, members erased).
+pub const ACTOR_CLI: &str = "cli";
 
 /// Every key starts with this, so a leaked one is easy to recognise (and to scan for).
 pub const KEY_START: &str = "tdk_";
