@@ -103,6 +103,23 @@ pub fn access(method: &Method, matched_path: Option<&str>) -> Access {
         .map_or(ADMIN, |(_, _, access)| *access)
 }
 
+/// The access table as the README shows it: one row per route, a column per role.
+pub fn role_table() -> String {
+    let mut out = String::from("| route | admin | marketer | viewer | integration |\n|---|---|---|---|---|\n");
+    for (method, path, access) in ROUTES {
+        let cells: Vec<&str> = Role::ALL
+            .iter()
+            .map(|&r| match access {
+                Access::Public => "public",
+                a if a.allows(r) => "yes",
+                _ => "",
+            })
+            .collect();
+        out.push_str(&format!("| `{method} {path}` | {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
 /// The console's session cookie.
 pub const SESSION_COOKIE: &str = "tidings_session";
 /// The header a session's non-`GET` requests carry their CSRF token in.
