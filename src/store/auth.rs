@@ -52,6 +52,19 @@ pub(super) type KeyRow = (i64, String, String, String, i64, Option<i64>, Option<
 
 pub(super) const KEY_COLUMNS: &str = "k.id, k.name, k.role, k.prefix, k.created_at, k.last_used_at, k.revoked_at";
 
+/// A key row followed by its hash.
+pub(super) type KeyHashRow = (i64, String, String, String, i64, Option<i64>, Option<i64>, String);
+/// A key row followed by a session's expiry.
+pub(super) type SessionRow = (i64, String, String, String, i64, Option<i64>, Option<i64>, i64);
+
+pub(super) fn stored_key(r: KeyHashRow) -> Result<StoredKey> {
+    Ok(StoredKey { key: api_key((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?, hash: r.7 })
+}
+
+pub(super) fn session(r: SessionRow) -> Result<(ApiKey, Timestamp)> {
+    Ok((api_key((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?, super::types::ts(r.7)?))
+}
+
 pub(super) fn api_key(r: KeyRow) -> Result<ApiKey> {
     Ok(ApiKey {
         id: r.0,

@@ -4,7 +4,9 @@ use jiff::Timestamp;
 
 use super::SqliteStore;
 use crate::store::Result;
-use crate::store::auth::{ApiKey, KEY_COLUMNS, KeyRow, NewApiKey, Revoked, StoredKey, api_key};
+use crate::store::auth::{
+    ApiKey, KEY_COLUMNS, KeyHashRow, KeyRow, NewApiKey, Revoked, SessionRow, StoredKey, api_key, session, stored_key,
+};
 
 impl SqliteStore {
     pub async fn insert_api_key(&self, key: &NewApiKey<'_>, now: Timestamp) -> Result<Option<i64>> {
@@ -22,13 +24,13 @@ impl SqliteStore {
     }
 
     pub async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<StoredKey>> {
-        let row: Option<(i64, String, String, String, i64, Option<i64>, Option<i64>, String)> = sqlx::query_as(
-            sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS}, k.hash FROM api_keys k WHERE k.prefix = ?1")),
-        )
+        let row: Option<KeyHashRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS}, k.hash FROM api_keys k WHERE k.prefix = ?1"
+        )))
         .bind(prefix)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| Ok(StoredKey { key: api_key((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?, hash: r.7 })).transpose()
+        row.map(stored_key).transpose()
     }
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKey>> {
@@ -88,16 +90,15 @@ impl SqliteStore {
     }
 
     pub async fn session_key(&self, hash: &str, now: Timestamp) -> Result<Option<(ApiKey, Timestamp)>> {
-        let row: Option<(i64, String, String, String, i64, Option<i64>, Option<i64>, i64)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {KEY_COLUMNS}, s.expires_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
+        let row: Option<SessionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS}, s.expires_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
                  WHERE s.hash = ?1 AND s.expires_at > ?2 AND k.revoked_at IS NULL"
-            )))
-            .bind(hash)
-            .bind(now.as_millisecond())
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| Ok((api_key((r.0, r.1, r.2, r.3, r.4, r.5, r.6))?, crate::store::types::ts(r.7)?))).transpose()
+        )))
+        .bind(hash)
+        .bind(now.as_millisecond())
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(session).transpose()
     }
 
     pub async fn delete_session(&self, hash: &str) -> Result<()> {
