@@ -1,5 +1,6 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
-//! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`, `audit`.
+//! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`, `audit`,
+//! `keys create|list|revoke`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -141,6 +142,11 @@ pub enum Command {
     Coupons {
         #[command(subcommand)]
         action: Option<crate::journeys::cli::CouponsAction>,
+    },
+    /// API keys for the HTTP API and the console: create (printed once), list, revoke.
+    Keys {
+        #[command(subcommand)]
+        action: crate::auth::cli::KeysAction,
     },
     /// The configured journeys and their most recent runs.
     Journeys {
@@ -468,6 +474,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys { action } => crate::auth::cli::keys(&settings, action).await,
         Command::CheckConfig => {
             // Checks everything start-up checks except the database, which it leaves alone.
             let (templates, channels) = App::check(&settings)?;
@@ -502,7 +509,7 @@ async fn members(settings: &Settings, action: MembersAction) -> anyhow::Result<(
                 anyhow::bail!("no member {external_id:?}");
             }
             anyhow::ensure!(yes, "erasing {external_id:?} cannot be undone: run again with --yes to erase");
-            let r = crate::rights::erase(&store, &external_id, now).await?;
+            let r = crate::rights::erase(&store, &external_id, crate::auth::ACTOR_CLI, now).await?;
             println!(
                 "erased {external_id:?} (row {}, now {}): {} events, {} push devices, {} opt-outs deleted; \
                  {} messages anonymised, {} skipped; {} history details scrubbed; {} suppressions kept as hashes",
@@ -555,7 +562,26 @@ async fn seed_demo(app: &App) -> anyhow::Result<()> {
     );
     // Score them now rather than at the first nightly refresh, so segments show at once.
     app.refresh_value().await?;
-    Ok(())
+    demo_key(app).await
+}
+
+/// The demo's admin key, so the API can be tried at once: made (and printed) on the first
+/// `--demo` start; later starts say it exists (the key is never shown twice).
+async fn demo_key(app: &App) -> anyhow::Result<()> {
+    use crate::auth::{ACTOR_CLI, KeyError, Role};
+    match crate::auth::create(&app.store, "demo", Role::Admin, ACTOR_CLI, app.now()).await {
+        Ok((_, key)) => {
+            println!("demo admin key (shown once): {key}");
+            let addr = app.settings().raw.http.addr.clone();
+            println!("  curl -H 'Authorization: Bearer {key}' http://{addr}/api/messages");
+            Ok(())
+        }
+        Err(KeyError::Taken(_)) => {
+            tracing::info!("the demo admin key was made on an earlier start; `tidings keys create` makes another");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn print_model(m: &crate::store::ModelRecord) {

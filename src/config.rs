@@ -305,12 +305,29 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// Console session cookies carry `Secure` always (behind an HTTPS proxy that does not say
+    /// `X-Forwarded-Proto: https`), not only on requests that came over HTTPS.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// How long a console session lasts after login.
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { addr: default_http_addr(), enabled: true, body_limit: default_body_limit() }
+        HttpConfig {
+            addr: default_http_addr(),
+            enabled: true,
+            body_limit: default_body_limit(),
+            secure_cookies: false,
+            session_ttl: default_session_ttl(),
+        }
     }
+}
+
+fn default_session_ttl() -> String {
+    "12h".into()
 }
 
 fn default_http_addr() -> String {
@@ -736,6 +753,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("HTTP_ADDR", "http.addr", Kind::Str),
     ("HTTP_ENABLED", "http.enabled", Kind::Bool),
     ("HTTP_BODY_LIMIT", "http.body_limit", Kind::Int),
+    ("HTTP_SECURE_COOKIES", "http.secure_cookies", Kind::Bool),
+    ("HTTP_SESSION_TTL", "http.session_ttl", Kind::Str),
     ("PROGRAMME_NAME", "programme.name", Kind::Str),
     ("PROGRAMME_DEFAULT_LOCALE", "programme.default_locale", Kind::Str),
     ("PROGRAMME_TIME_ZONE", "programme.time_zone", Kind::Str),
@@ -858,6 +877,8 @@ pub struct Settings {
     pub quiet_hours: crate::plan::quiet::QuietHours,
     pub journeys: Vec<crate::journeys::Journey>,
     pub coupons: crate::coupons::Coupons,
+    /// `http.session_ttl`: how long a console session lasts.
+    pub session_ttl: SignedDuration,
 }
 
 impl Config {
@@ -946,6 +967,12 @@ impl Config {
         let backoff_max = duration("dispatch.backoff_max", &self.dispatch.backoff_max);
         let grace = duration("dispatch.grace", &self.dispatch.grace);
         let poll = duration("dispatch.poll", &self.dispatch.poll);
+        let session_ttl = duration("http.session_ttl", &self.http.session_ttl);
+        if parse_duration(&self.http.session_ttl).is_ok()
+            && !(SignedDuration::from_mins(1)..=SignedDuration::from_hours(24 * 30)).contains(&session_ttl)
+        {
+            problems.push(ConfigProblem::new("http.session_ttl", "must be between 1m and 30d"));
+        }
         if lease <= SignedDuration::ZERO && parse_duration(&self.dispatch.lease).is_ok() {
             problems.push(ConfigProblem::new("dispatch.lease", "must be longer than zero"));
         }
@@ -1015,6 +1042,7 @@ impl Config {
             quiet_hours,
             journeys,
             coupons,
+            session_ttl,
         })
     }
 

@@ -18,12 +18,14 @@
 //! - [`http`]: health, readiness and the ingest API.
 //! - [`definitions`]: rules and journeys defined through the API, merged with the file's and
 //!   checked as the file is; every instance reloads them when their version moves.
+//! - [`auth`]: API keys, roles and console session tokens (the access table is `http::auth`).
 //! - [`rights`]: member rights: export everything held about a member, erase a member.
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod channels;
 pub mod cli;
 pub mod clock;

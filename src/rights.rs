@@ -209,8 +209,9 @@ pub async fn export(store: &Store, external_id: &str, now: Timestamp) -> Result<
     Ok(Some(doc))
 }
 
-/// Erases the member with this external id, in one transaction (see `Store::erase_member`).
-pub async fn erase(store: &Store, external_id: &str, now: Timestamp) -> Result<ErasureReport, EraseError> {
+/// Erases the member with this external id, in one transaction (see `Store::erase_member`),
+/// audited as done by `actor` (`key:<name>` over HTTP, `cli` from the command line).
+pub async fn erase(store: &Store, external_id: &str, actor: &str, now: Timestamp) -> Result<ErasureReport, EraseError> {
     let key = store.hash_key().cloned().ok_or(EraseError::NoHashKey)?;
     let report = store
         .erase_member(external_id, &key, &tombstone_id(), now)
@@ -218,7 +219,7 @@ pub async fn erase(store: &Store, external_id: &str, now: Timestamp) -> Result<E
         .ok_or_else(|| EraseError::UnknownMember(external_id.to_string()))?;
     // The audit log keeps that an erasure happened, under the tombstone only.
     let detail = serde_json::to_value(&report).unwrap_or_default();
-    store.record_audit("privacy", "member.erase", &format!("member:{}", report.tombstone), &detail, now).await?;
+    store.record_audit(actor, "member.erase", &format!("member:{}", report.tombstone), &detail, now).await?;
     Ok(report)
 }
 

@@ -11,15 +11,16 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, Http};
+use super::{ApiError, Caller, Http};
 use crate::channels::{ChannelKind, Purpose};
 use crate::store::consent::{ACTOR_MEMBER, AuditFilter, ConsentChange};
 
-/// The actor of an API call: the `X-Tidings-Actor` header (until API keys name the caller),
-/// else `api`.
-pub(super) fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
+/// The actor of an API call: its key (`key:<name>`), followed by the `X-Tidings-Actor` header
+/// when the caller names who it acts for (`key:crm/crm-sync`). A key cannot pass itself off as
+/// someone else.
+pub(super) fn actor(caller: &Caller, headers: &HeaderMap) -> Result<String, ApiError> {
     match headers.get("x-tidings-actor") {
-        None => Ok("api".into()),
+        None => Ok(caller.actor()),
         Some(v) => {
             let v = v.to_str().unwrap_or("").trim();
             if v.is_empty() || v.len() > 200 || v == ACTOR_MEMBER {
@@ -28,7 +29,7 @@ pub(super) fn actor(headers: &HeaderMap) -> Result<String, ApiError> {
                     "1 to 200 visible characters naming the caller (not \"member\")",
                 ));
             }
-            Ok(v.to_string())
+            Ok(format!("{}/{v}", caller.actor()))
         }
     }
 }
@@ -63,10 +64,11 @@ pub struct ConsentBody {
 pub async fn post_consent(
     State(h): State<Http>,
     Path(external_id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     Json(body): Json<ConsentBody>,
 ) -> Result<Response, ApiError> {
-    let actor = actor(&headers)?;
+    let actor = actor(&caller, &headers)?;
     let channel = ChannelKind::parse(&body.channel)
         .ok_or_else(|| ApiError::bad(Some("channel"), "sms, email, push or webhook"))?;
     let purpose = match body.purpose.as_deref() {

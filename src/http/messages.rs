@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -16,19 +16,6 @@ use super::{ApiError, Http, serde_field};
 use crate::channels::ChannelKind;
 use crate::store::search::{CANCELLABLE, RETRYABLE};
 use crate::store::{HistoryEntry, MessageFilter, MessageRow, MessageSearch, OneMove, State as MessageState};
-
-/// Who is acting, for the history of what an operator did: put in the request's extensions by
-/// whatever authenticated the request (an API key's name, a console user). Without one, the
-/// `X-Tidings-Actor` header as for consent changes, else `api`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(pub String);
-
-fn actor(actor: Option<Extension<Actor>>, headers: &HeaderMap) -> Result<String, ApiError> {
-    match actor.map(|Extension(Actor(a))| a).filter(|a| !a.trim().is_empty()) {
-        Some(a) => Ok(a),
-        None => super::consent::actor(headers),
-    }
-}
 
 /// `GET /api/messages?member=&rule=&state=&channel=&since=&until=&limit=&cursor=`.
 pub(super) async fn list(State(h): State<Http>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
@@ -140,13 +127,13 @@ fn detail(what: &str, who: &str, reason: Option<&str>) -> String {
 pub(super) async fn retry(
     State(h): State<Http>,
     Path(id): Path<String>,
-    who: Option<Extension<Actor>>,
+    caller: super::Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = message_id(&id)?;
     let reason = move_reason(&body)?;
-    let who = actor(who, &headers)?;
+    let who = super::consent::actor(&caller, &headers)?;
     let detail = detail("retried", &who, reason.as_deref());
     match h.app.store.retry_message(id, &detail, h.app.now()).await? {
         OneMove::Moved => {
@@ -166,13 +153,13 @@ pub(super) async fn retry(
 pub(super) async fn cancel(
     State(h): State<Http>,
     Path(id): Path<String>,
-    who: Option<Extension<Actor>>,
+    caller: super::Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let id = message_id(&id)?;
     let reason = move_reason(&body)?;
-    let who = actor(who, &headers)?;
+    let who = super::consent::actor(&caller, &headers)?;
     let skip_reason = format!("cancelled by {who}");
     let detail = detail("cancelled", &who, reason.as_deref());
     match h.app.store.cancel_message(id, &skip_reason, &detail, h.app.now()).await? {

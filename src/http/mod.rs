@@ -1,7 +1,9 @@
 //! The HTTP face of the daemon: health and readiness for supervisors, and the ingest API the
 //! host loyalty system calls (members, events), plus messages: search, detail, retry, cancel.
-//! `app()` builds the router so tests call it without a socket.
+//! `app()` builds the router so tests call it without a socket. Every route needs an API key or
+//! a console session unless the access table (`auth::ROUTES`) makes it public.
 
+pub mod auth;
 mod consent;
 mod definitions;
 mod hooks;
@@ -12,9 +14,10 @@ pub mod openapi;
 pub mod page;
 mod reach;
 mod rights;
+mod session;
 pub mod unsubscribe;
 
-pub use messages::Actor;
+pub use auth::{Access, Caller, ROUTES, access};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +62,7 @@ pub fn app(http: Http) -> Router {
         .merge(unsubscribe)
         .merge(journeys::routes())
         .merge(definitions::routes())
+        .merge(session::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -94,6 +98,8 @@ pub fn app(http: Http) -> Router {
         .route("/hooks/tencent/receipts", post(hooks::tencent_receipts))
         .route("/api/push/vapid-public-key", get(vapid_public_key))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(http.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(http)
 }
 
@@ -123,6 +129,26 @@ impl unsubscribe::OptOut for crate::store::Store {
     ) -> Result<bool, Self::Error> {
         crate::store::Store::opt_out(self, member, channel, purpose, source, now).await
     }
+}
+
+/// Errors under `/api/` are JSON, those axum answers itself too (a body that is not JSON, one
+/// over the size limit): its plain-text message becomes `{"error": {"message": …}}`.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let response = next.run(req).await;
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    let text = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/plain"));
+    if !api || !failed || !text {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&bytes).trim().to_string();
+    (parts.status, Json(json!({"error": {"message": message, "field": null}}))).into_response()
 }
 
 /// An error as JSON: `{"error": {"message": …, "field": …}}`. Internal details are logged, not sent.

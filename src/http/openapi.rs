@@ -150,6 +150,16 @@ impl Op {
     }
 }
 
+/// The one list shape: a page of items and the cursor of the next page.
+fn page(items: Value) -> Value {
+    obj(&[("items", array(items)), ("next", nullable(string()))], &["items", "next"])
+}
+
+fn paging(op: Op) -> Op {
+    op.param(query("limit", json!({"type": "integer", "minimum": 1, "maximum": 1000}), "1 to 1000, default 100"))
+        .param(query("cursor", string(), "the `next` of the previous page"))
+}
+
 fn schemas() -> Value {
     let item_error = obj(&[("index", integer()), ("field", nullable(string())), ("problem", string())], &["index"]);
     let forecast_row = obj(
@@ -282,6 +292,15 @@ fn schemas() -> Value {
     json!({
         "Error": obj(&[("error", obj(&[("message", string()), ("field", nullable(string()))], &["message"]))], &["error"]),
         "ItemError": item_error,
+        "UpsertResult": obj(
+            &[("inserted", integer()), ("updated", integer()), ("unchanged", integer()), ("errors", array(r("ItemError")))],
+            &["inserted", "updated", "unchanged", "errors"],
+        ),
+        "EventsResult": obj(
+            &[("recorded", integer()), ("duplicate", integer()), ("accepted", integer()),
+              ("unknown_members", array(string())), ("errors", array(r("ItemError")))],
+            &["recorded", "duplicate", "errors"],
+        ),
         "Member": member,
         "MemberInput": {"type": "object", "required": ["external_id"], "properties": {
             "external_id": string(), "name": string(), "email": string(), "phone": string(),
@@ -299,6 +318,17 @@ fn schemas() -> Value {
         "AuditEntry": audit_entry,
         "Stats": stats,
         "JourneyRun": run,
+        "Message": obj(&[
+            ("id", integer()), ("dedupe_key", string()), ("rule_id", string()), ("member_id", integer()),
+            ("member", string()), ("occurrence", string()), ("channel", string()), ("state", string()),
+            ("reason", nullable(string())), ("attempts", integer()), ("run_at", instant()),
+            ("provider", nullable(string())), ("provider_id", nullable(string())), ("instance", nullable(string())),
+            ("rendered", json!({"nullable": true})), ("sent_at", nullable(instant())),
+            ("experiment", nullable(string())), ("variant", nullable(string())),
+        ], &["id", "rule_id", "member", "channel", "state", "run_at"]),
+        "HistoryEntry": obj(&[("at", instant()), ("state", string()), ("detail", nullable(string()))], &["at", "state"]),
+        "Device": obj(&[("id", integer()), ("platform", string()), ("token", string()), ("registered_at", instant())],
+            &["id", "platform", "token"]),
     })
 }
 
@@ -319,19 +349,9 @@ fn operations() -> Vec<(String, &'static str, Op)> {
             "post",
             Op::new("members", "upsert one member or a list")
                 .body(one_or_many(r("MemberInput")))
-                .answer(
-                    200,
-                    obj(
-                        &[
-                            ("inserted", integer()),
-                            ("updated", integer()),
-                            ("unchanged", integer()),
-                            ("errors", array(r("ItemError"))),
-                        ],
-                        &["inserted", "updated", "unchanged", "errors"],
-                    ),
-                )
-                .errors(&[400, 413, 422]),
+                .answer(200, r("UpsertResult"))
+                .answer(422, json!({"oneOf": [r("UpsertResult"), r("Error")]}))
+                .errors(&[400, 413]),
         ),
         (
             "/api/members/{external_id}",
@@ -419,30 +439,68 @@ fn operations() -> Vec<(String, &'static str, Op)> {
             "post",
             Op::new("events", "record one event or a list (idempotent on event_id)")
                 .body(one_or_many(r("EventInput")))
-                .answer(
-                    200,
-                    obj(
-                        &[
-                            ("recorded", integer()),
-                            ("duplicate", integer()),
-                            ("unknown_members", array(string())),
-                            ("errors", array(r("ItemError"))),
-                        ],
-                        &["recorded", "duplicate"],
-                    ),
-                )
-                .errors(&[400, 413, 422]),
+                .answer(200, r("EventsResult"))
+                .answer(422, json!({"oneOf": [r("EventsResult"), r("Error")]}))
+                .errors(&[400, 413]),
         ),
         (
             "/api/messages",
             "get",
-            Op::new("messages", "messages, newest first")
-                .param(query("rule", string(), "a rule or journey id"))
-                .param(query("member", string(), "a member's external id"))
-                .param(query("state", string(), "scheduled, sent, delivered, failed, skipped…"))
-                .param(query("limit", integer(), "1 to 1000"))
-                .answer(200, json!({}))
-                .errors(&[422]),
+            paging(
+                Op::new("messages", "messages, newest first, a page at a time")
+                    .param(query("rule", string(), "a rule or journey id"))
+                    .param(query("member", string(), "a member's external id"))
+                    .param(query("state", string(), "scheduled, sent, delivered, failed, skipped…"))
+                    .param(query("channel", string(), "sms, email, push or webhook"))
+                    .param(query("since", instant(), "run_at at or after"))
+                    .param(query("until", instant(), "run_at before")),
+            )
+            .answer(200, page(r("Message")))
+            .errors(&[422]),
+        ),
+        (
+            "/api/messages/{id}",
+            "get",
+            Op::new("messages", "one message with its history")
+                .param(path("id"))
+                .answer(200, r("Message"))
+                .errors(&[404, 422]),
+        ),
+        (
+            "/api/messages/{id}/retry",
+            "post",
+            Op::new("messages", "a failed, dead or ambiguous message goes back to scheduled, due now")
+                .param(path("id"))
+                .answer(200, r("Message"))
+                .errors(&[404, 409, 422]),
+        ),
+        (
+            "/api/messages/{id}/cancel",
+            "post",
+            Op::new("messages", "a scheduled message is skipped as cancelled")
+                .param(path("id"))
+                .answer(200, r("Message"))
+                .errors(&[404, 409, 422]),
+        ),
+        (
+            "/api/members",
+            "get",
+            paging(
+                Op::new("members", "search members")
+                    .param(query("q", string(), "a prefix of the external id, name, email or phone"))
+                    .param(query("segment", string(), "new, active, high_value, at_risk or lapsed"))
+                    .param(query("tier", string(), "a tier"))
+                    .param(query("locale", string(), "a locale")),
+            )
+            .answer(200, page(r("Member")))
+            .errors(&[422]),
+        ),
+        (
+            "/api/members/{external_id}/devices",
+            "get",
+            paging(Op::new("members", "a member's push devices").param(path("external_id")))
+                .answer(200, page(r("Device")))
+                .errors(&[404, 422]),
         ),
         (
             "/api/messages/send",
@@ -467,7 +525,7 @@ fn operations() -> Vec<(String, &'static str, Op)> {
             "get",
             Op::new("messages", "every state change of a message")
                 .param(path("id"))
-                .answer(200, json!({}))
+                .answer(200, array(r("HistoryEntry")))
                 .errors(&[404, 422]),
         ),
         (
@@ -689,6 +747,24 @@ pub fn paths() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_api_route_is_described_and_nothing_else() {
+        let described = paths();
+        let mut routes: Vec<String> = crate::http::auth::ROUTES
+            .iter()
+            .map(|(_, p, _)| p.to_string())
+            .filter(|p| p.starts_with("/api/") || *p == "/healthz" || *p == "/readyz")
+            .collect();
+        routes.sort();
+        routes.dedup();
+        assert_eq!(described, routes);
+        let doc = document();
+        for (method, p, _) in crate::http::auth::ROUTES.iter().filter(|(_, p, _)| routes.contains(&p.to_string())) {
+            let m = method.to_lowercase();
+            assert!(doc["paths"][*p][&m].is_object(), "{method} {p} is not described");
+        }
+    }
 
     #[test]
     fn every_reference_resolves_and_every_operation_has_an_id() {

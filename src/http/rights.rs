@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, Http};
+use super::{ApiError, Caller, Http};
 use crate::rights::{self, EraseError};
 
 pub async fn export(State(h): State<Http>, Path(external_id): Path<String>) -> Result<Response, ApiError> {
@@ -16,8 +16,12 @@ pub async fn export(State(h): State<Http>, Path(external_id): Path<String>) -> R
     }
 }
 
-pub async fn erase(State(h): State<Http>, Path(external_id): Path<String>) -> Result<Response, ApiError> {
-    match rights::erase(&h.app.store, &external_id, h.app.now()).await {
+pub async fn erase(
+    State(h): State<Http>,
+    caller: Caller,
+    Path(external_id): Path<String>,
+) -> Result<Response, ApiError> {
+    match rights::erase(&h.app.store, &external_id, &caller.actor(), h.app.now()).await {
         Ok(report) => {
             tracing::info!(member.id = report.member_id, "member erased");
             Ok(Json(report).into_response())

@@ -86,6 +86,7 @@ mod experiments;
 pub use experiments::ReportQuery;
 mod journeys;
 pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
+pub mod auth;
 pub mod consent;
 pub mod definitions;
 mod stats;

@@ -5,7 +5,6 @@
 //! arrives while the member's message is being dispatched stops it.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,7 +13,6 @@ use futures::FutureExt;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tidings::channels::{ChannelKind, Purpose};
-use tidings::http::{Http, app};
 use tidings::store::MessageFilter;
 use tidings::store::consent::{ACTOR_IMPORT, AuditFilter, ConsentChange};
 use tower::ServiceExt;
@@ -54,7 +52,7 @@ fn member(id: &str, phone: &str) -> String {
 }
 
 fn router(t: &TestApp) -> Router {
-    app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    t.router()
 }
 
 async fn call(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
@@ -211,7 +209,7 @@ async fn history_keeps_every_change_with_source_actor_and_time_and_the_audit_log
     assert_eq!(
         history,
         [
-            ("email".into(), true, "app-settings".into(), "crm-sync".into(), first.to_string()),
+            ("email".into(), true, "app-settings".into(), "key:test-admin/crm-sync".into(), first.to_string()),
             ("email".into(), false, "unsubscribe-one-click".into(), "member".into(), second.to_string()),
         ]
     );
@@ -228,7 +226,7 @@ async fn history_keeps_every_change_with_source_actor_and_time_and_the_audit_log
         .collect();
     assert_eq!(
         entries,
-        [("member".into(), "consent.revoke".into()), ("crm-sync".into(), "consent.grant".into())],
+        [("member".into(), "consent.revoke".into()), ("key:test-admin/crm-sync".into(), "consent.grant".into())],
         "newest first"
     );
     let (code, body) = call(&r, request(Method::GET, "/api/members/nobody/consent", Value::Null, None)).await;

@@ -3,16 +3,12 @@
 //! again, disabled with what they had waiting cancelled, audited with the caller, refused when
 //! stale (`If-Match`), and picked up by another instance at its next tick.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
-use tidings::http::{Http, app};
 use tidings::store::MessageFilter;
 use tower::ServiceExt;
 
@@ -35,7 +31,7 @@ time_zone = "UTC"
 const START: &str = "2026-03-09T12:00:00Z";
 
 fn router(t: &TestApp) -> Router {
-    app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    t.router()
 }
 
 /// A request with optional body and headers; answers the status, the body and the ETag.
@@ -171,7 +167,7 @@ async fn disabling_the_files_rule_cancels_what_waits_and_removing_the_override_r
         (body["definition"]["enabled"].as_bool(), body["definition"]["overrides_config"].as_bool()),
         (Some(false), Some(true))
     );
-    let why = Some("rule \"birthday\" disabled by console-test".to_string());
+    let why = Some("rule \"birthday\" disabled by key:test-admin/console-test".to_string());
     assert_eq!(states_of(&t, "birthday").await, [("skipped".to_string(), why.clone()), ("skipped".to_string(), why)]);
     // Its forecast still says what it would send if switched on again; an unknown id is a 404.
     let (status, rows, _) = call(&api, Method::GET, "/api/rules/birthday/forecast?days=1", None, &[]).await;
@@ -191,13 +187,13 @@ async fn disabling_the_files_rule_cancels_what_waits_and_removing_the_override_r
     let current = [("if-match", etag.as_deref().unwrap())];
     let (_, history, _) = call(&api, Method::GET, "/api/rules/birthday/history", None, &[]).await;
     assert_eq!(history["versions"].as_array().unwrap().len(), 1, "{history}");
-    assert_eq!(history["versions"][0]["actor"], "console-test");
+    assert_eq!(history["versions"][0]["actor"], "key:test-admin/console-test");
 
     let (status, audit, _) = call(&api, Method::GET, "/api/audit?subject=rule:birthday", None, &[]).await;
     assert_eq!(status, StatusCode::OK, "{audit}");
     let entries = audit["entries"].as_array().or(audit.as_array()).cloned().unwrap_or_default();
     assert!(
-        entries.iter().any(|e| e["action"] == "rule.change" && e["actor"] == "console-test"),
+        entries.iter().any(|e| e["action"] == "rule.change" && e["actor"] == "key:test-admin/console-test"),
         "the change is audited with its caller: {audit}"
     );
 
@@ -257,7 +253,7 @@ async fn a_journey_defined_through_the_api_runs_and_disabling_it_ends_its_runs(b
     assert_eq!((body["cancelled"].as_u64(), body["runs_ended"].as_u64()), (Some(1), Some(1)), "{body}");
     let (_, runs, _) = call(&api, Method::GET, "/api/journeys/runs?journey=lapsed", None, &[]).await;
     assert_eq!(runs["runs"][0]["state"], "exited", "{runs}");
-    assert_eq!(runs["runs"][0]["exit_reason"], "journey \"lapsed\" disabled by api", "{runs}");
+    assert_eq!(runs["runs"][0]["exit_reason"], "journey \"lapsed\" disabled by key:test-admin", "{runs}");
     t.run_until("2026-03-12T00:00:00Z", SignedDuration::from_hours(2)).await;
     assert_eq!(t.outbox().len(), 1, "the day-7 step of a disabled journey is not sent");
 

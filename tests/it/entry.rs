@@ -5,8 +5,6 @@
 //! rule not greeting past events, and the transactional API, idempotent on its key.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,7 +12,6 @@ use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
-use tidings::http::{Http, app};
 use tidings::members::EventInput;
 use tidings::store::{MessageFilter, MessageRow};
 use tower::ServiceExt;
@@ -133,7 +130,7 @@ fn event(member: &str, id: &str, kind: &str, at: jiff::Timestamp) -> EventInput 
 }
 
 fn router(t: &TestApp) -> Router {
-    app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    t.router()
 }
 
 async fn post(t: &TestApp, uri: &str, body: Value) -> (StatusCode, Value) {

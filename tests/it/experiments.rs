@@ -3,8 +3,6 @@
 //! report that must find the simulated truth.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -70,7 +68,7 @@ async fn record(t: &TestApp, events: Vec<EventInput>) {
 }
 
 async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
-    let router = tidings::http::app(tidings::http::Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
+    let router = t.router();
     let response = router.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -4,7 +4,6 @@
 //! API; the signed webhook channel.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +11,6 @@ use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tidings::channels::{ChannelKind, Purpose};
-use tidings::http::{Http, app};
 use tidings::store::{MessageFilter, MessageRow, Suppression};
 use tower::ServiceExt;
 
@@ -47,7 +45,7 @@ async fn call(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
 }
 
 fn router(t: &TestApp) -> Router {
-    app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    t.router()
 }
 
 fn json_request(method: Method, uri: &str, body: Value) -> Request<Body> {

@@ -3,16 +3,12 @@
 //! exiting it, a step's `unless` condition, re-entry refused within the gap and allowed after,
 //! pools issuing each code once, an exhausted pool, and signed codes.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
-use tidings::http::{Http, app};
 use tidings::members::EventInput;
 use tidings::store::MessageFilter;
 use tower::ServiceExt;
@@ -77,7 +73,7 @@ async fn call(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
 }
 
 fn router(t: &TestApp) -> Router {
-    app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    t.router()
 }
 
 /// Members in UTC with a phone and an email, last active at `last` (a purchase).

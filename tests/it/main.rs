@@ -6,6 +6,7 @@ mod support;
 
 mod aliyun;
 mod api;
+mod auth;
 mod calendar;
 mod caps;
 mod cli;

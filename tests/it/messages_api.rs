@@ -2,16 +2,13 @@
 //! and an operator's retry and cancel, fenced on the message's state (a cancel racing a
 //! worker's claim either wins, and the message is never sent, or answers 409).
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use axum::{Extension, Router};
 use http_body_util::BodyExt;
 use jiff::SignedDuration;
 use serde_json::{Value, json};
-use tidings::http::{Actor, Http, app};
+
 use tidings::store::{Finalize, MessageFilter};
 use tower::ServiceExt;
 
@@ -76,7 +73,7 @@ async fn call(router: &Router, method: Method, uri: &str, body: &str) -> (Status
 }
 
 fn router(api: &Api) -> Router {
-    app(Http { app: api.t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    api.t.router()
 }
 
 async fn messages_are_filtered_and_paged_newest_first(backend: Backend) {
@@ -176,9 +173,9 @@ async fn retry_and_cancel_move_only_the_states_they_name(backend: Backend) {
     // A due message is cancelled, with who and why in its history.
     let (status, m) = post(format!("/api/messages/{}/cancel", ids[0]), r#"{"reason": "wrong list"}"#).await;
     assert_eq!(status, StatusCode::OK, "{m}");
-    assert_eq!((m["state"].as_str(), m["reason"].as_str()), (Some("skipped"), Some("cancelled by api")));
+    assert_eq!((m["state"].as_str(), m["reason"].as_str()), (Some("skipped"), Some("cancelled by key:test-admin")));
     let (_, detail) = api.get(&format!("/api/messages/{}", ids[0])).await;
-    assert_eq!(last_history(&detail)["detail"], "cancelled by api: wrong list");
+    assert_eq!(last_history(&detail)["detail"], "cancelled by key:test-admin: wrong list");
     // Twice is a conflict naming the state; so is retrying a cancelled message.
     for action in ["cancel", "retry"] {
         let (status, body) = post(format!("/api/messages/{}/{action}", ids[0]), "").await;
@@ -186,10 +183,18 @@ async fn retry_and_cancel_move_only_the_states_they_name(backend: Backend) {
         assert!(body["error"]["message"].as_str().unwrap().contains("skipped"), "{body}");
     }
 
-    // Whoever authenticated the request is the actor.
-    let as_ops = router(&api).layer(Extension(Actor("ops-key".into())));
-    let (status, m) = call(&as_ops, Method::POST, &format!("/api/messages/{}/cancel", ids[1]), "").await;
-    assert_eq!((status, m["reason"].as_str()), (StatusCode::OK, Some("cancelled by ops-key")), "{m}");
+    // Whoever authenticated the request is the actor: the key's name.
+    let (_, key) = tidings::auth::create(&api.t.app.store, "ops-key", tidings::auth::Role::Admin, "test", api.t.now())
+        .await
+        .unwrap();
+    let req = Request::post(format!("/api/messages/{}/cancel", ids[1]))
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = api.t.bare_router().oneshot(req).await.unwrap();
+    let status = response.status();
+    let m: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!((status, m["reason"].as_str()), (StatusCode::OK, Some("cancelled by key:ops-key")), "{m}");
     // Without it, the `X-Tidings-Actor` header names the caller, as for consent changes.
     let req = |id: i64, actor: &str| {
         Request::post(format!("/api/messages/{id}/retry")).header("x-tidings-actor", actor).body(Body::empty()).unwrap()
@@ -223,7 +228,7 @@ async fn retry_and_cancel_move_only_the_states_they_name(backend: Backend) {
     let response = r.clone().oneshot(req(ids[2], "support desk")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let (_, detail) = api.get(&format!("/api/messages/{}", ids[2])).await;
-    assert_eq!(last_history(&detail)["detail"], "retried by support desk");
+    assert_eq!(last_history(&detail)["detail"], "retried by key:test-admin/support desk");
     assert_eq!(post(format!("/api/messages/{}/cancel", ids[2]), "").await.0, StatusCode::OK);
     let failed = t.app.store.messages(&MessageFilter { id: Some(ids[2]), ..Default::default() }).await.unwrap();
     assert_eq!(failed[0].state, "skipped");
@@ -237,7 +242,7 @@ async fn retry_and_cancel_move_only_the_states_they_name(backend: Backend) {
         let (_, detail) = api.get(&format!("/api/messages/{id}")).await;
         assert_eq!(
             last_history(&detail),
-            json!({"at": detail["history"].as_array().unwrap().last().unwrap()["at"], "state": "scheduled", "detail": "retried by api: provider fixed"})
+            json!({"at": detail["history"].as_array().unwrap().last().unwrap()["at"], "state": "scheduled", "detail": "retried by key:test-admin: provider fixed"})
         );
     }
     // A sent message is neither retried nor cancelled.
@@ -337,7 +342,7 @@ async fn a_cancel_racing_a_claim_never_cancels_a_claimed_message(backend: Backen
     assert_eq!(cancelled.len() + claimed.len(), ids.len(), "every message was either claimed or cancelled");
     for m in t.app.store.messages(&MessageFilter { limit: 1000, ..Default::default() }).await.unwrap() {
         if cancelled.contains(&m.id) {
-            assert_eq!((m.state.as_str(), m.reason.as_deref()), ("skipped", Some("cancelled by api")));
+            assert_eq!((m.state.as_str(), m.reason.as_deref()), ("skipped", Some("cancelled by key:test-admin")));
         } else {
             assert_eq!(m.state, "claimed", "{m:?}");
         }

@@ -3,9 +3,6 @@
 //! was scheduled, and keeps suppressed and opted-out addresses as hashes that still stop a
 //! re-imported member; every table with a `member_id` column is covered by both.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -13,7 +10,6 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::{Column, Row};
 use tidings::channels::{ChannelKind, Platform, Purpose, PushDevice};
-use tidings::http::{Http, app};
 use tidings::members::EventInput;
 use tidings::store::{MEMBER_TABLES, MessageFilter, MessageRow, Suppression};
 use tower::ServiceExt;
@@ -67,7 +63,7 @@ fn person(external_id: &str, name: &str, phone: &str, email: &str) -> String {
 }
 
 fn router(t: &TestApp) -> Router {
-    app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    t.router()
 }
 
 async fn call(router: &Router, method: Method, uri: &str) -> (StatusCode, Value) {

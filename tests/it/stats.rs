@@ -1,14 +1,10 @@
 //! The dashboard's numbers over HTTP, on both backends: messages per day by channel and state,
 //! each channel's rates, and the backlog with the oldest due message's age.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tidings::http::{Http, app};
 use tower::ServiceExt;
 
 use crate::support::app::{Backend, TestApp};
@@ -19,7 +15,7 @@ time_zone = "UTC"
 "#;
 
 async fn get(t: &TestApp, uri: &str) -> (StatusCode, Value) {
-    let router = app(Http { app: t.app.clone(), ready: Arc::new(AtomicBool::new(true)) });
+    let router = t.router();
     let response = router.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.expect("answers");
     let status = response.status();
     let bytes = response.into_body().collect().await.expect("body").to_bytes();

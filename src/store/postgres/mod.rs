@@ -4,6 +4,7 @@
 //! parameters are bound as `i64` (PostgreSQL has no unsigned types) and batches are passed as one
 //! `jsonb` document read with `jsonb_to_recordset`, or as a `bigint[]` of ids, with explicit casts.
 
+mod auth;
 mod caps;
 mod consent;
 mod definitions;

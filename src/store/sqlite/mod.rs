@@ -2,6 +2,7 @@
 //! `BEGIN IMMEDIATE`, so writers queue instead of failing with "database is locked", while reads
 //! use their own pool. One daemon per database file (see [`crate::store::lock_for_daemon`]).
 
+mod auth;
 mod caps;
 mod consent;
 mod definitions;

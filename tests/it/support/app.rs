@@ -17,6 +17,9 @@ use tidings::clock::ManualClock;
 use tidings::config::Config;
 use tidings::evaluate::TickReport;
 
+/// The name of the admin key every `TestApp` makes.
+pub const ADMIN_KEY_NAME: &str = "test-admin";
+
 /// The database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -28,6 +31,8 @@ pub struct TestApp {
     pub app: App,
     pub clock: ManualClock,
     pub dir: Arc<tempfile::TempDir>,
+    /// An admin API key made at the first boot; [`TestApp::router`] sends it.
+    pub admin_key: String,
     /// The PostgreSQL database, dropped when the last handle goes.
     _db: Option<Arc<PgTestDb>>,
     toml: String,
@@ -66,17 +71,21 @@ impl TestApp {
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let clock = ManualClock::new(start.parse().expect("start instant"));
         let app = boot(toml, &vars, &clock).await;
-        TestApp { app, clock, dir, _db: db, toml: toml.to_string(), env: vars }
+        let (_, admin_key) =
+            tidings::auth::create(&app.store, ADMIN_KEY_NAME, tidings::auth::Role::Admin, "test", clock.now_ts())
+                .await
+                .expect("the test admin key");
+        TestApp { app, clock, dir, admin_key, _db: db, toml: toml.to_string(), env: vars }
     }
 
     /// A new daemon on the same database and clock, as after a restart. The old one is dropped
     /// without draining, as if killed.
     pub async fn restart(self) -> TestApp {
-        let TestApp { app, clock, dir, _db, toml, env } = self;
+        let TestApp { app, clock, dir, admin_key, _db, toml, env } = self;
         app.store.close().await;
         drop(app);
         let app = boot(&toml, &env, &clock).await;
-        TestApp { app, clock, dir, _db, toml, env }
+        TestApp { app, clock, dir, admin_key, _db, toml, env }
     }
 
     /// A second daemon instance on the same database and clock (PostgreSQL allows several).
@@ -86,6 +95,28 @@ impl TestApp {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now_ts()
+    }
+
+    /// The HTTP router with no credentials added: what an anonymous client meets.
+    pub fn bare_router(&self) -> axum::Router {
+        use std::sync::atomic::AtomicBool;
+        tidings::http::app(tidings::http::Http { app: self.app.clone(), ready: Arc::new(AtomicBool::new(true)) })
+    }
+
+    /// The HTTP router as a client holding the admin key calls it: a request that brings no
+    /// credentials of its own (a key or a session cookie) gets `Authorization: Bearer <admin key>`.
+    pub fn router(&self) -> axum::Router {
+        let auth = axum::http::HeaderValue::from_str(&format!("Bearer {}", self.admin_key)).expect("a header value");
+        self.bare_router().layer(axum::middleware::map_request(move |mut req: axum::extract::Request| {
+            let auth = auth.clone();
+            async move {
+                let h = req.headers_mut();
+                if !h.contains_key("authorization") && !h.contains_key("x-api-key") && !h.contains_key("cookie") {
+                    h.insert("authorization", auth);
+                }
+                req
+            }
+        }))
     }
 
     pub fn advance(&self, by: SignedDuration) {
