@@ -2,7 +2,7 @@
 # The OpenAPI-driven fuzz run: starts the daemon on a temporary SQLite database with sample
 # members (127.0.0.1 only), points schemathesis (from PyPI, in a virtualenv under target/) at
 # /api/openapi.json and fails on any 5xx, any answer that breaks its schema and any wrong content
-# type. Bounded: a fixed number of examples per operation and a time budget.
+# type. Bounded: a fixed number of examples per operation and a time budget. Run by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,6 +31,8 @@ path = "$work/outbox.jsonl"
 level = "warn"
 TOML
 
+# An admin key, so every operation is reached (the access table itself is tested in tests/it/auth.rs).
+key="$(./target/debug/tidings --config "$work/tidings.toml" keys create --name fuzz --role admin 2>/dev/null)"
 ./target/debug/tidings --config "$work/tidings.toml" serve --demo > "$work/daemon.log" 2>&1 &
 daemon=$!
 stop() {
@@ -49,7 +51,7 @@ set +e
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \
   --max-examples "$examples" --max-time "$budget" --seed 20261124 --workers 2 \
   --request-timeout 10 --no-color --suppress-health-check all \
-  ${FUZZ_HEADERS:+-H "$FUZZ_HEADERS"}
+  -H "Authorization: Bearer $key"
 status=$?
 set -e
 if [ "$status" -ne 0 ]; then
