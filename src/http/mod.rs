@@ -3,6 +3,7 @@
 //! `app()` builds the router so tests call it without a socket.
 
 mod consent;
+pub mod console;
 mod definitions;
 mod hooks;
 mod journeys;
@@ -57,6 +58,7 @@ pub fn app(http: Http) -> Router {
         .merge(unsubscribe)
         .merge(journeys::routes())
         .merge(definitions::routes())
+        .merge(console::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

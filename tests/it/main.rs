@@ -10,6 +10,7 @@ mod calendar;
 mod caps;
 mod cli;
 mod consent;
+mod console;
 mod daemon;
 mod definitions;
 mod email;
