@@ -13,6 +13,16 @@ export function niceMax(max) {
   return 10 * p;
 }
 
+/** Ticks at a nice step (1, 2, 2.5, 5 × 10ⁿ) inside [lo, hi], about `n` intervals apart. */
+export function niceTicks(lo, hi, n = 4) {
+  const step = niceMax((hi - lo) / n);
+  const out = [];
+  // Rounded to the step's own precision, so 0.1 + 0.2 shows as 0.3.
+  const digits = Math.max(0, -Math.floor(Math.log10(step)) + 2);
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toFixed(digits)) + 0);
+  return out;
+}
+
 /** Evenly spaced ticks from 0 to `top` (inclusive), `n` intervals. */
 export function ticks(top, n = 4) {
   return Array.from({ length: n + 1 }, (_, i) => (top * i) / n);
@@ -67,7 +77,10 @@ export function stackByDay(rows, seriesOf, days, series) {
  * non-empty segment, with the axis top and its ticks.
  */
 export function stackLayout(stacks, { width, height, margin = { top: 10, right: 10, bottom: 28, left: 40 } }) {
-  const top = niceMax(Math.max(0, ...stacks.map((d) => d.total)));
+  // Counts: a whole, nice step (about four of them) and the top on a step.
+  const max = Math.max(0, ...stacks.map((d) => d.total));
+  const step = Math.max(1, niceMax(max / 4));
+  const top = Math.max(step, Math.ceil(max / step) * step);
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const band = stacks.length ? plotW / stacks.length : plotW;
@@ -80,14 +93,14 @@ export function stackLayout(stacks, { width, height, margin = { top: 10, right: 
       rects.push({ day: d.day, series: seg.series, count: seg.count, x, width: barW, y: y(seg.y1), height: y(seg.y0) - y(seg.y1) });
     }
   });
-  return { top, ticks: ticks(top).map((v) => ({ value: v, y: y(v) })), rects, band, margin, plotH, plotW };
+  return { top, ticks: ticks(top, Math.round(top / step)).map((v) => ({ value: v, y: y(v) })), rects, band, margin, plotH, plotW };
 }
 
 /**
  * An interval plot's geometry: one row per arm with an uplift (`{arm, uplift: {absolute, low,
  * high}}`); the x scale spans every interval and zero.
  */
-export function intervalLayout(arms, { width, rowHeight = 28, margin = { top: 8, right: 16, bottom: 24, left: 96 } }) {
+export function intervalLayout(arms, { width, rowHeight = 28, margin = { top: 8, right: 40, bottom: 24, left: 96 } }) {
   const withUplift = arms.filter((a) => a.uplift && Number.isFinite(a.uplift.low) && Number.isFinite(a.uplift.high));
   let lo = Math.min(0, ...withUplift.map((a) => a.uplift.low));
   let hi = Math.max(0, ...withUplift.map((a) => a.uplift.high));
@@ -147,7 +160,7 @@ export function legend(names, labelOf = (n) => n) {
 }
 
 /** An interval plot as an SVG element; `fmt` formats uplift values (percentage points). */
-export function intervalPlot(arms, { width = 420, fmt = String, title = '' } = {}) {
+export function intervalPlot(arms, { width = 640, fmt = String, title = '' } = {}) {
   const L = intervalLayout(arms, { width });
   const [lo, hi] = L.domain;
   const x = scale(lo, hi, L.margin.left, width - L.margin.right);
@@ -155,7 +168,7 @@ export function intervalPlot(arms, { width = 420, fmt = String, title = '' } = {
   return s('svg', { viewBox: `0 0 ${width} ${L.height}`, class: 'chart interval', role: 'img', 'aria-label': title },
     s('title', {}, title),
     s('line', { x1: L.zero, x2: L.zero, y1: L.margin.top, y2: axisY, class: 'zero' }),
-    ticks(hi - lo, 4).map((v) => lo + v).map((v) => s('text', { x: x(v), y: L.height - 6, 'text-anchor': 'middle', class: 'axis' }, fmt(v))),
+    niceTicks(lo, hi).map((v) => s('text', { x: x(v), y: L.height - 6, 'text-anchor': 'middle', class: 'axis' }, fmt(v))),
     L.rows.map((r) => [
       s('text', { x: L.margin.left - 8, y: r.cy + 4, 'text-anchor': 'end', class: 'label' }, r.arm),
       s('line', { x1: r.x0, x2: r.x1, y1: r.cy, y2: r.cy, class: r.significant ? 'ci sig' : 'ci' }),

@@ -170,7 +170,7 @@ export async function forecastPage(el, ctx, kind, id) {
       h('figcaption', {}, t('forecast.chart')),
       h('ul', { class: 'legend' }, legend(channels, (c) => t(`channel.${c}`)).map((l) =>
         h('li', {}, h('span', { class: 'swatch', 'data-colour': l.colour, 'aria-hidden': 'true' }), l.label))),
-      stackedBars(stacks, { label: fmtDay, fmt: fmtNumber, title: t('forecast.chart') })));
+      stackedBars(stacks, { width: 960, height: 240, label: fmtDay, fmt: fmtNumber, title: t('forecast.chart') })));
   }
   el.append(h('div', { class: 'scroll' }, h('table', { 'data-testid': 'forecast-table' },
     h('thead', {}, h('tr', {},

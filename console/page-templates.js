@@ -330,7 +330,7 @@ export async function templateEditorPage(el, ctx, key) {
           h('th', { scope: 'col' }, t('tpl.state')),
           h('th', { scope: 'col' }, t('tpl.created')),
           h('th', { scope: 'col' }, t('tpl.by')),
-          h('th', { scope: 'col' }, t('tpl.note')),
+          h('th', { scope: 'col' }, t('tpl.note_col')),
           h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, t('tpl.actions'))))),
         h('tbody', {}, versions.map((v) => h('tr', { 'data-version': v.version },
           h('th', { scope: 'row' }, `v${v.version}`),

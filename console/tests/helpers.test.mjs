@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyScheduleForm, diffLines, fieldProblems, parseList, smsCounter, smsCounterLabel, smsSegments, ageParts } from '../text.js';
-import { dayRange, intervalLayout, niceMax, scale, stackByDay, stackLayout, ticks } from '../charts.js';
+import { dayRange, intervalLayout, niceMax, niceTicks, scale, stackByDay, stackLayout, ticks } from '../charts.js';
 import { setLanguage, t } from '../i18n.js';
 
 test('sms segments match the daemon', () => {
@@ -52,6 +52,10 @@ test('axes end on a nice number', () => {
   check(101, 200);
   check(0.3, 0.5);
   assert.deepEqual(ticks(20, 4), [0, 5, 10, 15, 20]);
+  assert.deepEqual(niceTicks(-0.021, 0.072), [0, 0.025, 0.05]);
+  assert.deepEqual(niceTicks(-0.04, 0.04), [-0.04, -0.02, 0, 0.02, 0.04]);
+  assert.deepEqual(niceTicks(0, 100), [0, 25, 50, 75, 100]);
+  assert.deepEqual(niceTicks(0.1, 0.35, 5), [0.1, 0.15, 0.2, 0.25, 0.3, 0.35]);
   const y = scale(0, 20, 200, 0);
   assert.equal(y(0), 200);
   assert.equal(y(10), 100);
@@ -97,6 +101,13 @@ test('bars scale to the axis and stack without gaps', () => {
   assert.equal(sent2.height, 25);
   assert.equal(sent2.x, 100 + 15);
   assert.deepEqual(L.ticks.map((t) => t.value), [0, 5, 10, 15, 20]);
+  // Counts tick at whole numbers: five messages a day is an axis of 0, 2, 4, 6.
+  const small = stackLayout(stackByDay([{ day: '2026-03-10', state: 'sent', count: 5 }], (r) => r.state), { width: 100, height: 100, margin });
+  assert.deepEqual(small.ticks.map((t) => t.value), [0, 2, 4, 6]);
+  const one = stackLayout(stackByDay([{ day: '2026-03-10', state: 'sent', count: 1 }], (r) => r.state), { width: 100, height: 100, margin });
+  assert.deepEqual(one.ticks.map((t) => t.value), [0, 1]);
+  const none = stackLayout([], { width: 100, height: 100, margin });
+  assert.deepEqual(none.ticks.map((t) => t.value), [0, 1]);
 });
 
 test('uplift intervals share one scale with zero in it', () => {

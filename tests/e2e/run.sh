@@ -7,7 +7,7 @@
 #   tests/e2e/run.sh            # screenshots in target/e2e/
 #   tests/e2e/run.sh --docs     # and copy them to docs/console-*.png for the README
 #
-# Needs: chromium (apt), node and npm (apt: nodejs, npm); playwright-core is installed into
+# Needs: chromium and a CJK font (apt), node and npm (apt: nodejs, npm); playwright-core is installed into
 # tests/e2e/node_modules from npm without downloading browsers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +23,11 @@ chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then
   echo "installing chromium"
   apt_install chromium
+fi
+# Chinese text in the screenshots needs a CJK font (the console itself uses the system's fonts).
+if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then
+  echo "installing a CJK font"
+  apt_install fonts-wqy-microhei
 fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "installing nodejs and npm"
@@ -107,7 +112,7 @@ if [ "$status" -ne 0 ]; then
 fi
 if $docs; then
   mkdir -p docs
-  for shot in login dashboard templates template-editor publish-dialog history rules forecast member forecast-zh dashboard-narrow; do
+  for shot in login dashboard templates template-editor publish-dialog history rules rule-edit forecast member forecast-zh dashboard-narrow; do
     cp "target/e2e/console-$shot.png" "docs/console-$shot.png"
   done
   echo "screenshots copied to docs/"
