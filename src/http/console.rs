@@ -76,12 +76,10 @@ pub fn asset_names() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|a| a.name)
 }
 
-/// The console's routes; public (the shell and its assets hold no data).
+/// The console's routes; public (the shell and its assets hold no data). Exactly these two
+/// paths, which the access table lists as public.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/console", get(shell))
-        .route("/console/", get(shell))
-        .route("/console/assets/{file}", get(asset))
+    Router::new().route("/console", get(shell)).route("/console/assets/{file}", get(asset))
 }
 
 async fn shell(headers: HeaderMap) -> Response {
