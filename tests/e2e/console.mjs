@@ -118,6 +118,12 @@ try {
   await tid('nav-rules').click();
   await tid('rules-table').waitFor();
   await shot('rules');
+  // The enabled switch: off, then on again.
+  const enabled = async () => (await apiGet('/api/rules/anniversary')).enabled;
+  await tid('enabled-anniversary').uncheck();
+  await until('anniversary to be disabled', async () => !(await enabled()));
+  await tid('enabled-anniversary').check();
+  await until('anniversary to be enabled', async () => enabled());
   // Editing the schedule: the API's 422 shows beside the field, a good time is saved.
   await tid('edit-birthday').click();
   await tid('rule-form').waitFor();
@@ -146,6 +152,12 @@ try {
   await tid('member-results').getByRole('link', { name: 'e2e-1', exact: true }).click();
   await tid('member-profile').waitFor();
   await tid('member-consent').waitFor();
+  // The birthdays due today may have gone out already: a message shows its delivery history.
+  const sent = tid('member-messages').locator('details summary');
+  if (await sent.count()) {
+    await sent.first().click();
+    await tid('member-messages').locator('.history li').first().waitFor();
+  }
   await shot('member');
 
   // Language: Chinese from the header, remembered after a reload.
