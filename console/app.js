@@ -100,6 +100,7 @@ async function route() {
     return;
   }
   const [re, page] = found;
+  ctx.unsaved = null;
   const params = re.exec(hash).slice(1).map(decodeURIComponent);
   const mine = ++generation;
   mount(main, h('p', { class: 'loading' }, t('app.loading')));
@@ -119,6 +120,11 @@ async function boot() {
   document.getElementById('lang').addEventListener('change', (e) => {
     const lang = e.target.value;
     if (!LANGUAGES.includes(lang)) return;
+    // Redrawing in the other language would drop an unsaved edit: ask first.
+    if (ctx.unsaved?.() && !window.confirm(t('app.unsaved'))) {
+      e.target.value = language();
+      return;
+    }
     setLanguage(lang);
     try {
       localStorage.setItem(LANG_KEY, lang);
@@ -142,6 +148,9 @@ async function boot() {
     location.hash = '#/login';
   });
   window.addEventListener('hashchange', route);
+  window.addEventListener('beforeunload', (e) => {
+    if (ctx.unsaved?.()) e.preventDefault();
+  });
   try {
     const { data } = await api('GET', '/console/session');
     if (data?.csrf_token) ctx.loggedIn(data);

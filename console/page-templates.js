@@ -79,6 +79,7 @@ export async function templateEditorPage(el, ctx, key) {
     if (!hasChannel(st.variants[st.locale], st.channel)) st.channel = CHANNELS.find((c) => hasChannel(st.variants[st.locale], c)) || 'sms';
   }
   load();
+  ctx.unsaved = () => st.dirty;
 
   const status = h('p', { class: 'status', 'data-testid': 'template-status' });
   const localeSelect = h('select', { id: 'tpl-locale', 'data-testid': 'locale-select' });
