@@ -67,6 +67,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/hooks/twilio/inbound", Access::Public),
     ("POST", "/hooks/aliyun/receipts", Access::Public),
     ("POST", "/hooks/tencent/receipts", Access::Public),
+    ("GET", "/console", Access::Public),
+    ("GET", "/console/assets/{file}", Access::Public),
     ("POST", "/console/login", Access::Public),
     ("POST", "/console/logout", Access::Public),
     ("GET", "/console/session", Access::AnyRole),

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod consent;
+pub mod console;
 mod definitions;
 mod hooks;
 mod journeys;
@@ -63,6 +64,7 @@ pub fn app(http: Http) -> Router {
         .merge(journeys::routes())
         .merge(definitions::routes())
         .merge(session::routes())
+        .merge(console::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -160,6 +160,8 @@ struct Campaign {
     config: String,
     store: Store,
     deadline: Instant,
+    /// The message states last read, for the report when the deadline passes.
+    last_states: std::sync::Mutex<String>,
 }
 
 impl Campaign {
@@ -202,13 +204,14 @@ impl Campaign {
         });
         assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
         let store = Store::open(&db.url).await.unwrap();
-        Campaign { n, _db: db, twilio, config, store, deadline }
+        Campaign { n, _db: db, twilio, config, store, deadline, last_states: Default::default() }
     }
 
     /// Whether every message is past the provider: none scheduled, claimed or sending.
     async fn done(&self) -> bool {
         match self.store.count_by_state().await {
             Ok(states) => {
+                *self.last_states.lock().unwrap() = format!("{states:?}");
                 states.values().sum::<i64>() == self.n as i64
                     && ["scheduled", "claimed", "sending"].iter().all(|s| !states.contains_key(*s))
             }
@@ -219,7 +222,12 @@ impl Campaign {
     fn check_deadline(&self, what: &str, instances: &[Instance]) {
         if Instant::now() >= self.deadline {
             let tails: Vec<String> = instances.iter().map(Instance::tail).collect();
-            panic!("out of time {what}; {} requests at the peer; logs:\n{}", self.twilio.count(), tails.join("\n"));
+            panic!(
+                "out of time {what}; {} requests at the peer; messages by state: {}; logs:\n{}",
+                self.twilio.count(),
+                self.last_states.lock().unwrap(),
+                tails.join("\n")
+            );
         }
     }
 

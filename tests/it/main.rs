@@ -11,6 +11,7 @@ mod calendar;
 mod caps;
 mod cli;
 mod consent;
+mod console;
 mod daemon;
 mod definitions;
 mod email;
