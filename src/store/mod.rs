@@ -87,6 +87,7 @@ pub use experiments::ReportQuery;
 mod journeys;
 pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
 pub mod consent;
+pub mod templates;
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

@@ -11,6 +11,7 @@ mod journeys;
 mod members;
 mod messages;
 mod rights;
+mod templates;
 mod value;
 
 use std::str::FromStr;
