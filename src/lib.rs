@@ -38,6 +38,7 @@ pub mod plan;
 pub mod render;
 pub mod rights;
 pub mod store;
+pub mod templates;
 pub mod track;
 pub mod triggers;
 

@@ -7,6 +7,7 @@ mod hooks;
 mod journeys;
 mod reach;
 mod rights;
+mod templates;
 pub mod unsubscribe;
 
 use crate::clock::InstantExt;
@@ -55,6 +56,7 @@ pub fn app(http: Http) -> Router {
     Router::new()
         .merge(unsubscribe)
         .merge(journeys::routes())
+        .merge(templates::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

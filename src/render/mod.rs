@@ -5,6 +5,7 @@
 //! checks it, this file renders from it. Two registries, both strict: the HTML one escapes, the
 //! plain one (SMS, subjects, text bodies, push) does not, so `O'Neill` stays `O'Neill` in an SMS.
 
+pub mod content;
 pub mod context;
 mod fixture;
 pub mod helpers;
@@ -13,6 +14,7 @@ mod locale;
 pub mod providers;
 pub mod set;
 pub mod sms;
+pub mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -143,6 +145,20 @@ impl Templates {
     /// problems at once, each naming the file and (where Handlebars gives it) the line.
     pub fn load_dir(dir: &Path) -> Result<Templates, LoadError> {
         load::load_dir(dir)
+    }
+
+    /// Compiles and validates stored contents, by key, as [`Templates::load_dir`] does a
+    /// directory; problems name `root/<key>/<locale>/<part>.hbs`.
+    pub fn from_contents(
+        root: &Path,
+        contents: &BTreeMap<String, content::Content>,
+    ) -> Result<Templates, LoadError> {
+        load::from_contents(root, contents)
+    }
+
+    /// The contents of a template directory (`None`: the built-in set), by key, once it loads.
+    pub fn contents_of(dir: Option<&Path>) -> Result<BTreeMap<String, content::Content>, LoadError> {
+        load::contents_of(dir)
     }
 
     /// The shipped set, embedded in the binary from the repository's `templates/`.
