@@ -409,3 +409,90 @@ pub async fn test_send(app: &App, key: &str, req: &TestSend) -> Result<TestSent,
     };
     Ok(TestSent { provider, outcome, provider_id, error, version: v.version, rendering: r })
 }
+
+/// `tidings templates …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TemplatesAction {
+    /// Every key: its published version, channels, locales and any pending draft.
+    List,
+    /// Write the published versions to DIR (new or empty) in the layout `[templates] dir` reads.
+    Export { dir: std::path::PathBuf },
+    /// A new draft for each key whose files in DIR differ from its latest version; publishes
+    /// nothing.
+    Import { dir: std::path::PathBuf },
+    /// Publish a draft.
+    Publish {
+        key: String,
+        version: i64,
+        /// Publish even though the version has warnings (they are printed).
+        #[arg(long)]
+        acknowledge_warnings: bool,
+    },
+}
+
+/// Who the command line's changes are recorded as.
+const ACTOR_CLI: &str = "cli";
+
+/// Runs `tidings templates …`.
+pub async fn cli(app: &App, action: TemplatesAction) -> anyhow::Result<()> {
+    match action {
+        TemplatesAction::List => {
+            let latest: BTreeMap<String, TemplateVersion> =
+                app.store.latest_templates().await?.into_iter().map(|v| (v.key.clone(), v)).collect();
+            let published: BTreeMap<String, TemplateVersion> =
+                app.store.published_templates().await?.into_iter().map(|v| (v.key.clone(), v)).collect();
+            let current = app.templates.current();
+            println!("{:<20} {:>9}  {:<8} {:<16} {:<20}", "key", "published", "draft", "locales", "channels");
+            for (key, l) in &latest {
+                let mut channels: Vec<String> = Vec::new();
+                for locale in current.locales(key) {
+                    channels.extend(current.channels(key, &locale).into_iter().map(|c| c.to_string()));
+                }
+                channels.sort();
+                channels.dedup();
+                let draft = if l.state == "draft" { format!("v{}", l.version) } else { "-".into() };
+                let version = published.get(key).map_or("-".to_string(), |p| format!("v{}", p.version));
+                println!(
+                    "{key:<20} {version:>9}  {draft:<8} {:<16} {:<20}",
+                    current.locales(key).join(","),
+                    channels.join(",")
+                );
+            }
+            Ok(())
+        }
+        TemplatesAction::Export { dir } => {
+            if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
+                anyhow::bail!("{}: not empty; export into a new or empty directory", dir.display());
+            }
+            std::fs::create_dir_all(&dir)?;
+            for (key, version) in export(&app.store, &dir).await? {
+                println!("{key}: version {version} written to {}", dir.join(&key).display());
+            }
+            Ok(())
+        }
+        TemplatesAction::Import { dir } => {
+            for i in import(app, &dir, ACTOR_CLI).await.map_err(|e| anyhow::anyhow!("{}:\n{e}", dir.display()))? {
+                match i.draft {
+                    Some(v) => println!("{}: draft version {v} created", i.key),
+                    None => println!("{}: unchanged", i.key),
+                }
+            }
+            Ok(())
+        }
+        TemplatesAction::Publish { key, version, acknowledge_warnings } => {
+            match publish(app, &key, version, acknowledge_warnings, ACTOR_CLI).await {
+                Ok(v) => {
+                    println!("{key}: version {} published", v.version);
+                    Ok(())
+                }
+                Err(TemplateError::Warnings(w)) => {
+                    for w in &w {
+                        eprintln!("warning: {} {} {}: {}", w.locale, w.part.unwrap_or(w.channel.as_str()), w.code, w.message);
+                    }
+                    anyhow::bail!("{key} version {version} has warnings: pass --acknowledge-warnings to publish anyway")
+                }
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            }
+        }
+    }
+}
