@@ -238,6 +238,57 @@ mod tests {
         check("{{#if}}broken", &[]);
     }
 
+    fn content(locale: &str, sms: &str, html: &str) -> Content {
+        let email = Some(super::super::content::Email {
+            subject: "Hello".into(),
+            html: html.into(),
+            text: "Hello {{member.name}}".into(),
+        });
+        let variant = super::super::content::Variant { sms: Some(sms.into()), email, ..Default::default() };
+        Content { locales: [(locale.to_string(), variant)].into(), ..Default::default() }
+    }
+
+    fn codes(c: &Content, marketing: bool, limit: Option<usize>) -> Vec<(&'static str, String)> {
+        let t = Templates::from_contents(std::path::Path::new(""), &[("k".to_string(), c.clone())].into())
+            .unwrap()
+            .with_sms_segment_limit(limit);
+        warnings("k", c, &t, marketing).into_iter().map(|w| (w.code, w.locale)).collect()
+    }
+
+    #[test]
+    fn marketing_needs_signature_opt_out_and_unsubscribe() {
+        let bare = content("zh-CN", "{{member.name}}，生日快乐！", "<p>Hi</p>");
+        let zh = || "zh-CN".to_string();
+        assert_eq!(
+            codes(&bare, true, Some(3)),
+            [("sms_signature", zh()), ("sms_opt_out", zh()), ("email_unsubscribe", zh())]
+        );
+        // Service messages need none of it.
+        assert_eq!(codes(&bare, false, Some(3)), []);
+        let good = content(
+            "zh-CN",
+            "【{{programme.name}}】{{member.name}}，生日快乐！回T退订",
+            "<p>Hi</p><a href=\"https://club.example.com/unsubscribe\">Unsubscribe</a>",
+        );
+        assert_eq!(codes(&good, true, Some(3)), []);
+        // An English SMS needs no 【】 but does need "Reply STOP".
+        let en = content("en", "Hi {{member.name}}! Reply STOP to opt out.", "<p>unsubscribe</p>");
+        assert_eq!(codes(&en, true, Some(3)), []);
+        let en = content("en", "Hi {{member.name}}!", "<p>unsubscribe</p>");
+        assert_eq!(codes(&en, true, Some(3)), [("sms_opt_out", "en".to_string())]);
+    }
+
+    #[test]
+    fn unknown_variables_and_long_sms_are_warnings() {
+        let long = format!("{{{{#if member.vip}}}}VIP{{{{/if}}}} {} Reply STOP", "x".repeat(400));
+        let c = content("en", &long, "<p>unsubscribe</p>");
+        assert_eq!(
+            codes(&c, true, Some(2)),
+            [("unknown_variable", "en".to_string()), ("sms_segments", "en".to_string())]
+        );
+        assert_eq!(codes(&c, true, Some(3)), [("unknown_variable", "en".to_string())]);
+    }
+
     #[test]
     fn signature_needs_something_inside() {
         assert!(has_signature("【玉石会员】生日快乐"));
