@@ -3,8 +3,8 @@
 //! last recorded; every rule or template added, changed or removed gets one entry (actor
 //! `config`). Consent changes are audited by the store, in the transaction that makes them.
 
-use std::collections::{BTreeMap, HashMap};
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Settings;
 use crate::store::consent::ConfigChange;

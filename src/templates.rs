@@ -69,7 +69,9 @@ pub async fn seed(store: &Store, contents: &BTreeMap<String, Content>, now: Time
 pub fn is_marketing(settings: &Settings, key: &str) -> bool {
     let mut purposes = Vec::new();
     for rule in &settings.rules {
-        if crate::plan::experiment::templates(rule.experiment.as_ref(), &rule.template).iter().any(|t| t.template == key)
+        if crate::plan::experiment::templates(rule.experiment.as_ref(), &rule.template)
+            .iter()
+            .any(|t| t.template == key)
         {
             purposes.push(rule.purpose);
         }
@@ -372,9 +374,13 @@ pub async fn test_send(app: &App, key: &str, req: &TestSend) -> Result<TestSent,
     };
     let v = match req.version {
         Some(n) => version(app, key, n).await?,
-        None => app.store.published_templates().await?.into_iter().find(|v| v.key == key).ok_or_else(|| {
-            TemplateError::NotFound(format!("template {key:?} has no published version"))
-        })?,
+        None => app
+            .store
+            .published_templates()
+            .await?
+            .into_iter()
+            .find(|v| v.key == key)
+            .ok_or_else(|| TemplateError::NotFound(format!("template {key:?} has no published version")))?,
     };
     let checked = check(app, key, &content_of(&v)?)?;
     let t = &checked.templates;
@@ -487,7 +493,13 @@ pub async fn cli(app: &App, action: TemplatesAction) -> anyhow::Result<()> {
                 }
                 Err(TemplateError::Warnings(w)) => {
                     for w in &w {
-                        eprintln!("warning: {} {} {}: {}", w.locale, w.part.unwrap_or(w.channel.as_str()), w.code, w.message);
+                        eprintln!(
+                            "warning: {} {} {}: {}",
+                            w.locale,
+                            w.part.unwrap_or(w.channel.as_str()),
+                            w.code,
+                            w.message
+                        );
                     }
                     anyhow::bail!("{key} version {version} has warnings: pass --acknowledge-warnings to publish anyway")
                 }

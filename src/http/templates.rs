@@ -76,7 +76,8 @@ fn version_json(v: &TemplateVersion) -> Value {
 }
 
 fn check_key(key: &str) -> Result<(), ApiError> {
-    let ok = !key.is_empty() && key.len() <= 100 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok =
+        !key.is_empty() && key.len() <= 100 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok { Ok(()) } else { Err(ApiError::bad(Some("key"), "a template key is letters, digits, '-' and '_'")) }
 }
 
@@ -120,7 +121,11 @@ fn content_from(body: &Map<String, Value>) -> Result<Content, ApiError> {
 fn int(body: &Map<String, Value>, field: &str) -> Result<Option<i64>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().filter(|n| *n > 0).map(Some).ok_or_else(|| ApiError::bad(Some(field), "must be a positive integer")),
+        Some(v) => v
+            .as_i64()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(Some(field), "must be a positive integer")),
     }
 }
 
@@ -270,7 +275,11 @@ async fn preview(State(h): State<Http>, Path(key): Path<String>, body: Bytes) ->
 
 /// `POST /api/templates/{key}/versions/{version}/publish`: `{"acknowledge_warnings": true}`
 /// when the version has warnings (else 409 with them).
-async fn publish(State(h): State<Http>, Path((key, v)): Path<(String, i64)>, body: Bytes) -> Result<Response, Response> {
+async fn publish(
+    State(h): State<Http>,
+    Path((key, v)): Path<(String, i64)>,
+    body: Bytes,
+) -> Result<Response, Response> {
     let body = object(&body).map_err(IntoResponse::into_response)?;
     let ack = match body.get("acknowledge_warnings") {
         None | Some(Value::Null) => false,
@@ -311,7 +320,11 @@ struct DiffQuery {
 
 /// `GET /api/templates/{key}/diff?from=a&to=b`: a line-based unified diff of each part that
 /// differs (`<locale>/<part>`, `fixture.json`).
-async fn diff(State(h): State<Http>, Path(key): Path<String>, Query(q): Query<DiffQuery>) -> Result<Response, Response> {
+async fn diff(
+    State(h): State<Http>,
+    Path(key): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Response, Response> {
     let (Some(from), Some(to)) = (q.from, q.to) else {
         let field = if q.from.is_none() { "from" } else { "to" };
         return Err(ApiError::bad(Some(field), "missing: a version number").into_response());

@@ -62,7 +62,11 @@ impl Variant {
             out.push((Part::Sms, sms.as_str()));
         }
         if let Some(e) = &self.email {
-            out.extend([(Part::EmailSubject, e.subject.as_str()), (Part::EmailHtml, &e.html), (Part::EmailText, &e.text)]);
+            out.extend([
+                (Part::EmailSubject, e.subject.as_str()),
+                (Part::EmailHtml, &e.html),
+                (Part::EmailText, &e.text),
+            ]);
         }
         if let Some(p) = &self.push {
             out.extend([(Part::PushTitle, p.title.as_str()), (Part::PushBody, &p.body)]);

@@ -149,10 +149,7 @@ impl Templates {
 
     /// Compiles and validates stored contents, by key, as [`Templates::load_dir`] does a
     /// directory; problems name `root/<key>/<locale>/<part>.hbs`.
-    pub fn from_contents(
-        root: &Path,
-        contents: &BTreeMap<String, content::Content>,
-    ) -> Result<Templates, LoadError> {
+    pub fn from_contents(root: &Path, contents: &BTreeMap<String, content::Content>) -> Result<Templates, LoadError> {
         load::from_contents(root, contents)
     }
 

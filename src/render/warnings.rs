@@ -33,8 +33,28 @@ const OPEN_PATHS: &[&str] = &["member.attributes", "occurrence.also"];
 
 /// Helpers that may stand alone, without parameters (`{{else}}` is not an expression).
 const HELPERS: &[&str] = &[
-    "if", "unless", "each", "with", "lookup", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len",
-    "date", "lunar_date", "zodiac", "number", "ordinal", "default",
+    "if",
+    "unless",
+    "each",
+    "with",
+    "lookup",
+    "log",
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "and",
+    "or",
+    "not",
+    "len",
+    "date",
+    "lunar_date",
+    "zodiac",
+    "number",
+    "ordinal",
+    "default",
 ];
 
 /// The warnings of `key`'s content, compiled as `templates` (with the segment limit in force).

@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn footers_that_a_reply_keyword_answers() {
-        for text in ["Hi! Reply STOP to opt out.", "Sale today. Text END to stop", "生日快乐！回T退订", "优惠 退订回T"] {
+        for text in ["Hi! Reply STOP to opt out.", "Sale today. Text END to stop", "生日快乐！回T退订", "优惠 退订回T"]
+        {
             assert!(has_opt_out_footer(text), "{text}");
         }
         for text in ["Happy birthday!", "Reply to this message to say hi", "Don't stop believing"] {

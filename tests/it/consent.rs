@@ -534,7 +534,8 @@ async fn rule_and_template_changes_are_audited_across_a_reload_and_a_restart(bac
     let published = t.app.store.published_templates().await.unwrap();
     let birthday = published.iter().find(|v| v.key == "birthday").unwrap();
     let mut content = tidings::templates::content_of(birthday).unwrap();
-    content.locales.get_mut("en").unwrap().sms = Some("Many happy returns, {{member.name}}! Reply STOP to opt out.\n".into());
+    content.locales.get_mut("en").unwrap().sms =
+        Some("Many happy returns, {{member.name}}! Reply STOP to opt out.\n".into());
     let (draft, _) = tidings::templates::create_draft(&t.app, "birthday", &content, "api", None).await.unwrap();
     tidings::templates::publish(&t.app, "birthday", draft.version, true, "api").await.unwrap();
     t.app.reload_templates().await.unwrap();

@@ -25,6 +25,7 @@ mod pipeline;
 mod push;
 mod rights;
 mod store;
+mod templates;
 mod tencent;
 mod twilio;
 mod value;

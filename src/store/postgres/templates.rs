@@ -65,10 +65,11 @@ impl PgStore {
         let mut tx = self.pool.begin().await?;
         // Two writers of one key take turns, so each gets its own next version number.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)").bind(v.key).execute(&mut *tx).await?;
-        let next: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) + 1 FROM template_versions WHERE key = $1")
-            .bind(v.key)
-            .fetch_one(&mut *tx)
-            .await?;
+        let next: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(version), 0) + 1 FROM template_versions WHERE key = $1")
+                .bind(v.key)
+                .fetch_one(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO template_versions (key, version, state, content, created_at, created_by, note, rollback_of)
              VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7)",
@@ -159,11 +160,12 @@ impl PgStore {
 
 /// Supersedes the key's published version and publishes `v`, with its audit entry and digest.
 async fn publish(tx: &mut Tx, key: &str, v: i64, digest: &str, actor: &str, now: Timestamp) -> Result<()> {
-    let previous: Option<i64> =
-        sqlx::query_scalar("UPDATE template_versions SET state = 'superseded' WHERE key = $1 AND state = 'published' RETURNING version")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let previous: Option<i64> = sqlx::query_scalar(
+        "UPDATE template_versions SET state = 'superseded' WHERE key = $1 AND state = 'published' RETURNING version",
+    )
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
     sqlx::query("UPDATE template_versions SET state = 'published', published_at = $1 WHERE key = $2 AND version = $3")
         .bind(now.as_millisecond())
         .bind(key)

@@ -151,11 +151,12 @@ impl SqliteStore {
 
 /// Supersedes the key's published version and publishes `v`, with its audit entry and digest.
 async fn publish(tx: &mut Tx, key: &str, v: i64, digest: &str, actor: &str, now: Timestamp) -> Result<()> {
-    let previous: Option<i64> =
-        sqlx::query_scalar("UPDATE template_versions SET state = 'superseded' WHERE key = ? AND state = 'published' RETURNING version")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let previous: Option<i64> = sqlx::query_scalar(
+        "UPDATE template_versions SET state = 'superseded' WHERE key = ? AND state = 'published' RETURNING version",
+    )
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
     sqlx::query("UPDATE template_versions SET state = 'published', published_at = ? WHERE key = ? AND version = ?")
         .bind(now.as_millisecond())
         .bind(key)
