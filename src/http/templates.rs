@@ -64,6 +64,39 @@ impl IntoResponse for TemplateError {
     }
 }
 
+/// Why a request failed: the API's own error (a bad field) or a template operation's.
+enum Failure {
+    Api(ApiError),
+    Template(TemplateError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+impl From<TemplateError> for Failure {
+    fn from(e: TemplateError) -> Self {
+        Failure::Template(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::Template(TemplateError::Store(e))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        match self {
+            Failure::Api(e) => e.into_response(),
+            Failure::Template(e) => e.into_response(),
+        }
+    }
+}
+
 /// A version as the API shows it: its metadata and its variants by locale.
 fn version_json(v: &TemplateVersion) -> Value {
     let mut out = json!({
@@ -222,19 +255,18 @@ async fn versions(State(h): State<Http>, Path(key): Path<String>, Query(q): Quer
     Ok(Json(json!({ "key": key, "versions": versions, "next_before": next })).into_response())
 }
 
-async fn get_version(State(h): State<Http>, Path((key, v)): Path<(String, i64)>) -> Result<Response, TemplateError> {
+async fn get_version(State(h): State<Http>, Path((key, v)): Path<(String, i64)>) -> Result<Response, Failure> {
     let v = tpl::version(&h.app, &key, v).await?;
     Ok(Json(version_json(&v)).into_response())
 }
 
 /// `POST /api/templates/{key}/drafts`: `{"variants": {"en": {"sms": …}}, "fixture"?, "note"?}`.
-async fn create_draft(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Response> {
-    check_key(&key).map_err(IntoResponse::into_response)?;
-    let body = object(&body).map_err(IntoResponse::into_response)?;
-    let content = content_from(&body).map_err(IntoResponse::into_response)?;
-    let note = text(&body, "note").map_err(IntoResponse::into_response)?;
-    let (v, warnings) =
-        tpl::create_draft(&h.app, &key, &content, ACTOR, note).await.map_err(IntoResponse::into_response)?;
+async fn create_draft(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Failure> {
+    check_key(&key)?;
+    let body = object(&body)?;
+    let content = content_from(&body)?;
+    let note = text(&body, "note")?;
+    let (v, warnings) = tpl::create_draft(&h.app, &key, &content, ACTOR, note).await?;
     let mut out = version_json(&v);
     out["warnings"] = json!(warnings);
     Ok((StatusCode::CREATED, Json(out)).into_response())
@@ -242,73 +274,66 @@ async fn create_draft(State(h): State<Http>, Path(key): Path<String>, body: Byte
 
 /// `POST /api/templates/{key}/preview`: `{"variants"?, "fixture"?, "version"?, "member"?}`;
 /// without variants or a version, the published version.
-async fn preview(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Response> {
-    let r = |e: ApiError| e.into_response();
-    check_key(&key).map_err(r)?;
-    let body = object(&body).map_err(r)?;
-    let member = text(&body, "member").map_err(r)?;
+async fn preview(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Failure> {
+    check_key(&key)?;
+    let body = object(&body)?;
+    let member = text(&body, "member")?;
     let (content, version) = if body.contains_key("variants") {
         if body.contains_key("version") {
-            return Err(r(ApiError::bad(Some("version"), "give variants or a version, not both")));
+            return Err(ApiError::bad(Some("version"), "give variants or a version, not both").into());
         }
-        (content_from(&body).map_err(r)?, None)
+        (content_from(&body)?, None)
     } else {
-        let v = match int(&body, "version").map_err(r)? {
-            Some(n) => tpl::version(&h.app, &key, n).await.map_err(IntoResponse::into_response)?,
+        let v = match int(&body, "version")? {
+            Some(n) => tpl::version(&h.app, &key, n).await?,
             None => h
                 .app
                 .store
                 .published_templates()
-                .await
-                .map_err(|e| r(e.into()))?
+                .await?
                 .into_iter()
                 .find(|v| v.key == key)
-                .ok_or_else(|| r(ApiError::not_found(format!("template {key:?} has no published version"))))?,
+                .ok_or_else(|| ApiError::not_found(format!("template {key:?} has no published version")))?,
         };
-        (tpl::content_of(&v).map_err(IntoResponse::into_response)?, Some(v.version))
+        (tpl::content_of(&v)?, Some(v.version))
     };
-    let (rendered, warnings) =
-        tpl::preview(&h.app, &key, &content, member).await.map_err(IntoResponse::into_response)?;
+    let (rendered, warnings) = tpl::preview(&h.app, &key, &content, member).await?;
     Ok(Json(json!({"key": key, "version": version, "member": member, "rendered": rendered, "warnings": warnings}))
         .into_response())
 }
 
 /// `POST /api/templates/{key}/versions/{version}/publish`: `{"acknowledge_warnings": true}`
 /// when the version has warnings (else 409 with them).
-async fn publish(
-    State(h): State<Http>,
-    Path((key, v)): Path<(String, i64)>,
-    body: Bytes,
-) -> Result<Response, Response> {
-    let body = object(&body).map_err(IntoResponse::into_response)?;
+async fn publish(State(h): State<Http>, Path((key, v)): Path<(String, i64)>, body: Bytes) -> Result<Response, Failure> {
+    let body = object(&body)?;
     let ack = match body.get("acknowledge_warnings") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(ApiError::bad(Some("acknowledge_warnings"), "must be true or false").into_response()),
+        Some(_) => return Err(ApiError::bad(Some("acknowledge_warnings"), "must be true or false").into()),
     };
-    let v = tpl::publish(&h.app, &key, v, ack, ACTOR).await.map_err(IntoResponse::into_response)?;
+    let v = tpl::publish(&h.app, &key, v, ack, ACTOR).await?;
     Ok(Json(version_json(&v)).into_response())
 }
 
 /// `POST /api/templates/{key}/rollback`: `{"version": n}` publishes a new version with n's content.
-async fn rollback(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Response> {
-    let body = object(&body).map_err(IntoResponse::into_response)?;
-    let Some(to) = int(&body, "version").map_err(IntoResponse::into_response)? else {
-        return Err(ApiError::bad(Some("version"), "missing").into_response());
+async fn rollback(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Failure> {
+    let body = object(&body)?;
+    let Some(to) = int(&body, "version")? else {
+        return Err(ApiError::bad(Some("version"), "missing").into());
     };
-    let v = tpl::rollback(&h.app, &key, to, ACTOR).await.map_err(IntoResponse::into_response)?;
+    let v = tpl::rollback(&h.app, &key, to, ACTOR).await?;
     Ok((StatusCode::CREATED, Json(version_json(&v))).into_response())
 }
 
 /// `POST /api/templates/{key}/test-send`: `{"channel", "to", "version"?, "member"?}`; answers
 /// with the provider's outcome.
-async fn test_send(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Response> {
-    let body = object(&body).map_err(IntoResponse::into_response)?;
+async fn test_send(State(h): State<Http>, Path(key): Path<String>, body: Bytes) -> Result<Response, Failure> {
+    let body = object(&body)?;
     let req: tpl::TestSend = serde_json::from_value(Value::Object(body)).map_err(|e| {
         let field = super::serde_field(&e.to_string());
-        ApiError::bad(field.as_deref(), e.to_string()).into_response()
+        ApiError::bad(field.as_deref(), e.to_string())
     })?;
-    let sent = tpl::test_send(&h.app, &key, &req).await.map_err(IntoResponse::into_response)?;
+    let sent = tpl::test_send(&h.app, &key, &req).await?;
     Ok(Json(sent).into_response())
 }
 
@@ -320,19 +345,15 @@ struct DiffQuery {
 
 /// `GET /api/templates/{key}/diff?from=a&to=b`: a line-based unified diff of each part that
 /// differs (`<locale>/<part>`, `fixture.json`).
-async fn diff(
-    State(h): State<Http>,
-    Path(key): Path<String>,
-    Query(q): Query<DiffQuery>,
-) -> Result<Response, Response> {
+async fn diff(State(h): State<Http>, Path(key): Path<String>, Query(q): Query<DiffQuery>) -> Result<Response, Failure> {
     let (Some(from), Some(to)) = (q.from, q.to) else {
         let field = if q.from.is_none() { "from" } else { "to" };
-        return Err(ApiError::bad(Some(field), "missing: a version number").into_response());
+        return Err(ApiError::bad(Some(field), "missing: a version number").into());
     };
-    let a = tpl::version(&h.app, &key, from).await.map_err(IntoResponse::into_response)?;
-    let b = tpl::version(&h.app, &key, to).await.map_err(IntoResponse::into_response)?;
-    let files = |v: &TemplateVersion| -> Result<BTreeMap<String, String>, Response> {
-        let c = tpl::content_of(v).map_err(IntoResponse::into_response)?;
+    let a = tpl::version(&h.app, &key, from).await?;
+    let b = tpl::version(&h.app, &key, to).await?;
+    let files = |v: &TemplateVersion| -> Result<BTreeMap<String, String>, Failure> {
+        let c = tpl::content_of(v)?;
         Ok(c.files(&key).into_iter().map(|(rel, text)| (rel[1..].join("/"), text)).collect())
     };
     let (fa, fb) = (files(&a)?, files(&b)?);
