@@ -60,8 +60,26 @@ pub async fn seed(store: &Store, contents: &BTreeMap<String, Content>, now: Time
     let seeded = store.seed_templates(&seeds, now).await?;
     if seeded {
         tracing::info!(keys = seeds.len(), "templates seeded into the database as version 1");
+        return Ok(true);
     }
-    Ok(seeded)
+    // The database is what sends: edits to the configured files after the first start are
+    // not picked up by themselves. Say so, once per start.
+    let published = store.published_templates().await?;
+    let differ: Vec<&str> = contents
+        .iter()
+        .filter(|(key, c)| {
+            !published.iter().any(|v| &v.key == *key && Content::from_json(&v.content).as_ref() == Ok(*c))
+        })
+        .map(|(key, _)| key.as_str())
+        .collect();
+    if !differ.is_empty() {
+        tracing::info!(
+            keys = %differ.join(","),
+            "the configured templates differ from the published versions, which are what sends; \
+             `tidings templates import DIR` makes drafts of them"
+        );
+    }
+    Ok(false)
 }
 
 /// Whether `key` is sent as marketing: by some rule or journey of that purpose, or by none yet
@@ -255,6 +273,9 @@ pub struct Rendering {
     pub locale: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rendered: Option<Rendered>,
+    /// SMS only: the text's characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub characters: Option<usize>,
     /// SMS only: encoding, units and parts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Segments>,
@@ -292,13 +313,15 @@ fn rendering(templates: &Templates, key: &str, channel: ChannelKind, ctx: &Value
     let locale = templates.resolve_locale(key, channel, wanted, fallback).unwrap_or_default();
     match templates.render(key, channel, ctx) {
         Ok(rendered) => {
-            let segments = match &rendered {
-                Rendered::Sms { text, .. } => Some(crate::render::sms::segments(text)),
-                _ => None,
+            let (characters, segments) = match &rendered {
+                Rendered::Sms { text, .. } => (Some(text.chars().count()), Some(crate::render::sms::segments(text))),
+                _ => (None, None),
             };
-            Rendering { channel, locale, rendered: Some(rendered), segments, error: None }
+            Rendering { channel, locale, rendered: Some(rendered), characters, segments, error: None }
         }
-        Err(e) => Rendering { channel, locale, rendered: None, segments: None, error: Some(e.to_string()) },
+        Err(e) => {
+            Rendering { channel, locale, rendered: None, characters: None, segments: None, error: Some(e.to_string()) }
+        }
     }
 }
 

@@ -250,6 +250,7 @@ async fn previews_render_a_draft_for_a_member_or_the_fixture(backend: Backend) {
     assert_eq!(rendered.len(), 6, "{body}");
     let en_sms = rendered.iter().find(|r| r["channel"] == "sms" && r["locale"] == "en").unwrap();
     assert_eq!(en_sms["rendered"]["text"], "Hi Emma O'Neill");
+    assert_eq!(en_sms["characters"], 15);
     assert_eq!(en_sms["segments"]["encoding"], "GSM-7");
     assert_eq!(en_sms["segments"]["count"], 1);
     assert!(codes(&body["warnings"]).contains(&("unknown_variable".into(), "en".into())), "{body}");
