@@ -1,8 +1,10 @@
 //! Rendering: Handlebars templates, compiled once, validated against a fixture member at load,
 //! chosen by channel and the member's locale with fallback.
 //!
-//! A template set is a directory `<key>/<locale>/<part>.hbs` (see [`Part`]); `load.rs` reads and
-//! checks it, this file renders from it. Two registries, both strict: the HTML one escapes, the
+//! A template set is a directory `<key>/<locale>/<part>.hbs` (see [`Part`]), or the same layout
+//! as stored contents (`content.rs`: the database's template versions); `load.rs` reads and
+//! checks either, this file renders from it. `warnings.rs` lists what a version should not be
+//! published with. Two registries, both strict: the HTML one escapes, the
 //! plain one (SMS, subjects, text bodies, push) does not, so `O'Neill` stays `O'Neill` in an SMS.
 
 pub mod content;
