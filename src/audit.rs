@@ -1,10 +1,12 @@
 //! The audit log's view of configuration: at start-up and after each template reload, each
-//! rule's configuration and each template's published content are digested and compared with what the log
-//! last recorded; every rule or template added, changed or removed gets one entry (actor
-//! `config`). Consent changes are audited by the store, in the transaction that makes them.
+//! rule's configuration and each template's published content are digested and compared with
+//! what the log last recorded; every rule or template added, changed or removed gets one entry
+//! (actor `config`). Consent changes are audited by the store, in the transaction that makes
+//! them; template drafts and publishes too, with the digest this module computes.
+
+use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Settings;
 use crate::store::consent::ConfigChange;
