@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, Http};
@@ -162,6 +161,19 @@ fn int(body: &Map<String, Value>, field: &str) -> Result<Option<i64>, ApiError> 
     }
 }
 
+/// A version number from the path or the query, or a 422 naming `field`.
+fn number(raw: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad(Some(field), format!("{raw:?} is not a version number"))),
+    }
+}
+
 fn text<'a>(body: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -223,25 +235,22 @@ async fn get_key(State(h): State<Http>, Path(key): Path<String>) -> Result<Respo
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct Page {
-    limit: Option<u32>,
-    before: Option<i64>,
-}
-
 /// `GET /api/templates/{key}/versions?limit=&before=`: the history, newest first; `next_before`
 /// fetches the next page.
-async fn versions(State(h): State<Http>, Path(key): Path<String>, Query(q): Query<Page>) -> Result<Response, ApiError> {
+async fn versions(
+    State(h): State<Http>,
+    Path(key): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
     check_key(&key)?;
-    let limit = q.limit.unwrap_or(20);
-    if limit == 0 || limit > 200 {
-        return Err(ApiError::bad(Some("limit"), "must be between 1 and 200"));
-    }
-    if q.before.is_some_and(|b| b < 1) {
-        return Err(ApiError::bad(Some("before"), "must be a version number"));
-    }
-    let rows = h.app.store.template_versions(&key, q.before, limit).await?;
-    if rows.is_empty() && q.before.is_none() {
+    let limit = match q.get("limit").map(|l| l.parse::<u32>()) {
+        None => 20,
+        Some(Ok(n)) if (1..=200).contains(&n) => n,
+        Some(_) => return Err(ApiError::bad(Some("limit"), "must be between 1 and 200")),
+    };
+    let before = number(q.get("before").map(String::as_str), "before")?;
+    let rows = h.app.store.template_versions(&key, before, limit).await?;
+    if rows.is_empty() && before.is_none() {
         return Err(ApiError::not_found(format!("no template {key:?}")));
     }
     let next = if rows.len() == limit as usize { rows.last().map(|v| v.version) } else { None };
@@ -255,7 +264,8 @@ async fn versions(State(h): State<Http>, Path(key): Path<String>, Query(q): Quer
     Ok(Json(json!({ "key": key, "versions": versions, "next_before": next })).into_response())
 }
 
-async fn get_version(State(h): State<Http>, Path((key, v)): Path<(String, i64)>) -> Result<Response, Failure> {
+async fn get_version(State(h): State<Http>, Path((key, v)): Path<(String, String)>) -> Result<Response, Failure> {
+    let v = number(Some(&v), "version")?.unwrap_or_default();
     let v = tpl::version(&h.app, &key, v).await?;
     Ok(Json(version_json(&v)).into_response())
 }
@@ -304,7 +314,12 @@ async fn preview(State(h): State<Http>, Path(key): Path<String>, body: Bytes) ->
 
 /// `POST /api/templates/{key}/versions/{version}/publish`: `{"acknowledge_warnings": true}`
 /// when the version has warnings (else 409 with them).
-async fn publish(State(h): State<Http>, Path((key, v)): Path<(String, i64)>, body: Bytes) -> Result<Response, Failure> {
+async fn publish(
+    State(h): State<Http>,
+    Path((key, v)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let v = number(Some(&v), "version")?.unwrap_or_default();
     let body = object(&body)?;
     let ack = match body.get("acknowledge_warnings") {
         None | Some(Value::Null) => false,
@@ -337,17 +352,17 @@ async fn test_send(State(h): State<Http>, Path(key): Path<String>, body: Bytes) 
     Ok(Json(sent).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct DiffQuery {
-    from: Option<i64>,
-    to: Option<i64>,
-}
-
 /// `GET /api/templates/{key}/diff?from=a&to=b`: a line-based unified diff of each part that
 /// differs (`<locale>/<part>`, `fixture.json`).
-async fn diff(State(h): State<Http>, Path(key): Path<String>, Query(q): Query<DiffQuery>) -> Result<Response, Failure> {
-    let (Some(from), Some(to)) = (q.from, q.to) else {
-        let field = if q.from.is_none() { "from" } else { "to" };
+async fn diff(
+    State(h): State<Http>,
+    Path(key): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Failure> {
+    let from = number(q.get("from").map(String::as_str), "from")?;
+    let to = number(q.get("to").map(String::as_str), "to")?;
+    let (Some(from), Some(to)) = (from, to) else {
+        let field = if from.is_none() { "from" } else { "to" };
         return Err(ApiError::bad(Some(field), "missing: a version number").into());
     };
     let a = tpl::version(&h.app, &key, from).await?;

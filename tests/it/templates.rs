@@ -168,8 +168,16 @@ async fn drafts_publish_history_diff_and_rollback(backend: Backend) {
         (page["versions"][0]["version"].as_i64(), page["versions"][0]["state"].as_str()),
         (Some(1), Some("superseded"))
     );
-    let (status, _) = api.get("/api/templates/birthday/versions?limit=0").await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for (query, field) in [("limit=0", "limit"), ("limit=x", "limit"), ("before=two", "before")] {
+        let (status, body) = api.get(&format!("/api/templates/birthday/versions?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{query}"
+        );
+    }
+    let (status, body) = api.get("/api/templates/birthday/versions/latest").await;
+    assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("version")));
     let (status, one) = api.get("/api/templates/birthday/versions/1").await;
     assert_eq!(status, StatusCode::OK);
     let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/birthday/en/sms.hbs"));
