@@ -320,7 +320,60 @@ async fn a_test_send_goes_through_the_provider_and_is_no_member_message(backend:
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+async fn the_store_seeds_once_and_keeps_one_published_version_per_key(backend: Backend) {
+    use tidings::store::templates::{NewTemplateVersion, Published, SeedTemplate};
+    let t = TestApp::start_on(backend, RULES, NOW).await;
+    let store = &t.app.store;
+    let mark = store.templates_mark().await.unwrap();
+    let keys = store.published_templates().await.unwrap().len() as i64;
+    assert_eq!(mark, keys, "the seed published each key once");
+    let again = SeedTemplate { key: "birthday".into(), content: "{\"locales\":{}}".into(), digest: "x".into() };
+    assert!(!store.seed_templates(&[again], t.now()).await.unwrap(), "a seeded database is not seeded again");
+
+    let v1 = store.template_version("birthday", 1).await.unwrap().unwrap();
+    let content = v1.content.to_string();
+    let draft = NewTemplateVersion {
+        key: "birthday",
+        content: &content,
+        digest: "d2",
+        actor: "test",
+        note: Some("same text"),
+        rollback_of: None,
+        publish: false,
+    };
+    let v2 = store.add_template_version(&draft, t.now()).await.unwrap();
+    assert_eq!((v2.version, v2.state.as_str(), v2.published_at), (2, "draft", None));
+    assert_eq!(store.templates_mark().await.unwrap(), mark, "a draft is not a publish");
+    match store.publish_template_version("birthday", 2, "d2", "test", t.now()).await.unwrap() {
+        Published::Done(v) => assert_eq!((v.version, v.state.as_str()), (2, "published")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.templates_mark().await.unwrap(), mark + 1);
+    let again = store.publish_template_version("birthday", 2, "d2", "test", t.now()).await.unwrap();
+    assert_eq!(again, Published::NotDraft("published".into()));
+    let missing = store.publish_template_version("birthday", 9, "d9", "test", t.now()).await.unwrap();
+    assert_eq!(missing, Published::NoSuchVersion);
+    let published: Vec<_> =
+        store.published_templates().await.unwrap().into_iter().filter(|v| v.key == "birthday").collect();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].version, 2);
+    let history: Vec<(i64, String)> = store
+        .template_versions("birthday", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.version, v.state))
+        .collect();
+    assert_eq!(history, [(2, "published".to_string()), (1, "superseded".to_string())]);
+    let older = store.template_versions("birthday", Some(2), 10).await.unwrap();
+    assert_eq!(older.iter().map(|v| v.version).collect::<Vec<_>>(), [1]);
+    let latest = store.latest_templates().await.unwrap();
+    assert_eq!(latest.iter().find(|v| v.key == "birthday").unwrap().version, 2);
+    assert_eq!(store.audited_config("template").await.unwrap()["birthday"], "d2");
+}
+
 on_both_backends!(
+    the_store_seeds_once_and_keeps_one_published_version_per_key,
     drafts_publish_history_diff_and_rollback,
     previews_render_a_draft_for_a_member_or_the_fixture,
     a_test_send_goes_through_the_provider_and_is_no_member_message,
