@@ -94,9 +94,46 @@ impl App {
             wake: Arc::new(Notify::new()),
         };
         if open == Open::Migrate {
+            let contents = app.templates.configured_contents().map_err(|e| anyhow::anyhow!("templates:\n{e}"))?;
+            crate::templates::seed(&app.store, &contents, app.now()).await.context("seeding the templates")?;
+        }
+        app.reload_templates().await.map_err(|e| anyhow::anyhow!("templates in the database:\n{e}"))?;
+        if open == Open::Migrate {
             app.audit_config().await.context("recording configuration changes in the audit log")?;
         }
         Ok(app)
+    }
+
+    /// Builds the set from the database's published versions and swaps it in, when the store's
+    /// publish counter moved since the set in force was built (or always, with `force`). The
+    /// new set must load, validate and still have every rule's template, else the old one
+    /// stays. A database with no templates yet (a read-only command before the first start)
+    /// keeps the configured set. Returns whether the set was replaced.
+    async fn load_published(&self, force: bool) -> Result<bool, String> {
+        let mark = self.store.templates_mark().await.map_err(|e| e.to_string())?;
+        if !force && self.templates.mark() == Some(mark) {
+            return Ok(false);
+        }
+        let rows = self.store.published_templates().await.map_err(|e| e.to_string())?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let mut contents = std::collections::BTreeMap::new();
+        for row in rows {
+            let content = crate::render::content::Content::from_json(&row.content)
+                .map_err(|e| format!("template {} version {}: {e}", row.key, row.version))?;
+            contents.insert(row.key, content);
+        }
+        let fresh = self.templates.build(std::path::Path::new("templates"), &contents).map_err(|e| e.to_string())?;
+        check_rule_templates(&self.settings(), &fresh)?;
+        self.templates.swap(fresh, mark);
+        Ok(true)
+    }
+
+    /// Picks up templates published since the set in force was built (by this instance or
+    /// another): one small query when nothing changed. The evaluator calls it each tick.
+    pub async fn refresh_templates(&self) -> Result<bool, String> {
+        self.load_published(false).await
     }
 
     /// Writes to the audit log every rule and template added, changed or removed since it last
@@ -109,12 +146,11 @@ impl App {
     /// changed through the API).
     pub async fn audit_config_as(&self, actor: &str) -> anyhow::Result<usize> {
         use crate::audit::{changes, journey_digests, policy_digests, rule_digests, template_digests};
-        let templates = self.templates.current();
         let settings = self.settings();
         let mut all = changes("rule", &self.store.audited_config("rule").await?, &rule_digests(&settings));
         all.extend(changes("journey", &self.store.audited_config("journey").await?, &journey_digests(&settings)));
         all.extend(changes("policy", &self.store.audited_config("policy").await?, &policy_digests(&settings)));
-        let current = template_digests(self.templates.source(), &templates);
+        let current = template_digests(&self.store.published_templates().await?);
         all.extend(changes("template", &self.store.audited_config("template").await?, &current));
         self.store.record_config_changes(&all, actor, self.now()).await?;
         Ok(all.len())
@@ -139,10 +175,10 @@ impl App {
         Ok((templates, channels))
     }
 
-    /// Reloads the templates (SIGHUP): the new set replaces the old only if it loads, validates
-    /// and still has every rule's template.
-    pub fn reload_templates(&self) -> Result<(), String> {
-        self.templates.reload(|t| check_rule_templates(&self.settings(), t))
+    /// Reloads the published templates from the database (SIGHUP): the new set replaces the old
+    /// only if it loads, validates and still has every rule's template.
+    pub async fn reload_templates(&self) -> Result<(), String> {
+        self.load_published(true).await.map(|_| ())
     }
 
     /// The settings in force now; hold the `Arc` for the whole of one piece of work.
@@ -156,6 +192,9 @@ impl App {
 
     /// One evaluation tick at the clock's now.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        if let Err(e) = self.refresh_templates().await {
+            tracing::error!(error = %e, "published templates not loaded; keeping the previous set");
+        }
         // A rule or journey changed through another instance is in force from this tick on.
         if let Err(e) = self.refresh_definitions().await {
             tracing::error!(

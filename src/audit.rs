@@ -1,16 +1,16 @@
 //! The audit log's view of configuration: at start-up and after each template reload, each
-//! rule's configuration and each template's files are digested and compared with what the log
-//! last recorded; every rule or template added, changed or removed gets one entry (actor
-//! `config`). Consent changes are audited by the store, in the transaction that makes them.
+//! rule's configuration and each template's published content are digested and compared with
+//! what the log last recorded; every rule or template added, changed or removed gets one entry
+//! (actor `config`). Consent changes are audited by the store, in the transaction that makes
+//! them; template drafts and publishes too, with the digest this module computes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::Settings;
-use crate::render::{Source, Templates};
 use crate::store::consent::ConfigChange;
+use crate::store::templates::TemplateVersion;
 
 /// The actor of configuration changes.
 pub const ACTOR_CONFIG: &str = "config";
@@ -36,48 +36,16 @@ pub fn rule_digests(settings: &Settings) -> BTreeMap<String, String> {
     settings.raw.rules.iter().map(|r| (r.id.clone(), hex(&Sha256::digest(format!("{r:?}").as_bytes())))).collect()
 }
 
-/// Each template's digest, by key: its files (paths and contents) under the template directory,
-/// or the build's version for the templates shipped inside the binary.
-pub fn template_digests(source: &Source, templates: &Templates) -> BTreeMap<String, String> {
-    templates
-        .keys()
-        .into_iter()
-        .map(|key| {
-            let digest = match source {
-                Source::Builtin => hex(&Sha256::digest(format!("builtin {}", env!("CARGO_PKG_VERSION")).as_bytes())),
-                Source::Dir(dir) => dir_digest(&dir.join(&key)),
-            };
-            (key, digest)
-        })
-        .collect()
+/// Each template's digest, by key: its published version's content. Publishing (and seeding)
+/// records the same digest in the transaction that writes its own audit entry, so a look here
+/// after a publish finds nothing new.
+pub fn template_digests(published: &[TemplateVersion]) -> BTreeMap<String, String> {
+    published.iter().map(|v| (v.key.clone(), template_digest(&v.content))).collect()
 }
 
-/// A digest over every file below `dir`, in path order.
-fn dir_digest(dir: &Path) -> String {
-    let mut files = Vec::new();
-    collect(dir, dir, &mut files);
-    files.sort();
-    let mut h = Sha256::new();
-    for (rel, bytes) in files {
-        h.update(rel.as_bytes());
-        h.update([0]);
-        h.update((bytes.len() as u64).to_be_bytes());
-        h.update(&bytes);
-    }
-    hex(&h.finalize())
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            collect(root, &path, out);
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            out.push((rel, bytes));
-        }
-    }
+/// The digest of a template's content (its JSON, keys in order).
+pub fn template_digest(content: &serde_json::Value) -> String {
+    hex(&Sha256::digest(content.to_string().as_bytes()))
 }
 
 /// What changed between the digests last recorded and the current ones: pure.

@@ -1,6 +1,6 @@
 //! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
 //! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`, `audit`,
-//! `keys create|list|revoke`.
+//! `keys create|list|revoke`, `templates list|export|import|publish`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -147,6 +147,11 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: crate::auth::cli::KeysAction,
+    },
+    /// Template versions: list, export to and import from a directory, publish a draft.
+    Templates {
+        #[command(subcommand)]
+        action: crate::templates::TemplatesAction,
     },
     /// The configured journeys and their most recent runs.
     Journeys {
@@ -405,6 +410,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Members { action } => members(&settings, action).await,
         Command::Coupons { action } => crate::journeys::cli::coupons(settings, action).await,
+        Command::Templates { action } => {
+            let app = App::start(settings, Arc::new(SystemClock)).await?;
+            crate::templates::cli(&app, action).await
+        }
         Command::Journeys { journey, limit } => crate::journeys::cli::journeys(settings, journey, limit).await,
         Command::Model { action } => {
             let app = App::start_on(settings, Arc::new(SystemClock), Open::Existing).await?;

@@ -244,7 +244,7 @@ async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
             got = hup.recv() => if got.is_none() { return },
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-        match app.reload_templates() {
+        match app.reload_templates().await {
             Ok(()) => {
                 tracing::info!("templates reloaded");
                 if let Err(e) = app.audit_config().await {

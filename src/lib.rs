@@ -13,6 +13,8 @@
 //! - [`dispatch`]: claim due messages under a lease, render, send, finalize (fenced).
 //! - [`channels`]: the providers (outbox, SMTP email, Twilio SMS).
 //! - [`render`]: Handlebars templates per channel and locale.
+//! - [`templates`]: template versions in the database: seeding, drafts, warnings, publish,
+//!   rollback, import/export, previews and test sends.
 //! - [`store`]: all SQL; one contract over two backends, SQLite (WAL) and PostgreSQL.
 //! - [`track`]: what comes back: signed one-click unsubscribe links.
 //! - [`http`]: health, readiness and the ingest API.
@@ -43,6 +45,7 @@ pub mod plan;
 pub mod render;
 pub mod rights;
 pub mod store;
+pub mod templates;
 pub mod track;
 pub mod triggers;
 

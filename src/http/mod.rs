@@ -16,6 +16,7 @@ pub mod page;
 mod reach;
 mod rights;
 mod session;
+mod templates;
 pub mod unsubscribe;
 
 pub use auth::{Access, Caller, ROUTES, access};
@@ -65,6 +66,7 @@ pub fn app(http: Http) -> Router {
         .merge(definitions::routes())
         .merge(session::routes())
         .merge(console::routes())
+        .merge(templates::routes())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

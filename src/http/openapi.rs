@@ -629,6 +629,103 @@ fn operations() -> Vec<(String, &'static str, Op)> {
                 .answer(200, obj(&[("public_key", string())], &["public_key"]))
                 .errors(&[404]),
         ),
+        (
+            "/api/templates",
+            "get",
+            Op::new("templates", "every template: published version, pending draft, locales, channels")
+                .answer(200, any_object()),
+        ),
+        (
+            "/api/templates/{key}",
+            "get",
+            Op::new("templates", "a template's published version and latest draft")
+                .param(path("key"))
+                .answer(200, any_object())
+                .errors(&[404]),
+        ),
+        (
+            "/api/templates/{key}/versions",
+            "get",
+            Op::new("templates", "a template's versions, newest first")
+                .param(path("key"))
+                .param(query("limit", integer(), "1 to 1000"))
+                .param(query("before", integer(), "versions below this number"))
+                .answer(200, any_object())
+                .errors(&[404, 422]),
+        ),
+        (
+            "/api/templates/{key}/versions/{version}",
+            "get",
+            Op::new("templates", "one version, whole")
+                .param(path("key"))
+                .param(path("version"))
+                .answer(200, any_object())
+                .errors(&[404, 422]),
+        ),
+        (
+            "/api/templates/{key}/versions/{version}/publish",
+            "post",
+            Op::new("templates", "publish a version (409 with its warnings unless acknowledged)")
+                .param(path("key"))
+                .param(path("version"))
+                .body(obj(&[("acknowledge_warnings", boolean())], &[]))
+                .answer(200, any_object())
+                .answer(409, any_object())
+                .errors(&[400, 404, 422]),
+        ),
+        (
+            "/api/templates/{key}/drafts",
+            "post",
+            Op::new("templates", "a new draft version, checked against the fixture member")
+                .param(path("key"))
+                .body(obj(&[("variants", any_object()), ("fixture", any_object()), ("note", string())], &["variants"]))
+                .answer(201, any_object())
+                .errors(&[400, 404, 422]),
+        ),
+        (
+            "/api/templates/{key}/preview",
+            "post",
+            Op::new(
+                "templates",
+                "render a draft or a version for a member or the fixture, with SMS counts and warnings",
+            )
+            .param(path("key"))
+            .body(any_object())
+            .answer(200, any_object())
+            .errors(&[400, 404, 422]),
+        ),
+        (
+            "/api/templates/{key}/rollback",
+            "post",
+            Op::new("templates", "publish a new version with an earlier one's content")
+                .param(path("key"))
+                .body(obj(&[("version", integer())], &["version"]))
+                .answer(201, any_object())
+                .answer(409, any_object())
+                .errors(&[400, 404, 422]),
+        ),
+        (
+            "/api/templates/{key}/test-send",
+            "post",
+            Op::new("templates", "send one rendering to a given phone or address now")
+                .param(path("key"))
+                .body(obj(
+                    &[("channel", string()), ("to", string()), ("version", integer()), ("member", string())],
+                    &["channel", "to"],
+                ))
+                .answer(200, any_object())
+                .errors(&[400, 404, 422]),
+        ),
+        (
+            "/api/templates/{key}/diff",
+            "get",
+            Op::new("templates", "a line diff of two versions, per part")
+                .param(path("key"))
+                .param(query("from", integer(), "a version"))
+                .param(query("to", integer(), "a version"))
+                .answer(200, any_object())
+                .errors(&[404, 422]),
+        ),
         ("/api/openapi.json", "get", Op::new("meta", "this description").answer(200, any_object())),
     ];
     let mut ops: Vec<(String, &'static str, Op)> = fixed.into_iter().map(|(p, m, o)| (p.to_string(), m, o)).collect();

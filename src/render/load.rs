@@ -11,6 +11,7 @@ use handlebars::{Handlebars, TemplateErrorReason};
 use include_dir::{Dir, DirEntry, include_dir};
 use serde_json::Value;
 
+use super::content::{Content, Variant};
 use super::{KeyTemplates, LoadError, Part, Templates, fixture, providers, template_name};
 use crate::channels::ChannelKind;
 
@@ -35,6 +36,77 @@ pub(super) fn builtin() -> Result<Templates, LoadError> {
     let mut entries = Vec::new();
     read_embedded(&BUILTIN, &mut entries);
     build(Path::new("templates"), entries, Vec::new())
+}
+
+/// A set from stored contents, by key. Problems name `root/<key>/<locale>/<part>.hbs`, as for
+/// a directory.
+pub(super) fn from_contents(root: &Path, contents: &BTreeMap<String, Content>) -> Result<Templates, LoadError> {
+    let mut entries = Vec::new();
+    for (key, content) in contents {
+        entries.push(Entry::Dir(vec![key.clone()]));
+        let files = content.files(key);
+        let (fixture, parts): (Vec<_>, Vec<_>) = files.into_iter().partition(|(rel, _)| rel.len() == 2);
+        entries.extend(fixture.into_iter().map(|(rel, text)| Entry::File(rel, Ok(text))));
+        for locale in content.locales.keys() {
+            entries.push(Entry::Dir(vec![key.clone(), locale.clone()]));
+            let mine = parts.iter().filter(|(rel, _)| &rel[1] == locale);
+            entries.extend(mine.map(|(rel, text)| Entry::File(rel.clone(), Ok(text.clone()))));
+        }
+    }
+    if entries.is_empty() {
+        return Err(LoadError { problems: vec![format!("{}: no templates found", root.display())] });
+    }
+    build(root, entries, Vec::new())
+}
+
+/// The contents of a template directory (or of the built-in set, `None`), by key, once the
+/// whole set loads and validates; otherwise every problem, each naming its file.
+pub(super) fn contents_of(dir: Option<&Path>) -> Result<BTreeMap<String, Content>, LoadError> {
+    let mut problems = Vec::new();
+    let mut entries = Vec::new();
+    let root = match dir {
+        Some(dir) => {
+            read_fs(dir, &mut Vec::new(), &mut entries, &mut problems);
+            dir
+        }
+        None => {
+            read_embedded(&BUILTIN, &mut entries);
+            Path::new("templates")
+        }
+    };
+    let mut parts: BTreeMap<(String, String), BTreeMap<Part, String>> = BTreeMap::new();
+    let mut mappings: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut out: BTreeMap<String, Content> = BTreeMap::new();
+    for entry in &entries {
+        let Entry::File(path, Ok(text)) = entry else { continue };
+        if path.iter().any(|c| c.starts_with('.')) {
+            continue;
+        }
+        match path.as_slice() {
+            [key, file] if file == "fixture.json" => {
+                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
+                    out.entry(key.clone()).or_default().fixture = map;
+                }
+            }
+            [key, locale, file] if file == providers::FILE_NAME => {
+                mappings.insert((key.clone(), locale.clone()), text.clone());
+            }
+            [key, locale, file] => {
+                if let Some(part) = Part::from_file_name(file) {
+                    parts.entry((key.clone(), locale.clone())).or_default().insert(part, text.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    build(root, entries, problems)?;
+    for ((key, locale), found) in &parts {
+        let providers = mappings.remove(&(key.clone(), locale.clone()));
+        let variant = Variant::from_parts(found, providers);
+        out.entry(key.clone()).or_default().locales.insert(locale.clone(), variant);
+    }
+    out.retain(|_, c| !c.locales.is_empty());
+    Ok(out)
 }
 
 /// Depth of the layout: `<key>/<locale>/<part>.hbs`. Nothing below is read.

@@ -1,10 +1,13 @@
 //! Rendering: Handlebars templates, compiled once, validated against a fixture member at load,
 //! chosen by channel and the member's locale with fallback.
 //!
-//! A template set is a directory `<key>/<locale>/<part>.hbs` (see [`Part`]); `load.rs` reads and
-//! checks it, this file renders from it. Two registries, both strict: the HTML one escapes, the
+//! A template set is a directory `<key>/<locale>/<part>.hbs` (see [`Part`]), or the same layout
+//! as stored contents (`content.rs`: the database's template versions); `load.rs` reads and
+//! checks either, this file renders from it. `warnings.rs` lists what a version should not be
+//! published with. Two registries, both strict: the HTML one escapes, the
 //! plain one (SMS, subjects, text bodies, push) does not, so `O'Neill` stays `O'Neill` in an SMS.
 
+pub mod content;
 pub mod context;
 mod fixture;
 pub mod helpers;
@@ -13,6 +16,7 @@ mod locale;
 pub mod providers;
 pub mod set;
 pub mod sms;
+pub mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -143,6 +147,17 @@ impl Templates {
     /// problems at once, each naming the file and (where Handlebars gives it) the line.
     pub fn load_dir(dir: &Path) -> Result<Templates, LoadError> {
         load::load_dir(dir)
+    }
+
+    /// Compiles and validates stored contents, by key, as [`Templates::load_dir`] does a
+    /// directory; problems name `root/<key>/<locale>/<part>.hbs`.
+    pub fn from_contents(root: &Path, contents: &BTreeMap<String, content::Content>) -> Result<Templates, LoadError> {
+        load::from_contents(root, contents)
+    }
+
+    /// The contents of a template directory (`None`: the built-in set), by key, once it loads.
+    pub fn contents_of(dir: Option<&Path>) -> Result<BTreeMap<String, content::Content>, LoadError> {
+        load::contents_of(dir)
     }
 
     /// The shipped set, embedded in the binary from the repository's `templates/`.

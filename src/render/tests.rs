@@ -576,3 +576,45 @@ fn a_template_over_the_limit_for_its_fixture_does_not_load() {
     assert!(load(Some(3)).is_ok());
     assert!(TemplateSet::load(Source::Builtin, "en").is_ok());
 }
+
+fn one_key(sms: &str) -> Result<Templates, super::LoadError> {
+    let variant = super::content::Variant { sms: Some(sms.into()), ..Default::default() };
+    let content = super::content::Content { locales: [("en".to_string(), variant)].into(), ..Default::default() };
+    Templates::from_contents(Path::new(""), &[("k".to_string(), content)].into())
+}
+
+#[test]
+fn templates_cannot_read_files_run_code_or_call_unknown_helpers() {
+    for (source, expected) in [
+        ("{{> /etc/passwd}}", "k/en/sms.hbs"),
+        ("{{> /etc/passwd}}", "partials are not supported"),
+        ("{{> (lookup this \"x\")}}", "k/en/sms.hbs"),
+        ("{{exec \"rm -rf /\"}}", "helper exec not found"),
+        ("{{#each (readFile \"/etc/passwd\")}}{{this}}{{/each}}", "helper readFile not found"),
+        ("{{member.nickname}}", "variable member.nickname not found"),
+        ("{{#if member.name}}unclosed", "k/en/sms.hbs:1"),
+    ] {
+        let err = one_key(source).expect_err(source).to_string();
+        assert!(err.contains(expected), "{source}: {err}");
+    }
+    assert!(one_key("Hi {{member.name}}").is_ok());
+}
+
+#[test]
+fn the_builtin_set_round_trips_through_contents() {
+    let contents = Templates::contents_of(None).unwrap();
+    assert!(contents.contains_key("birthday"), "{:?}", contents.keys());
+    let rebuilt = Templates::from_contents(Path::new("templates"), &contents).unwrap();
+    assert_eq!(rebuilt.keys(), Templates::builtin().keys());
+    let ctx = fixture_context("zh-CN");
+    assert_eq!(
+        rebuilt.render("birthday", ChannelKind::Sms, &ctx).unwrap(),
+        Templates::builtin().render("birthday", ChannelKind::Sms, &ctx).unwrap()
+    );
+    // Files written from the contents read back as the same contents.
+    let dir = tempfile::tempdir().unwrap();
+    for (key, c) in &contents {
+        c.write_dir(dir.path(), key).unwrap();
+    }
+    assert_eq!(Templates::contents_of(Some(dir.path())).unwrap(), contents);
+}

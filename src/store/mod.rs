@@ -94,6 +94,7 @@ pub use definitions::{DefinitionKind, DefinitionWrite, DefinitionWritten, Stored
 pub use stats::{Backlog, DayCount};
 pub mod search;
 pub use search::{Device, MemberSearch, MessageSearch, OneMove};
+pub mod templates;
 
 impl Store {
     /// Opens the database at `url`, creating it if missing: `sqlite://tidings.db` (a file) or

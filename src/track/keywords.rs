@@ -50,9 +50,37 @@ pub fn is_opt_out(body: &str) -> bool {
     KEYWORDS.contains(&collapsed.as_str())
 }
 
+/// Whether an SMS text carries an opt-out footer that a reply keyword answers: "Reply STOP to
+/// opt out", "Text END to stop", "回T退订", "退订回T"… (a Chinese footer names 退订; an English
+/// one asks for a reply whose word [`is_opt_out`] accepts).
+pub fn has_opt_out_footer(text: &str) -> bool {
+    let upper = text.to_uppercase();
+    if upper.contains("退订") || upper.contains("取消订阅") {
+        return true;
+    }
+    ["REPLY ", "TEXT ", "SEND ", "回复"].iter().any(|lead| {
+        upper.match_indices(lead).any(|(i, _)| {
+            let rest = upper[i + lead.len()..].trim_start();
+            let word: String = rest.chars().take_while(|c| c.is_alphanumeric()).collect();
+            !word.is_empty() && is_opt_out(&word)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_opt_out;
+    use super::{has_opt_out_footer, is_opt_out};
+
+    #[test]
+    fn footers_that_a_reply_keyword_answers() {
+        for text in ["Hi! Reply STOP to opt out.", "Sale today. Text END to stop", "生日快乐！回T退订", "优惠 退订回T"]
+        {
+            assert!(has_opt_out_footer(text), "{text}");
+        }
+        for text in ["Happy birthday!", "Reply to this message to say hi", "Don't stop believing"] {
+            assert!(!has_opt_out_footer(text), "{text}");
+        }
+    }
 
     #[test]
     fn carrier_and_chinese_keywords_opt_out() {

@@ -509,7 +509,7 @@ async fn rule_and_template_changes_are_audited_across_a_reload_and_a_restart(bac
     let all = AuditFilter { limit: 100, ..Default::default() };
     let first = actions(t.app.store.audit(&all).await.unwrap());
     // The default configuration's (disabled) win-back journey and the sending policies too.
-    let expected = ["rule:birthday", "rule:points", "template:birthday", "template:winback", "journey:winback-journey"];
+    let expected = ["rule:birthday", "rule:points", "journey:winback-journey"];
     for expected in expected.into_iter().chain(["policy:policy"]) {
         assert!(
             first
@@ -518,35 +518,57 @@ async fn rule_and_template_changes_are_audited_across_a_reload_and_a_restart(bac
             "{expected} in {first:?}"
         );
     }
+    // The templates were seeded into the database: version 1 of each, published by `seed`,
+    // recorded once (not again as a configuration change).
+    for expected in ["template:birthday", "template:winback"] {
+        let seeded: Vec<_> = first.iter().filter(|(_, _, subject)| subject == expected).collect();
+        assert_eq!(seeded, [&("seed".to_string(), "template.publish".to_string(), expected.to_string())]);
+    }
     // Nothing changed: a second look records nothing.
     assert_eq!(t.app.audit_config().await.unwrap(), 0);
 
-    // A marketer edits the birthday SMS; the daemon reloads (SIGHUP) and records it once.
-    std::fs::write(
-        dir.path().join("birthday/en/sms.hbs"),
-        "Many happy returns, {{member.name}}! Reply STOP to opt out.\n",
-    )
-    .unwrap();
-    t.app.reload_templates().unwrap();
-    assert_eq!(t.app.audit_config().await.unwrap(), 1);
-    let last = actions(t.app.store.audit(&AuditFilter { limit: 1, ..Default::default() }).await.unwrap());
-    assert_eq!(last, [("config".to_string(), "template.change".to_string(), "template:birthday".to_string())]);
-    // A restart with the same configuration and files records nothing new.
+    // A marketer edits the birthday SMS as a draft and publishes it: each recorded once, by the
+    // API; the configuration audit does not record it again, nor does a reload.
+    let published = t.app.store.published_templates().await.unwrap();
+    let birthday = published.iter().find(|v| v.key == "birthday").unwrap();
+    let mut content = tidings::templates::content_of(birthday).unwrap();
+    content.locales.get_mut("en").unwrap().sms =
+        Some("Many happy returns, {{member.name}}! Reply STOP to opt out.\n".into());
+    let (draft, _) = tidings::templates::create_draft(&t.app, "birthday", &content, "api", None).await.unwrap();
+    tidings::templates::publish(&t.app, "birthday", draft.version, true, "api").await.unwrap();
+    t.app.reload_templates().await.unwrap();
+    assert_eq!(t.app.audit_config().await.unwrap(), 0);
+    let last = actions(t.app.store.audit(&AuditFilter { limit: 2, ..Default::default() }).await.unwrap());
+    assert_eq!(
+        last,
+        [
+            ("api".to_string(), "template.publish".to_string(), "template:birthday".to_string()),
+            ("api".to_string(), "template.draft".to_string(), "template:birthday".to_string())
+        ]
+    );
+    // A restart with the same configuration and files records nothing new (and does not seed
+    // again over the published edit).
     let t = t.restart().await;
     let after = t.app.store.audit(&all).await.unwrap();
-    assert_eq!(after.len(), first.len() + 1);
-    let changes = t
+    assert_eq!(after.len(), first.len() + 2);
+    let publishes = t
         .app
         .store
-        .audit(&AuditFilter { action: Some("template.change".into()), limit: 10, ..Default::default() })
+        .audit(&AuditFilter {
+            action: Some("template.publish".into()),
+            subject: Some("template:birthday".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(changes.len(), 1);
-    assert!(
-        changes[0].detail["previous"].is_string() && changes[0].detail["digest"].is_string(),
-        "{:?}",
-        changes[0].detail
-    );
+    assert_eq!(publishes.len(), 2);
+    assert_eq!(publishes[0].detail["version"], 2, "{:?}", publishes[0].detail);
+    assert_eq!(publishes[0].detail["previous"], 1, "{:?}", publishes[0].detail);
+    assert!(publishes[0].detail["digest"].is_string(), "{:?}", publishes[0].detail);
+    let ctx = tidings::render::fixture_context("en");
+    let sms = t.app.templates.current().render("birthday", tidings::channels::ChannelKind::Sms, &ctx).unwrap();
+    assert!(matches!(sms, tidings::channels::Rendered::Sms { text, .. } if text.starts_with("Many happy returns")));
 }
 
 async fn consent_arrives_with_the_member_record(backend: Backend) {

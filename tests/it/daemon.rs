@@ -148,12 +148,34 @@ fn serve_reports_ready_sends_reloads_on_sighup_and_drains_on_sigterm() {
     assert!(outbox.contains("Ada"), "{outbox}");
     d.expect_notify("WATCHDOG=1");
 
-    // A broken template: the reload is refused and the old set stays.
+    // The database holds the templates now. A broken edit is refused at import (naming the
+    // file) and never reaches it; a good one is imported as a draft and published beside the
+    // running daemon, which picks it up on SIGHUP.
+    let tidings = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["--config", "tidings.toml"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
     std::fs::write(templates.join("birthday/en/sms.hbs"), "{{#if member.name}}unclosed").unwrap();
+    let refused = tidings(&["templates", "import", "templates"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("birthday/en/sms.hbs"), "{refused:?}");
+    std::fs::write(
+        templates.join("birthday/en/sms.hbs"),
+        "Many happy returns, {{member.name}}! Reply STOP to opt out.\n",
+    )
+    .unwrap();
+    let imported = tidings(&["templates", "import", "templates"]);
+    assert!(imported.status.success(), "{imported:?}");
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("birthday: draft version 2 created"), "{imported:?}");
+    let published = tidings(&["templates", "publish", "birthday", "2", "--acknowledge-warnings"]);
+    assert!(published.status.success(), "{published:?}");
     d.signal("-HUP");
     d.expect_notify("RELOADING=1");
-    let refused = d.expect_log("template reload failed; keeping the previous set");
-    assert!(refused["error"].as_str().unwrap().contains("sms.hbs"), "{refused}");
+    d.expect_log("templates reloaded");
     d.expect_notify("READY=1");
 
     d.signal("-TERM");

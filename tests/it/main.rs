@@ -31,6 +31,7 @@ mod push;
 mod rights;
 mod stats;
 mod store;
+mod templates;
 mod tencent;
 mod twilio;
 mod value;

@@ -459,30 +459,52 @@ async fn a_broken_template_reload_keeps_the_previous_set(backend: Backend) {
     let extra = format!("[templates]\ndir = \"{}\"\n", dir.path().display());
     let t = three_birthdays(backend, &twilio, &smtp, &extra).await;
 
+    // A broken edit never reaches the database: the import refuses it, naming the file, and
+    // so does a draft posted with it; a reload keeps the published set.
     std::fs::write(&sms, "Happy birthday {{member.nickname}}\n").unwrap();
-    let err = t.app.reload_templates().unwrap_err();
-    assert!(err.contains("birthday/en/sms.hbs"), "{err}");
+    let err = tidings::templates::import(&t.app, dir.path(), "test").await.unwrap_err().to_string();
+    assert!(err.contains("birthday/en/sms.hbs") && err.contains("member.nickname"), "{err}");
+    let mut broken = published_content(&t, "birthday").await;
+    broken.locales.get_mut("en").unwrap().sms = Some("Happy birthday {{member.nickname}}\n".into());
+    let err = tidings::templates::create_draft(&t.app, "birthday", &broken, "test", None).await.unwrap_err();
+    assert!(err.to_string().contains("birthday/en/sms.hbs"), "{err}");
+    assert_eq!(t.app.store.template_versions("birthday", None, 10).await.unwrap().len(), 1, "no draft stored");
+    t.app.reload_templates().await.unwrap();
     t.tick().await;
     t.set("2026-11-23T09:30:00Z");
     t.dispatch_all().await;
     assert_eq!(twilio.count(), 3);
     assert!(twilio.received()[0].field("Body").unwrap().starts_with("Happy birthday Ada"), "the old set still sends");
 
+    // A good edit is imported as a draft, which sends nothing until it is published.
     std::fs::write(&sms, "Many happy returns, {{member.name}}! Reply STOP to opt out.\n").unwrap();
-    t.app.reload_templates().unwrap();
-    let rendered = t.app.preview("birthday", "b0").await.unwrap();
-    match &rendered.messages[0].rendered {
-        tidings::channels::Rendered::Sms { text, .. } => {
-            assert!(text.starts_with("Many happy returns, Ada 0"), "{text}")
-        }
+    let imported = tidings::templates::import(&t.app, dir.path(), "test").await.unwrap();
+    let draft = imported.iter().find(|i| i.key == "birthday").unwrap().draft.expect("a draft");
+    assert!(imported.iter().filter(|i| i.key != "birthday").all(|i| i.draft.is_none()), "{imported:?}");
+    let text = |p: &tidings::app::Preview| match &p.messages[0].rendered {
+        tidings::channels::Rendered::Sms { text, .. } => text.clone(),
         other => panic!("{other:?}"),
-    }
+    };
+    assert!(text(&t.app.preview("birthday", "b0").await.unwrap()).starts_with("Happy birthday Ada 0"));
+    tidings::templates::publish(&t.app, "birthday", draft, true, "test").await.unwrap();
+    assert!(text(&t.app.preview("birthday", "b0").await.unwrap()).starts_with("Many happy returns, Ada 0"));
 
-    // A set that loads but has lost a rule's template is refused too.
-    std::fs::remove_dir_all(dir.path().join("birthday")).unwrap();
-    let err = t.app.reload_templates().unwrap_err();
+    // A version that has lost a rule's channel is refused at publish, naming the rule.
+    let mut email_only = published_content(&t, "birthday").await;
+    for v in email_only.locales.values_mut() {
+        v.sms = None;
+        v.sms_providers = None;
+    }
+    let (draft, _) = tidings::templates::create_draft(&t.app, "birthday", &email_only, "test", None).await.unwrap();
+    let err = tidings::templates::publish(&t.app, "birthday", draft.version, true, "test").await.unwrap_err();
+    let err = err.to_string();
     assert!(err.contains("rules[0].template") && err.contains("birthday"), "{err}");
     assert!(t.app.preview("birthday", "b0").await.is_ok(), "the previous set still renders");
+}
+
+async fn published_content(t: &TestApp, key: &str) -> tidings::render::content::Content {
+    let published = t.app.store.published_templates().await.unwrap();
+    tidings::templates::content_of(published.iter().find(|v| v.key == key).unwrap()).unwrap()
 }
 
 async fn a_member_written_while_a_tick_ran_is_evaluated_by_the_next_one(backend: Backend) {

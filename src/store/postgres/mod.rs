@@ -17,6 +17,7 @@ mod messages;
 mod rights;
 mod search;
 mod stats;
+mod templates;
 mod value;
 
 use std::str::FromStr;
