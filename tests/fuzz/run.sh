@@ -7,9 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 examples="${FUZZ_EXAMPLES:-30}"
-budget="${FUZZ_SECONDS:-300}"
+budget="${FUZZ_SECONDS:-120}"
 venv="target/fuzz-venv"
 if [ ! -x "$venv/bin/schemathesis" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    echo "installing python3-venv"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.32,<5'
 fi
