@@ -115,6 +115,25 @@ async fn one(State(h): State<Http>, Path(id): Path<String>, kind: DefinitionKind
     }
 }
 
+/// Applies one change as the caller asks it: the actor from the key (and `X-Tidings-Actor`),
+/// `If-Match` when `guarded`, and the answer's status when it succeeds.
+async fn apply(
+    h: &Http,
+    kind: DefinitionKind,
+    id: &str,
+    change: Change,
+    (caller, headers): (&Caller, &HeaderMap),
+    guarded: bool,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let actor = super::consent::actor(caller, headers)?;
+    let expect = if guarded { if_match(headers)? } else { None };
+    Ok(match h.app.change_definition(kind, id, change, expect, &actor).await {
+        Ok(a) => applied(status, a),
+        Err(r) => refused(kind, id, r),
+    })
+}
+
 /// `POST /api/rules`: a new rule (409 when the id is taken).
 async fn create(
     State(h): State<Http>,
@@ -123,15 +142,11 @@ async fn create(
     Json(body): Json<Value>,
     kind: DefinitionKind,
 ) -> Result<Response, ApiError> {
-    let actor = super::consent::actor(&caller, &headers)?;
     let Some(id) = body.get("id").and_then(|v| v.as_str()).map(str::to_string) else {
         return Err(ApiError::bad(Some("id"), "required: the new definition's id"));
     };
     let change = Change::Put { body, create_only: true };
-    Ok(match h.app.change_definition(kind, &id, change, None, &actor).await {
-        Ok(a) => applied(StatusCode::CREATED, a),
-        Err(r) => refused(kind, &id, r),
-    })
+    apply(&h, kind, &id, change, (&caller, &headers), false, StatusCode::CREATED).await
 }
 
 /// `PUT /api/rules/{id}`: creates or replaces it (a rule of the file's is overridden).
@@ -143,15 +158,11 @@ async fn put(
     Json(body): Json<Value>,
     kind: DefinitionKind,
 ) -> Result<Response, ApiError> {
-    let actor = super::consent::actor(&caller, &headers)?;
-    let expect = if_match(&headers)?;
     let change = Change::Put { body, create_only: false };
-    Ok(match h.app.change_definition(kind, &id, change, expect, &actor).await {
-        Ok(a) => applied(StatusCode::OK, a),
-        Err(r) => refused(kind, &id, r),
-    })
+    apply(&h, kind, &id, change, (&caller, &headers), true, StatusCode::OK).await
 }
 
+/// `POST /api/rules/{id}/enable` and `…/disable`.
 async fn enable(
     State(h): State<Http>,
     Path(id): Path<String>,
@@ -160,12 +171,7 @@ async fn enable(
     kind: DefinitionKind,
     on: bool,
 ) -> Result<Response, ApiError> {
-    let actor = super::consent::actor(&caller, &headers)?;
-    let expect = if_match(&headers)?;
-    Ok(match h.app.change_definition(kind, &id, Change::Enable(on), expect, &actor).await {
-        Ok(a) => applied(StatusCode::OK, a),
-        Err(r) => refused(kind, &id, r),
-    })
+    apply(&h, kind, &id, Change::Enable(on), (&caller, &headers), true, StatusCode::OK).await
 }
 
 /// `DELETE /api/rules/{id}`: removes a rule defined through the API; one that overrode the
@@ -177,12 +183,7 @@ async fn remove(
     headers: HeaderMap,
     kind: DefinitionKind,
 ) -> Result<Response, ApiError> {
-    let actor = super::consent::actor(&caller, &headers)?;
-    let expect = if_match(&headers)?;
-    Ok(match h.app.change_definition(kind, &id, Change::Remove, expect, &actor).await {
-        Ok(a) => applied(StatusCode::OK, a),
-        Err(r) => refused(kind, &id, r),
-    })
+    apply(&h, kind, &id, Change::Remove, (&caller, &headers), true, StatusCode::OK).await
 }
 
 #[derive(Debug, serde::Deserialize)]
