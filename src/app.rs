@@ -127,6 +127,9 @@ impl App {
         let fresh = self.templates.build(std::path::Path::new("templates"), &contents).map_err(|e| e.to_string())?;
         check_rule_templates(&self.settings(), &fresh)?;
         self.templates.swap(fresh, mark);
+        // A stored definition left out for want of a template may check now: the next
+        // `refresh_definitions` settles them again.
+        self.definitions_seen.store(-1, std::sync::atomic::Ordering::SeqCst);
         Ok(true)
     }
 

@@ -286,6 +286,35 @@ async fn a_stored_definition_the_file_no_longer_accepts_is_left_out_not_fatal(ba
     assert_eq!(t.app.store.definitions().await.unwrap().len(), 1, "and keeps it, to be mended");
 }
 
+/// A stored rule whose template is missing at start-up is left out, and comes into force at the
+/// tick after the template is published.
+async fn a_definition_left_out_for_a_missing_template_returns_once_it_is_published(backend: Backend) {
+    let t = TestApp::start_on(backend, NO_RULES, START).await;
+    let body = json!({"id": "greet", "trigger": "birthday", "channels": ["sms"], "template": "greeting"});
+    let write = tidings::store::DefinitionWrite {
+        kind: tidings::store::DefinitionKind::Rule,
+        id: "greet",
+        body: Some(&body),
+        expect: None,
+        cancel: None,
+        actor: "test",
+        now: t.now(),
+    };
+    t.app.store.write_definition(&write).await.unwrap();
+    let t = t.restart().await;
+    assert!(t.app.settings().rules.is_empty(), "no template \"greeting\" yet");
+    let api = router(&t);
+    let draft = json!({"variants": {"en": {"sms": "Happy birthday, {{member.name}}! Reply STOP to opt out."}}});
+    let (status, body, _) = call(&api, Method::POST, "/api/templates/greeting/drafts", Some(draft), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let publish = json!({"acknowledge_warnings": true});
+    let (status, body, _) =
+        call(&api, Method::POST, "/api/templates/greeting/versions/1/publish", Some(publish), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    t.tick().await;
+    assert_eq!(t.app.settings().rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["greet"]);
+}
+
 /// PostgreSQL: a second instance sharing the database puts a change in force at its next tick.
 #[tokio::test]
 async fn another_instance_picks_a_change_up_at_its_next_tick() {
@@ -305,4 +334,5 @@ on_both_backends!(
     disabling_the_files_rule_cancels_what_waits_and_removing_the_override_restores_it,
     a_journey_defined_through_the_api_runs_and_disabling_it_ends_its_runs,
     a_stored_definition_the_file_no_longer_accepts_is_left_out_not_fatal,
+    a_definition_left_out_for_a_missing_template_returns_once_it_is_published,
 );
