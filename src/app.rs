@@ -35,6 +35,8 @@ pub struct App {
     pub base: Arc<crate::config::Config>,
     /// The stored definitions' version in force here (`refresh_definitions`).
     pub definitions_seen: Arc<std::sync::atomic::AtomicI64>,
+    /// Held across a reload of the stored definitions, so two reloads never interleave.
+    pub definitions_reload: Arc<tokio::sync::Mutex<()>>,
     pub store: Store,
     pub clock: SharedClock,
     pub templates: Arc<TemplateSet>,
@@ -73,19 +75,13 @@ impl App {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let base = Arc::new(settings.raw.clone());
-        let seen = store.definitions_version().await.context("reading the stored rules and journeys")?;
-        let stored = store.definitions().await.context("reading the stored rules and journeys")?;
-        let settings = if stored.is_empty() {
-            settings
-        } else {
-            crate::definitions::settle(&base, stored, &templates.current())
-                .context("merging the rules and journeys defined through the API")?
-                .0
-        };
         let app = App {
             live: crate::config::Live::new(settings),
             base,
-            definitions_seen: Arc::new(std::sync::atomic::AtomicI64::new(seen)),
+            // None read yet: the stored rules and journeys are merged once the templates they
+            // use are loaded from the database, below.
+            definitions_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            definitions_reload: Arc::new(tokio::sync::Mutex::new(())),
             store,
             clock,
             templates: Arc::new(templates),
@@ -98,6 +94,7 @@ impl App {
             crate::templates::seed(&app.store, &contents, app.now()).await.context("seeding the templates")?;
         }
         app.reload_templates().await.map_err(|e| anyhow::anyhow!("templates in the database:\n{e}"))?;
+        app.refresh_definitions().await.context("merging the rules and journeys defined through the API")?;
         if open == Open::Migrate {
             app.audit_config().await.context("recording configuration changes in the audit log")?;
         }

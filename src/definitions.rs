@@ -333,20 +333,19 @@ impl App {
     /// Reloads the stored definitions when their version moved since this instance last looked
     /// (another instance changed one); cheap otherwise. Returns whether anything was reloaded.
     pub async fn refresh_definitions(&self) -> anyhow::Result<bool> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let _one_at_a_time = self.definitions_reload.lock().await;
         let version = self.store.definitions_version().await?;
-        if version == self.definitions_seen.load(std::sync::atomic::Ordering::SeqCst) {
+        let seen = self.definitions_seen.load(SeqCst);
+        if version == seen {
             return Ok(false);
         }
-        self.reload_definitions(version).await?;
-        Ok(true)
-    }
-
-    async fn reload_definitions(&self, version: i64) -> anyhow::Result<()> {
         let stored = self.store.definitions().await?;
         let (settings, _) = settle(&self.base, stored, &self.templates.current())?;
         self.live.set(settings);
-        self.definitions_seen.store(version, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
+        // Unless a template swap asked for another settling meanwhile (it stores -1).
+        let _ = self.definitions_seen.compare_exchange(seen, version, SeqCst, SeqCst);
+        Ok(true)
     }
 
     /// Defines, changes, enables, disables or removes a rule or journey: checked as the file
@@ -361,14 +360,18 @@ impl App {
         actor: &str,
     ) -> Result<Applied, Refused> {
         let invalid = |p: FieldProblem| Refused::Invalid(vec![p]);
+        // Decide on what is in force now, not on what this instance saw at its last tick.
+        if let Err(e) = self.refresh_templates().await {
+            tracing::warn!(error = %e, "published templates not reloaded before a definition change");
+        }
+        self.refresh_definitions().await?;
         let stored = self.store.definitions().await?;
         let settings = self.settings();
         let current = list(&settings, &self.base, &stored, kind).into_iter().find(|d| d.id == id);
-        let in_file = match kind {
-            DefinitionKind::Rule => self.base.rules.iter().any(|r| r.id == id),
-            DefinitionKind::Journey => self.base.journeys.iter().any(|j| j.id == id),
-        };
         let mine = stored.iter().position(|d| d.kind == kind && d.id == id);
+        // A create stores only if nothing is stored under the id by then (another instance's
+        // create in between is a conflict, not a silent replacement).
+        let expect = if matches!(change, Change::Put { create_only: true, .. }) { Some(0) } else { expect };
         let (body, stops) = match change {
             Change::Put { mut body, create_only } => {
                 if create_only && current.is_some() {
@@ -394,22 +397,34 @@ impl App {
                 }
                 check_id(kind, id).map_err(invalid)?;
                 let enabled = |b: &Value| b.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true);
-                let stops = current.as_ref().is_some_and(|c| c.enabled) && !enabled(&body);
+                let stops = !enabled(&body);
                 (Some(body), stops)
             }
             Change::Enable(on) => {
-                let Some(current) = &current else { return Err(Refused::NotFound) };
-                let mut body = current.definition.clone();
+                // The stored body as written (fresh from the database), else the file's.
+                let mut body = match mine.and_then(|n| stored[n].body.clone()) {
+                    Some(b) => b,
+                    None => current.as_ref().ok_or(Refused::NotFound)?.definition.clone(),
+                };
                 body["enabled"] = on.into();
-                (Some(body), current.enabled && !on)
+                (Some(body), !on)
             }
             Change::Remove => {
-                let Some(current) = &current else { return Err(Refused::NotFound) };
                 if mine.is_none() {
-                    return Err(Refused::InConfig);
+                    return Err(if current.is_some() { Refused::InConfig } else { Refused::NotFound });
                 }
-                // Removing an override brings the file's back; removing the API's own stops it.
-                (None, current.enabled && !in_file)
+                // Removing an override brings the file's back (stopping only if the file's is
+                // disabled); removing the API's own stops it.
+                let file_enabled = match kind {
+                    DefinitionKind::Rule => self.base.rules.iter().find(|r| r.id == id).map(|r| r.enabled),
+                    DefinitionKind::Journey => self
+                        .base
+                        .journeys
+                        .iter()
+                        .find(|j| j.id == id)
+                        .map(|j| j.entry.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true)),
+                };
+                (None, !file_enabled.unwrap_or(false))
             }
         };
         // Check the whole configuration as it would be.
@@ -467,7 +482,7 @@ impl App {
             }
         };
         // In force here at once; other instances follow at their next tick.
-        self.reload_definitions(self.store.definitions_version().await?).await?;
+        self.refresh_definitions().await?;
         self.audit_config_as(actor).await?;
         let definition = self.definitions(kind).await?.into_iter().find(|d| d.id == id);
         Ok(Applied { definition, cancelled, runs_ended: runs })

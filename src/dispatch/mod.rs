@@ -84,11 +84,20 @@ impl Dispatcher {
             self.store.members_by_ids(&ids).await?.into_iter().map(|m| (m.id, m)).collect();
         let templates = self.templates.current();
         let reach = self.reach(&claimed, &members, &ids).await?;
-        // Journey steps whose run exited or whose condition now holds are skipped first.
+        // A rule or journey disabled since its message was planned sends nothing more (the
+        // disable cancelled what was scheduled; this catches what a tick planned from the
+        // settings it held before).
+        let policy = policy::Policy::new(self.settings.get());
+        let (claimed, off): (Vec<Claimed>, Vec<Claimed>) =
+            claimed.into_iter().partition(|c| !policy.disabled(&c.rule_id));
+        // Journey steps whose run exited or whose condition now holds are skipped next.
         let (claimed, mut results) = crate::journeys::check_claimed(&self.store, claimed, now).await?;
+        results.extend(off.into_iter().map(|c| {
+            let reason = format!("rule {:?} disabled", c.rule_id);
+            (c.id, c.attempt, Finalize::Skipped { reason })
+        }));
         // Then collisions (a merging winner renders with the losers' occurrences), then quiet
         // hours and caps on the channel each message would go out on.
-        let policy = policy::Policy::new(self.settings.get());
         let gate = policy::Gate::load(&self.store, &policy, &claimed, &members, now).await?;
         let (claimed, collided) = gate.collide(claimed, &members);
         results.extend(collided);

@@ -41,6 +41,12 @@ impl Policy {
         rules.chain(journeys).enumerate().find(|(_, r)| r.id == id)
     }
 
+    /// Whether the rule or journey is known and disabled (a message of one no longer defined,
+    /// or of a transactional send, is not).
+    pub fn disabled(&self, rule_id: &str) -> bool {
+        self.rule(rule_id).is_some_and(|(_, r)| !r.enabled)
+    }
+
     /// A message's priority class and its rule's position (for ties); a rule no longer
     /// configured is lifecycle (service for a service message), listed last.
     fn rank(&self, rule_id: &str, purpose: Purpose) -> (Priority, usize) {

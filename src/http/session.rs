@@ -23,19 +23,24 @@ pub fn routes() -> axum::Router<Http> {
         .route("/console/session", get(session))
 }
 
-/// The key of a login body: JSON `{"key": …}` or a form `key=…`.
+/// The key of a login body: JSON `{"key": …}` only. A form is refused: another site can make a
+/// browser post a form (logging the victim into the attacker's key), but not JSON without a
+/// preflight this daemon never answers.
 fn login_key(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
-    let key = if json {
-        let v: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::bad(None, format!("not JSON: {e}")))?;
-        v.get("key").and_then(|k| k.as_str()).map(str::to_string)
-    } else {
-        form_urlencoded::parse(body).find(|(k, _)| k == "key").map(|(_, v)| v.into_owned())
-    };
+    if !json {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: "send the key as JSON: {\"key\": \"tdk_…\"} with Content-Type: application/json".into(),
+            field: Some("Content-Type".into()),
+        });
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad(None, format!("not JSON: {e}")))?;
+    let key = v.get("key").and_then(|k| k.as_str()).map(str::to_string);
     key.map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).ok_or_else(|| ApiError::bad(Some("key"), "missing"))
 }
 

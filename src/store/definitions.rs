@@ -83,8 +83,11 @@ impl Store {
         on_backend!(self.definition_history(kind, id))
     }
 
-    /// The latest version written of any definition (0: none): cheap, read every tick to see
-    /// whether another instance changed something.
+    /// How many versions have been written (0: none): cheap, read every tick to see whether
+    /// another instance changed something. A count, not the highest sequence number: on
+    /// PostgreSQL a sequence number is taken when a row is inserted, not when it commits, so a
+    /// slower writer's lower number can become visible after a higher one was read; the count
+    /// of an append-only table grows with every commit.
     pub async fn definitions_version(&self) -> Result<i64> {
         on_backend!(self.definitions_version())
     }

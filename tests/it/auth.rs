@@ -301,9 +301,12 @@ async fn console_sessions_carry_the_role_a_csrf_token_and_an_expiry(backend: Bac
     req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {}", t.admin_key).parse().unwrap());
     assert_eq!(call(&router, req).await.status, StatusCode::OK);
 
-    // A form login, behind an HTTPS proxy: Secure; the session has the key's role.
+    // A form login is refused (another site could post one); behind an HTTPS proxy the cookie
+    // is Secure, and the session has the key's role.
     let form = format!("key={}", viewer);
     let a = call(&router, login(Body::from(form), "application/x-www-form-urlencoded", true)).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", a.body);
+    let a = call(&router, login(Body::from(json!({"key": viewer}).to_string()), "application/json", true)).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let (viewer_cookie, set) = session_cookie(&a);
     assert!(set.ends_with("; Secure"), "{set}");

@@ -284,6 +284,37 @@ async fn a_stored_definition_the_file_no_longer_accepts_is_left_out_not_fatal(ba
     let t = t.restart().await;
     assert!(t.app.settings().rules.is_empty(), "the daemon starts without it");
     assert_eq!(t.app.store.definitions().await.unwrap().len(), 1, "and keeps it, to be mended");
+    // Not in force, but it can be removed.
+    let (status, body, _) = call(&router(&t), Method::DELETE, "/api/rules/broken", None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(t.app.store.definitions().await.unwrap().is_empty());
+}
+
+/// A tick that planned from settings held before a disable (another instance's, say) does not
+/// get its messages sent: a worker skips a disabled rule's messages when it claims them.
+async fn a_worker_skips_what_a_disabled_rule_planned_before_the_disable(backend: Backend) {
+    let t = TestApp::start_on(backend, DEFAULT_RULES, "2026-03-10T09:00:00Z").await;
+    birthday_member(&t, "m1").await;
+    t.tick().await;
+    // The disable lands without cancelling (as if written while this tick was planning).
+    let off = json!({"id": "birthday", "trigger": "birthday", "channels": ["sms", "email"],
+        "template": "birthday", "enabled": false});
+    let write = tidings::store::DefinitionWrite {
+        kind: tidings::store::DefinitionKind::Rule,
+        id: "birthday",
+        body: Some(&off),
+        expect: None,
+        cancel: None,
+        actor: "test",
+        now: t.now(),
+    };
+    t.app.store.write_definition(&write).await.unwrap();
+    t.set("2026-03-10T09:31:00Z");
+    t.tick().await;
+    t.dispatch_all().await;
+    let why = Some("rule \"birthday\" disabled".to_string());
+    assert_eq!(states_of(&t, "birthday").await, [("skipped".to_string(), why.clone()), ("skipped".to_string(), why)]);
+    assert!(t.outbox().is_empty());
 }
 
 /// A stored rule whose template is missing at start-up is left out, and comes into force at the
@@ -335,4 +366,5 @@ on_both_backends!(
     a_journey_defined_through_the_api_runs_and_disabling_it_ends_its_runs,
     a_stored_definition_the_file_no_longer_accepts_is_left_out_not_fatal,
     a_definition_left_out_for_a_missing_template_returns_once_it_is_published,
+    a_worker_skips_what_a_disabled_rule_planned_before_the_disable,
 );

@@ -32,7 +32,7 @@ impl PgStore {
     }
 
     pub async fn definitions_version(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM definitions").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM definitions").fetch_one(&self.pool).await?)
     }
 
     pub async fn write_definition(&self, w: &DefinitionWrite<'_>) -> Result<DefinitionWritten> {
