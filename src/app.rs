@@ -37,6 +37,8 @@ pub struct App {
     pub definitions_seen: Arc<std::sync::atomic::AtomicI64>,
     /// Held across a reload of the stored definitions, so two reloads never interleave.
     pub definitions_reload: Arc<tokio::sync::Mutex<()>>,
+    /// When the last evaluation tick ran here (the clock's time) and how long it took.
+    pub last_tick: Arc<std::sync::Mutex<Option<(Timestamp, std::time::Duration)>>>,
     pub store: Store,
     pub clock: SharedClock,
     pub templates: Arc<TemplateSet>,
@@ -82,6 +84,7 @@ impl App {
             // use are loaded from the database, below.
             definitions_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
             definitions_reload: Arc::new(tokio::sync::Mutex::new(())),
+            last_tick: Arc::new(std::sync::Mutex::new(None)),
             store,
             clock,
             templates: Arc::new(templates),
@@ -202,7 +205,11 @@ impl App {
                 "reloading the stored rules and journeys; the ones in force stay"
             );
         }
-        let report = evaluate::tick(&self.store, &self.settings(), self.now()).await?;
+        let (at, started) = (self.now(), std::time::Instant::now());
+        let report = evaluate::tick(&self.store, &self.settings(), at).await?;
+        if !report.busy {
+            *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, started.elapsed()));
+        }
         if report.enqueued > 0 {
             self.wake.notify_waiters();
         }

@@ -215,7 +215,46 @@ async fn metrics(State(h): State<Http>) -> Result<Response, ApiError> {
     for (state, n) in h.app.store.count_by_state().await? {
         let _ = writeln!(out, "tidings_messages{{instance=\"{instance}\",state=\"{state}\"}} {n}");
     }
+    let _ = writeln!(out, "# HELP tidings_messages_by_rule Messages in the database by rule, channel and state.");
+    let _ = writeln!(out, "# TYPE tidings_messages_by_rule gauge");
+    for (rule, channel, state, n) in h.app.store.counts_by_rule().await? {
+        let _ = writeln!(
+            out,
+            "tidings_messages_by_rule{{instance=\"{instance}\",rule=\"{}\",channel=\"{channel}\",state=\"{state}\"}} {n}",
+            label(&rule)
+        );
+    }
+    let now = h.app.now();
+    let backlog = crate::track::stats::BacklogView::new(h.app.store.backlog(now).await?, now);
+    let gauges = [
+        ("tidings_queue_due", "Scheduled messages due now.", backlog.due as f64),
+        ("tidings_queue_scheduled", "Scheduled messages, due now or later.", backlog.scheduled as f64),
+        (
+            "tidings_queue_oldest_due_seconds",
+            "How long the oldest due message has waited (0 with none due).",
+            backlog.oldest_due_seconds.unwrap_or(0) as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{instance=\"{instance}\"}} {value}");
+    }
+    let last = *h.app.last_tick.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, took)) = last {
+        let _ =
+            writeln!(out, "# HELP tidings_tick_duration_seconds How long this instance's last evaluation tick took.");
+        let _ = writeln!(out, "# TYPE tidings_tick_duration_seconds gauge");
+        let _ = writeln!(out, "tidings_tick_duration_seconds{{instance=\"{instance}\"}} {}", took.as_secs_f64());
+        let _ =
+            writeln!(out, "# HELP tidings_last_tick_timestamp_seconds When this instance last evaluated (Unix time).");
+        let _ = writeln!(out, "# TYPE tidings_last_tick_timestamp_seconds gauge");
+        let _ = writeln!(out, "tidings_last_tick_timestamp_seconds{{instance=\"{instance}\"}} {}", at.as_second());
+    }
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// A label value as the Prometheus text format wants it: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 async fn readyz(State(h): State<Http>) -> Response {

@@ -41,6 +41,12 @@ impl Store {
         Ok(rows.into_iter().map(|(day, channel, state, count)| DayCount { day, channel, state, count }).collect())
     }
 
+    /// How many messages each rule has on each channel in each state: `(rule, channel, state,
+    /// count)`, for `/metrics`.
+    pub async fn counts_by_rule(&self) -> Result<Vec<(String, String, String, i64)>> {
+        on_backend!(self.counts_by_rule())
+    }
+
     pub async fn backlog(&self, now: Timestamp) -> Result<Backlog> {
         let (due, scheduled, oldest) = on_backend!(self.backlog(now.as_millisecond()))?;
         Ok(Backlog { due, scheduled, oldest_due: super::types::opt_ts(oldest)? })

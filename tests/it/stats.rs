@@ -66,4 +66,34 @@ async fn the_dashboard_counts_messages_per_day_and_the_backlog(backend: Backend)
     assert_eq!((status, body["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("days")));
 }
 
-on_both_backends!(the_dashboard_counts_messages_per_day_and_the_backlog);
+/// `/metrics`: messages by rule, channel and state, the queue, and the last tick.
+async fn metrics_show_the_queue_the_rules_and_the_last_tick(backend: Backend) {
+    let t = TestApp::start_on(backend, CONFIG, "2026-03-10T09:00:00Z").await;
+    let line = json!({"external_id": "m1", "name": "Member m1", "phone": "+14155550100",
+        "email": "m1@example.com", "time_zone": "UTC", "locale": "en", "birth_date": "1990-03-10"});
+    assert!(t.import_jsonl(&line.to_string()).await.errors.is_empty());
+    t.tick().await;
+    t.set("2026-03-10T09:35:00Z");
+    let response = t.bare_router().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "public, for the scraper");
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let i = format!("instance=\"{}\"", t.app.instance_id);
+    for line in [
+        format!("tidings_messages_by_rule{{{i},rule=\"birthday\",channel=\"sms\",state=\"scheduled\"}} 1"),
+        format!("tidings_queue_due{{{i}}} 2"),
+        format!("tidings_queue_scheduled{{{i}}} 2"),
+        format!("tidings_queue_oldest_due_seconds{{{i}}} 300"),
+        format!(
+            "tidings_last_tick_timestamp_seconds{{{i}}} {}",
+            "2026-03-10T09:00:00Z".parse::<jiff::Timestamp>().unwrap().as_second()
+        ),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+    }
+    assert!(text.contains("tidings_tick_duration_seconds{"), "{text}");
+}
+
+on_both_backends!(
+    the_dashboard_counts_messages_per_day_and_the_backlog,
+    metrics_show_the_queue_the_rules_and_the_last_tick,
+);

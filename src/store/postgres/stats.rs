@@ -16,6 +16,15 @@ impl PgStore {
         .await?)
     }
 
+    pub async fn counts_by_rule(&self) -> Result<Vec<(String, String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT rule_id, channel, state, count(*) FROM messages GROUP BY rule_id, channel, state
+             ORDER BY rule_id, channel, state",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn backlog(&self, now: i64) -> Result<(i64, i64, Option<i64>)> {
         Ok(sqlx::query_as(
             "SELECT count(*) FILTER (WHERE run_at <= $1), count(*), min(run_at) FILTER (WHERE run_at <= $1)
