@@ -268,12 +268,9 @@ pub fn list(settings: &Settings, base: &Config, stored: &[StoredDefinition], kin
     };
     let entries: Vec<(String, Value, bool)> = match kind {
         DefinitionKind::Rule => settings.raw.rules.iter().map(|r| (r.id.clone(), tidy(json(r)), r.enabled)).collect(),
-        DefinitionKind::Journey => settings
-            .raw
-            .journeys
-            .iter()
-            .map(|j| (j.id.clone(), tidy(json(j)), j.entry.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true)))
-            .collect(),
+        DefinitionKind::Journey => {
+            settings.raw.journeys.iter().map(|j| (j.id.clone(), tidy(json(j)), journey_enabled(j))).collect()
+        }
     };
     entries
         .into_iter()
@@ -293,6 +290,11 @@ pub fn list(settings: &Settings, base: &Config, stored: &[StoredDefinition], kin
             }
         })
         .collect()
+}
+
+/// A journey as written is enabled unless its entry says `enabled = false`.
+fn journey_enabled(j: &JourneyConfig) -> bool {
+    j.entry.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true)
 }
 
 fn json<T: Serialize>(t: &T) -> Value {
@@ -417,12 +419,7 @@ impl App {
                 // disabled); removing the API's own stops it.
                 let file_enabled = match kind {
                     DefinitionKind::Rule => self.base.rules.iter().find(|r| r.id == id).map(|r| r.enabled),
-                    DefinitionKind::Journey => self
-                        .base
-                        .journeys
-                        .iter()
-                        .find(|j| j.id == id)
-                        .map(|j| j.entry.get("enabled").and_then(|v| v.as_bool()).unwrap_or(true)),
+                    DefinitionKind::Journey => self.base.journeys.iter().find(|j| j.id == id).map(journey_enabled),
                 };
                 (None, !file_enabled.unwrap_or(false))
             }
