@@ -668,7 +668,10 @@ fn init_logging(settings: &Settings) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.raw.log.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match settings.raw.log.format {
+        // One object per line: timestamp, level, target, the event's fields (message included)
+        // at the top level, `span` (the innermost) and `spans` (all, outermost first).
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Colours only for a terminal, so a redirected log holds no escape codes.
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
     };
 }

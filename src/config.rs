@@ -53,13 +53,31 @@ impl fmt::Display for ConfigProblem {
 }
 
 /// Resolves a secret given inline (`key`) or as a file (`key_file`); the file's trailing newline
-/// is dropped. `key` is the dotted name used in the error, e.g. `twilio.auth_token`.
+/// is dropped. `key` is the dotted name used in the error, e.g. `twilio.auth_token`. When neither
+/// is set and systemd passed credentials (`$CREDENTIALS_DIRECTORY`, from `LoadCredential=`), a
+/// credential named after the key (`twilio.auth_token`) is read instead.
 pub fn resolve_secret(
     inline: Option<&Secret>,
     file: Option<&std::path::Path>,
     key: &str,
 ) -> Result<Secret, ConfigProblem> {
-    match (inline, file) {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+    resolve_secret_in(inline, file, key, credentials.as_deref())
+}
+
+/// [`resolve_secret`] with the credentials directory given, so tests need not set the environment.
+pub fn resolve_secret_in(
+    inline: Option<&Secret>,
+    file: Option<&std::path::Path>,
+    key: &str,
+    credentials: Option<&std::path::Path>,
+) -> Result<Secret, ConfigProblem> {
+    let credential = match (inline, file, credentials) {
+        (Some(s), _, _) if !s.expose().is_empty() => None,
+        (_, None, Some(dir)) if dir.join(key).is_file() => Some(dir.join(key)),
+        _ => None,
+    };
+    match (inline, file.or(credential.as_deref())) {
         (Some(s), _) if !s.expose().is_empty() => Ok(s.clone()),
         (_, Some(path)) => match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -74,7 +92,10 @@ pub fn resolve_secret(
         },
         _ => {
             let env = format!("TIDINGS_{}", key.replace('.', "_").to_uppercase());
-            Err(ConfigProblem::new(key, format!("missing secret: set {key}, {key}_file or {env}")))
+            Err(ConfigProblem::new(
+                key,
+                format!("missing secret: set {key}, {key}_file, {env} or a systemd credential named {key}"),
+            ))
         }
     }
 }
@@ -1699,6 +1720,25 @@ mod tests {
         assert_eq!(problems(toml, &[]), ["twilio.auth_token"]);
         assert_eq!(problems(toml, &[("TIDINGS_TWILIO_AUTH_TOKEN", "secret")]), Vec::<String>::new());
         assert_eq!(problems("[channels]\nemail = \"smtp\"", &[]), ["channels.email"]);
+    }
+
+    #[test]
+    fn a_secret_comes_from_a_systemd_credential_when_the_configuration_names_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("smtp.password"), "from-credential\n").unwrap();
+        let file = dir.path().join("own-file");
+        std::fs::write(&file, "from-file").unwrap();
+        let get = |inline: Option<&str>, file: Option<&std::path::Path>, key: &str| {
+            let inline = inline.map(Secret::new);
+            resolve_secret_in(inline.as_ref(), file, key, Some(dir.path())).map(|s| s.expose().to_string())
+        };
+        assert_eq!(get(None, None, "smtp.password").unwrap(), "from-credential");
+        // What the configuration names wins over a credential.
+        assert_eq!(get(Some("inline"), None, "smtp.password").unwrap(), "inline");
+        assert_eq!(get(None, Some(&file), "smtp.password").unwrap(), "from-file");
+        let missing = get(None, None, "twilio.auth_token").unwrap_err();
+        assert_eq!(missing.key, "twilio.auth_token");
+        assert!(missing.problem.contains("systemd credential named twilio.auth_token"), "{}", missing.problem);
     }
 
     #[test]

@@ -243,7 +243,12 @@ async fn reload_on_sighup(app: App, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             got = hup.recv() => if got.is_none() { return },
         }
-        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        // systemd 253 and later want the reload's start time with RELOADING=1 (Type=notify-reload
+        // fails the reload without it); older ones ignore it.
+        match sd_notify::NotifyState::monotonic_usec_now() {
+            Ok(now) => drop(sd_notify::notify(&[sd_notify::NotifyState::Reloading, now])),
+            Err(_) => drop(sd_notify::notify(&[sd_notify::NotifyState::Reloading])),
+        }
         match app.reload_templates().await {
             Ok(()) => {
                 tracing::info!("templates reloaded");

@@ -58,13 +58,14 @@ impl Daemon {
         text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad answer {text:?}"))
     }
 
-    /// Waits for a notify datagram containing `what`.
-    fn expect_notify(&self, what: &str) {
+    /// Waits for a notify datagram containing `what`; returns the whole datagram.
+    fn expect_notify(&self, what: &str) -> String {
         let mut buf = [0u8; 512];
         loop {
             let n = self.notify.recv(&mut buf).unwrap_or_else(|e| panic!("no {what} from the daemon: {e}"));
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == what) {
-                return;
+            let datagram = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if datagram.lines().any(|l| l == what) {
+                return datagram;
             }
         }
     }
@@ -143,6 +144,11 @@ fn serve_reports_ready_sends_reloads_on_sighup_and_drains_on_sigterm() {
     assert_eq!(d.get("/readyz"), 200);
     let sent = d.expect_log("sent");
     assert_eq!(sent["span"]["member.id"], "ada", "{sent}");
+    // One JSON object per line: when, how grave, where from, what, and the spans it ran in.
+    assert!(sent["timestamp"].as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()), "{sent}");
+    assert_eq!(sent["level"], "INFO", "{sent}");
+    assert!(sent["target"].as_str().is_some_and(|t| t.starts_with("tidings")), "{sent}");
+    assert!(sent["spans"].as_array().is_some_and(|s| !s.is_empty()), "{sent}");
     let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
     assert_eq!(outbox.lines().count(), 1);
     assert!(outbox.contains("Ada"), "{outbox}");
@@ -174,7 +180,8 @@ fn serve_reports_ready_sends_reloads_on_sighup_and_drains_on_sigterm() {
     let published = tidings(&["templates", "publish", "birthday", "2", "--acknowledge-warnings"]);
     assert!(published.status.success(), "{published:?}");
     d.signal("-HUP");
-    d.expect_notify("RELOADING=1");
+    let reloading = d.expect_notify("RELOADING=1");
+    assert!(reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "{reloading}");
     d.expect_log("templates reloaded");
     d.expect_notify("READY=1");
 
@@ -207,7 +214,9 @@ fn the_systemd_unit_runs_the_daemon_as_a_notify_service_with_a_watchdog() {
         "Type=notify",
         "WatchdogSec=30s",
         "ExecReload=/bin/kill -HUP $MAINPID",
-        "DynamicUser=yes",
+        "User=tidings",
+        "LoadCredential=smtp.password:/etc/tidings/credentials/smtp.password",
+        "LoadCredential=twilio.auth_token:/etc/tidings/credentials/twilio.auth_token",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "SystemCallFilter=@system-service",
