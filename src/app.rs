@@ -39,6 +39,10 @@ pub struct App {
     pub definitions_reload: Arc<tokio::sync::Mutex<()>>,
     /// When the last evaluation tick ran here (the clock's time) and how long it took.
     pub last_tick: Arc<std::sync::Mutex<Option<(Timestamp, std::time::Duration)>>>,
+    /// When the last member value refresh ended here (the clock's time) and how long it took.
+    pub last_refresh: Arc<std::sync::Mutex<Option<(Timestamp, std::time::Duration)>>>,
+    /// When this instance started (the clock's time), for its heartbeat.
+    pub started_at: Timestamp,
     pub store: Store,
     pub clock: SharedClock,
     pub templates: Arc<TemplateSet>,
@@ -85,6 +89,8 @@ impl App {
             definitions_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
             definitions_reload: Arc::new(tokio::sync::Mutex::new(())),
             last_tick: Arc::new(std::sync::Mutex::new(None)),
+            last_refresh: Arc::new(std::sync::Mutex::new(None)),
+            started_at: clock.now(),
             store,
             clock,
             templates: Arc::new(templates),
@@ -213,6 +219,8 @@ impl App {
         if report.enqueued > 0 {
             self.wake.notify_waiters();
         }
+        // One upsert: this instance's last tick and providers, for `tidings status`.
+        self.heartbeat().await;
         Ok(report)
     }
 
@@ -222,8 +230,10 @@ impl App {
     pub async fn refresh_value(&self) -> anyhow::Result<Option<crate::members::refresh::RefreshReport>> {
         let Some(lock) = self.store.try_evaluator_lock().await? else { return Ok(None) };
         // On an error the lock is dropped with its session, which releases it.
+        let started = std::time::Instant::now();
         let report = crate::members::refresh::refresh(&self.store, &self.settings(), self.now()).await?;
         self.store.release_evaluator_lock(lock).await;
+        *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.now(), started.elapsed()));
         if report.crossed > 0 {
             // Members who crossed a churn threshold are due at their next slot: plan them now.
             self.tick().await?;

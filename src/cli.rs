@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `import`, `preview`, `forecast`, `messages`,
+//! The command line: `serve`, `migrate`, `status`, `import`, `preview`, `forecast`, `messages`,
 //! `report`, `check-config`, `calendar`, `members export|erase`, `model fit|show`, `audit`,
 //! `keys create|list|revoke`, `templates list|export|import|publish`.
 
@@ -43,6 +43,12 @@ pub enum Command {
         /// Only list the migrations and whether each is applied.
         #[arg(long)]
         status: bool,
+    },
+    /// The backlog, each instance's last tick, and its providers' health and circuits (read from
+    /// the database's heartbeats; never migrates it).
+    Status {
+        #[arg(long)]
+        json: bool,
     },
     /// Import members from CSV (with a header row) or JSON Lines.
     Import {
@@ -227,6 +233,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for (version, description, applied) in store.migration_status().await? {
                 println!("{version:>5} {} {description}", if applied { "applied" } else { "pending" });
+            }
+            Ok(())
+        }
+        Command::Status { json } => {
+            let store = Store::open_existing(&settings.raw.database.url).await?;
+            let status = crate::status::read(&store, jiff::Timestamp::now()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", crate::status::render(&status));
             }
             Ok(())
         }

@@ -22,6 +22,7 @@
 //!   checked as the file is; every instance reloads them when their version moves.
 //! - [`auth`]: API keys, roles and console session tokens (the access table is `http::auth`).
 //! - [`rights`]: member rights: export everything held about a member, erase a member.
+//! - [`status`]: `tidings status` from each instance's heartbeat (backlog, ticks, providers).
 //! - [`app`], [`daemon`], [`cli`], [`config`], [`clock`]: wiring, the daemon's life, commands,
 //!   configuration, injected time.
 
@@ -44,6 +45,7 @@ pub mod members;
 pub mod plan;
 pub mod render;
 pub mod rights;
+pub mod status;
 pub mod store;
 pub mod templates;
 pub mod track;

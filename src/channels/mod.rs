@@ -7,6 +7,7 @@ pub mod outbox;
 pub mod push;
 pub mod route;
 pub mod sms;
+pub mod stats;
 pub mod webhook;
 pub(crate) mod wire;
 
@@ -430,6 +431,12 @@ impl Channels {
         [&self.sms, &self.email, &self.push, &self.webhook]
             .into_iter()
             .flat_map(|r| r.slots().iter().map(|s| &s.provider))
+    }
+
+    /// Each channel's providers in route order with their circuit and call statistics, for
+    /// `/metrics` and the heartbeat `tidings status` reads.
+    pub fn health(&self) -> impl Iterator<Item = (ChannelKind, &route::Slot)> {
+        ChannelKind::ALL.iter().flat_map(move |&k| self.get(k).slots().iter().map(move |s| (k, s)))
     }
 
     /// `sms=twilio>aliyun email=smtp …`: what serves each channel, failovers after `>`.

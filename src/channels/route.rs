@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::stats::{Outcome, ProviderStats};
 use super::{Outgoing, Provider, SendOutcome};
 use crate::config::{ConfigProblem, parse_duration};
 
@@ -136,6 +137,25 @@ pub enum Circuit {
     HalfOpen,
 }
 
+impl Circuit {
+    /// `tidings_provider_circuit_state`: 0 closed, 1 half-open, 2 open.
+    pub fn gauge(self) -> u8 {
+        match self {
+            Circuit::Closed => 0,
+            Circuit::HalfOpen => 1,
+            Circuit::Open { .. } => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Circuit::Closed => "closed",
+            Circuit::HalfOpen => "half-open",
+            Circuit::Open { .. } => "open",
+        }
+    }
+}
+
 /// Opens after `threshold` consecutive transient failures; after the cooldown lets one trial
 /// through, which closes it on success and opens it again on failure.
 #[derive(Debug)]
@@ -188,6 +208,8 @@ pub struct Slot {
     limiter: Option<Limiter>,
     pub breaker: Breaker,
     retries: u32,
+    /// Every call to this provider through this route: latency by outcome.
+    pub stats: ProviderStats,
 }
 
 impl Slot {
@@ -198,6 +220,7 @@ impl Slot {
             limiter,
             breaker: Breaker::new(limits.circuit_failures, limits.cooldown()),
             retries: limits.retries,
+            stats: ProviderStats::default(),
         }
     }
 }
@@ -246,7 +269,9 @@ impl Route {
                 if let Some(limiter) = &slot.limiter {
                     limiter.acquire().await;
                 }
+                let started = std::time::Instant::now();
                 let outcome = slot.provider.send(msg, now).await;
+                slot.stats.record(Outcome::of(&outcome), started.elapsed());
                 match &outcome {
                     SendOutcome::Transient { error, retry_after } => {
                         slot.breaker.failure(Instant::now());

@@ -224,6 +224,18 @@ async fn metrics(State(h): State<Http>) -> Result<Response, ApiError> {
             label(&rule)
         );
     }
+    let _ =
+        writeln!(out, "# HELP tidings_messages_by_provider Messages in the database by channel, provider and state.");
+    let _ = writeln!(out, "# TYPE tidings_messages_by_provider gauge");
+    for (channel, provider, state, n) in h.app.store.counts_by_provider().await? {
+        let _ = writeln!(
+            out,
+            "tidings_messages_by_provider{{instance=\"{instance}\",channel=\"{channel}\",provider=\"{}\",state=\"{state}\"}} {n}",
+            label(&provider)
+        );
+    }
+    provider_metrics(&h.app, &mut out);
+    model_metrics(&h.app, &mut out).await?;
     let now = h.app.now();
     let backlog = crate::track::stats::BacklogView::new(h.app.store.backlog(now).await?, now);
     let gauges = [
@@ -250,6 +262,97 @@ async fn metrics(State(h): State<Http>) -> Result<Response, ApiError> {
         let _ = writeln!(out, "tidings_last_tick_timestamp_seconds{{instance=\"{instance}\"}} {}", at.as_second());
     }
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// This instance's providers: a latency histogram per outcome and the circuit state, from the
+/// atomics the route keeps (no database read).
+fn provider_metrics(app: &crate::app::App, out: &mut String) {
+    use crate::channels::stats::{BUCKETS, Outcome};
+    use std::fmt::Write;
+    let instance = &app.instance_id;
+    let name = "tidings_provider_request_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} Provider calls by channel, provider and outcome, and how long they took.");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (channel, slot) in app.channels.health() {
+        let provider = slot.provider.name();
+        for outcome in Outcome::ALL {
+            let h = slot.stats.snapshot(outcome);
+            let labels = format!(
+                "instance=\"{instance}\",channel=\"{channel}\",provider=\"{provider}\",outcome=\"{}\"",
+                outcome.as_str()
+            );
+            for (le, n) in BUCKETS.iter().zip(h.cumulative) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count());
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_seconds);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count());
+        }
+    }
+    let name = "tidings_provider_circuit_state";
+    let _ = writeln!(
+        out,
+        "# HELP {name} A provider's circuit breaker here: 0 closed, 1 half-open (one trial out), 2 open."
+    );
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (channel, slot) in app.channels.health() {
+        let _ = writeln!(
+            out,
+            "{name}{{instance=\"{instance}\",channel=\"{channel}\",provider=\"{}\"}} {}",
+            slot.provider.name(),
+            slot.breaker.state().gauge()
+        );
+    }
+}
+
+/// The member value model: the last fit (from the database, so any instance's) and this
+/// instance's last refresh.
+async fn model_metrics(app: &crate::app::App, out: &mut String) -> Result<(), ApiError> {
+    use std::fmt::Write;
+    let instance = &app.instance_id;
+    if let Some(fit) = app.store.models(crate::members::refresh::BGNBD, false, 1).await?.into_iter().next() {
+        let gauges = [
+            (
+                "tidings_model_fit_duration_seconds",
+                "How long the last member value model fit took.",
+                fit.duration_ms as f64 / 1000.0,
+            ),
+            (
+                "tidings_model_fit_timestamp_seconds",
+                "When the last member value model was fitted (Unix time).",
+                fit.fitted_at.as_second() as f64,
+            ),
+            (
+                "tidings_model_fit_accepted",
+                "Whether the last fit became the current model (1) or was refused (0).",
+                if fit.accepted { 1.0 } else { 0.0 },
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{instance=\"{instance}\"}} {value}");
+        }
+    }
+    let last = *app.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, took)) = last {
+        let gauges = [
+            (
+                "tidings_value_refresh_duration_seconds",
+                "How long this instance's last member value refresh took (read, fit, score, write).",
+                took.as_secs_f64(),
+            ),
+            (
+                "tidings_last_value_refresh_timestamp_seconds",
+                "When this instance last refreshed member value (Unix time).",
+                at.as_second() as f64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ =
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{instance=\"{instance}\"}} {value}");
+        }
+    }
+    Ok(())
 }
 
 /// A label value as the Prometheus text format wants it: backslash, quote and newline escaped.

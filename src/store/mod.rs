@@ -89,6 +89,7 @@ pub use journeys::{CouponPool, ExitCounts, JourneyExit, JourneyRun, NewRun};
 pub mod auth;
 pub mod consent;
 pub mod definitions;
+pub mod instances;
 mod stats;
 pub use definitions::{DefinitionKind, DefinitionWrite, DefinitionWritten, StoredDefinition};
 pub use stats::{Backlog, DayCount};

@@ -9,6 +9,7 @@ mod definitions;
 mod entry;
 mod experiments;
 mod gateways;
+mod instances;
 mod journeys;
 mod members;
 mod messages;
