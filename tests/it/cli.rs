@@ -94,6 +94,30 @@ fn check_config_without_a_file_runs_on_the_outbox() {
     assert!(!cli.path("tidings.db").exists(), "check-config leaves the database alone");
 }
 
+/// Under systemd, `LoadCredential=twilio.auth_token:…` puts the secret in
+/// `$CREDENTIALS_DIRECTORY/twilio.auth_token`; the configuration need not name it.
+#[test]
+fn a_secret_the_configuration_leaves_unset_is_read_from_the_systemd_credentials() {
+    let cli = Cli::new();
+    cli.write(
+        "tidings.toml",
+        "[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nfrom = \"+14155550100\"\n",
+    );
+    let run = cli.run(&["--config", "tidings.toml", "check-config"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("twilio.auth_token"), "{run:?}");
+    let credentials = cli.path("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("twilio.auth_token"), "f00dcafef00dcafef00dcafef00dcafe\n").unwrap();
+    let run = cli
+        .run_with(
+            &["--config", "tidings.toml", "check-config"],
+            &[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())],
+        )
+        .ok();
+    assert!(run.stdout.contains("sms=twilio"), "{run:?}");
+}
+
 #[test]
 fn preview_and_forecast_only_read_an_existing_database() {
     let cli = Cli::new();
