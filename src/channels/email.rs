@@ -126,6 +126,9 @@ fn default_timeout_secs() -> u64 {
 /// after a few minutes, sometimes silently, and a dead socket would cost a send its whole timeout.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
+/// An idle connection used more recently than this is reused without a NOOP first.
+const CHECK_AFTER: Duration = Duration::from_secs(2);
+
 /// The SMTP provider. Cheap to clone: clones share one pool.
 #[derive(Clone)]
 pub struct Smtp {
@@ -152,8 +155,24 @@ struct Inner {
 }
 
 struct IdleConnection {
-    conn: AsyncSmtpConnection,
+    conn: Session,
     since: Instant,
+}
+
+/// One open SMTP session and whether its server takes commands pipelined (RFC 2920); lettre's
+/// `ServerInfo` does not keep that keyword.
+struct Session {
+    conn: AsyncSmtpConnection,
+    pipelining: bool,
+}
+
+/// A command group written in one go (PIPELINING): `MAIL`, `RCPT`… and `DATA`, each line ended.
+struct Pipelined(String);
+
+impl fmt::Display for Pipelined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl fmt::Debug for Smtp {
@@ -357,7 +376,7 @@ impl Smtp {
         let idle = std::mem::take(&mut *self.idle());
         let timeout = self.inner.timeout;
         futures::future::join_all(idle.into_iter().map(|mut idle| async move {
-            let _ = tokio::time::timeout(timeout, idle.conn.quit()).await;
+            let _ = tokio::time::timeout(timeout, idle.conn.conn.quit()).await;
         }))
         .await;
     }
@@ -397,56 +416,49 @@ impl Smtp {
     }
 
     /// One transaction on a pooled or new connection. The connection goes back to the pool only
-    /// on success; on error (or when the caller's timeout drops this future) it is dropped.
+    /// on success; on error (or when the caller's timeout drops this future) it is dropped. A
+    /// pooled connection that turns out to be gone before anything was handed over (the relay
+    /// closed it while idle) costs no failure: the transaction is tried once more on a new one.
     async fn deliver(
         &self,
         envelope: &lettre::address::Envelope,
         raw: &[u8],
         handed_over: &AtomicBool,
     ) -> Result<(), Failure> {
-        let mut conn = match self.reuse().await {
-            Some(conn) => conn,
-            None => self.connect().await.map_err(Failure::Session)?,
+        let (mut session, pooled) = match self.reuse().await {
+            Some(session) => (session, true),
+            None => (self.connect().await.map_err(Failure::Session)?, false),
         };
-        // MAIL, RCPT and DATA as lettre's `send` does them, then the body on its own, so that a
-        // failure before the body (nothing delivered) is told apart from one after it.
-        let mut options = Vec::new();
-        let non_ascii = envelope.from().into_iter().chain(envelope.to()).any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-        if non_ascii {
-            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-                return Err(Failure::Refused("the address is not ASCII and the server lacks SMTPUTF8".into()));
+        match transaction(&mut session, envelope, raw, handed_over).await {
+            Ok(()) => {}
+            Err(Failure::Transaction(e) | Failure::Recipient(e))
+                if pooled && !handed_over.load(Ordering::SeqCst) && stale(&e) =>
+            {
+                tracing::debug!(error = %describe(&e), "pooled smtp connection was gone; reconnecting");
+                session = self.connect().await.map_err(Failure::Session)?;
+                transaction(&mut session, envelope, raw, handed_over).await?;
             }
-            options.push(MailParameter::SmtpUtfEight);
+            Err(failure) => return Err(failure),
         }
-        if !raw.is_ascii() {
-            if !conn.server_info().supports_feature(Extension::EightBitMime) {
-                return Err(Failure::Refused("the message is not ASCII and the server lacks 8BITMIME".into()));
-            }
-            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-        }
-        conn.command(Mail::new(envelope.from().cloned(), options)).await.map_err(Failure::Transaction)?;
-        for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(Failure::Recipient)?;
-        }
-        conn.command(Data).await.map_err(Failure::Transaction)?;
-        handed_over.store(true, Ordering::SeqCst);
-        let response = conn.message(raw).await.map_err(Failure::Transaction)?;
-        tracing::debug!(response = %response.message().collect::<Vec<_>>().join(" "), "smtp accepted");
-        self.idle().push(IdleConnection { conn, since: Instant::now() });
+        self.idle().push(IdleConnection { conn: session, since: Instant::now() });
         Ok(())
     }
 
-    /// The most recently used idle connection that still answers NOOP.
-    async fn reuse(&self) -> Option<AsyncSmtpConnection> {
+    /// The most recently used idle connection. One idle for a while is asked NOOP first; one
+    /// used moments ago is taken as it is (a dead one is found out before the message is handed
+    /// over, and replaced: see [`Smtp::deliver`]), so a busy connection costs no extra round trip
+    /// per message.
+    async fn reuse(&self) -> Option<Session> {
         loop {
             let IdleConnection { mut conn, since } = self.idle().pop()?;
-            if since.elapsed() < IDLE_LIMIT && conn.test_connected().await {
+            let idle = since.elapsed();
+            if idle < CHECK_AFTER || (idle < IDLE_LIMIT && conn.conn.test_connected().await) {
                 return Some(conn);
             }
         }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+    async fn connect(&self) -> Result<Session, String> {
         let inner = &self.inner;
         let server = format!("{}:{}", inner.host, inner.port);
         let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
@@ -477,13 +489,79 @@ impl Smtp {
             conn.abort().await;
             return Err(format!("smtp authentication failed: {}", describe(&e)));
         }
-        tracing::debug!(%server, encrypted = inner.tls != SmtpTls::None, "smtp connection opened");
-        Ok(conn)
+        // lettre parses the EHLO reply into `ServerInfo`, which has no PIPELINING: ask again
+        // (once per connection) and read the keywords ourselves.
+        let ehlo = conn
+            .command(lettre::transport::smtp::commands::Ehlo::new(inner.helo.clone()))
+            .await
+            .map_err(|e| format!("smtp session with {server} failed: {}", describe(&e)))?;
+        let pipelining = ehlo.message().any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
+        tracing::debug!(%server, encrypted = inner.tls != SmtpTls::None, pipelining, "smtp connection opened");
+        Ok(Session { conn, pipelining })
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<IdleConnection>> {
         // The list is valid whatever a panicking holder was doing: it only pushes and pops.
         self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// MAIL, RCPT and DATA as lettre's `send` does them (written as one group when the server
+/// offers PIPELINING, the replies then read in order), then the body on its own, so that a
+/// failure before the body (nothing delivered) is told apart from one after it.
+async fn transaction(
+    session: &mut Session,
+    envelope: &lettre::address::Envelope,
+    raw: &[u8],
+    handed_over: &AtomicBool,
+) -> Result<(), Failure> {
+    let conn = &mut session.conn;
+    let mut options = Vec::new();
+    let non_ascii = envelope.from().into_iter().chain(envelope.to()).any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(Failure::Refused("the address is not ASCII and the server lacks SMTPUTF8".into()));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(Failure::Refused("the message is not ASCII and the server lacks 8BITMIME".into()));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let mail = Mail::new(envelope.from().cloned(), options);
+    if session.pipelining {
+        // Any failure drops the connection, so replies left unread after one do not matter.
+        let mut group = mail.to_string();
+        for to in envelope.to() {
+            group.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        group.push_str(&Data.to_string());
+        conn.command(Pipelined(group)).await.map_err(Failure::Transaction)?;
+        for _ in envelope.to() {
+            conn.read_response().await.map_err(Failure::Recipient)?;
+        }
+        conn.read_response().await.map_err(Failure::Transaction)?;
+    } else {
+        conn.command(mail).await.map_err(Failure::Transaction)?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![])).await.map_err(Failure::Recipient)?;
+        }
+        conn.command(Data).await.map_err(Failure::Transaction)?;
+    }
+    handed_over.store(true, Ordering::SeqCst);
+    let response = conn.message(raw).await.map_err(Failure::Transaction)?;
+    tracing::debug!(response = %response.message().collect::<Vec<_>>().join(" "), "smtp accepted");
+    Ok(())
+}
+
+/// Whether an error on a pooled connection means the connection itself had gone (closed while
+/// idle, or the server's 421 "closing"), not that the server refused the message.
+fn stale(e: &lettre::transport::smtp::Error) -> bool {
+    match e.status() {
+        None => true,
+        Some(code) => u16::from(code) == 421,
     }
 }
 

@@ -292,6 +292,42 @@ async fn rcpt_replies_map_to_outcomes() {
 }
 
 #[tokio::test]
+async fn commands_are_pipelined_only_when_offered_and_replies_still_map() {
+    for pipelining in [true, false] {
+        let peer = peer(SmtpOptions { pipelining, ..SmtpOptions::default() }).await;
+        peer.reply_to_rcpt("nobody@example.com", "550 5.1.1 no such user");
+        let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();
+
+        sent(smtp.send(&outgoing("k1", "lilei@example.com")).await);
+        sent(smtp.send(&outgoing("k2", "hanmeimei@example.com")).await);
+        match smtp.send(&outgoing("k3", "nobody@example.com")).await {
+            SendOutcome::Gone { error } => assert!(error.contains("550 5.1.1"), "{error}"),
+            other => panic!("expected gone, got {other:?}"),
+        }
+        sent(smtp.send(&outgoing("k4", "lilei@example.com")).await);
+
+        let to: Vec<String> = peer.received().iter().map(|r| r.to.join(",")).collect();
+        assert_eq!(to, ["lilei@example.com", "hanmeimei@example.com", "lilei@example.com"]);
+        let expected = if pipelining { 4 } else { 0 };
+        assert_eq!(peer.pipelined(), expected, "pipelining offered: {pipelining}");
+        // One connection for the first two; the refusal dropped it.
+        assert_eq!(peer.connections(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_relay_closed_is_replaced_without_failing_the_send() {
+    let peer = peer(SmtpOptions { close_after: Some(1), pipelining: true, ..SmtpOptions::default() }).await;
+    let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();
+
+    for i in 0..3 {
+        sent(smtp.send(&outgoing(&format!("k{i}"), "lilei@example.com")).await);
+    }
+    assert_eq!(peer.received().len(), 3);
+    assert_eq!(peer.connections(), 3);
+}
+
+#[tokio::test]
 async fn an_unparsable_address_is_permanent_and_never_connects() {
     let peer = peer(SmtpOptions::default()).await;
     let smtp = Smtp::new(&config(&peer, SmtpTls::None)).unwrap();

@@ -40,6 +40,11 @@ pub struct SmtpOptions {
     pub hang_after_data: bool,
     /// Take the message after DATA, then answer the final dot only after `release_data()`.
     pub hold_data: bool,
+    /// EHLO offers PIPELINING (RFC 2920).
+    pub pipelining: bool,
+    /// Close a connection, without a word, after answering this many messages on it (a relay
+    /// dropping a session the client still holds).
+    pub close_after: Option<usize>,
 }
 
 impl Default for SmtpOptions {
@@ -51,6 +56,8 @@ impl Default for SmtpOptions {
             silent: false,
             hang_after_data: false,
             hold_data: false,
+            pipelining: false,
+            close_after: None,
         }
     }
 }
@@ -79,6 +86,8 @@ struct State {
     quits: usize,
     rcpt_replies: HashMap<String, String>,
     fail_data: usize,
+    /// MAIL commands that arrived with the client's next commands already behind them.
+    pipelined: usize,
 }
 
 struct Shared {
@@ -167,6 +176,11 @@ impl SmtpPeer {
         self.shared.state().max_active
     }
 
+    /// How many transactions the client sent pipelined (MAIL with more behind it).
+    pub fn pipelined(&self) -> usize {
+        self.shared.state().pipelined
+    }
+
     /// Sessions that ended with QUIT.
     pub fn quits(&self) -> usize {
         self.shared.state().quits
@@ -248,11 +262,13 @@ struct Session<'a> {
     auth: Option<String>,
     mail: Option<String>,
     rcpts: Vec<String>,
+    /// Messages answered on this connection.
+    answered: usize,
 }
 
 impl<'a> Session<'a> {
     fn new(id: usize, shared: &'a Shared) -> Self {
-        Session { id, shared, tls: false, greeted: false, auth: None, mail: None, rcpts: Vec::new() }
+        Session { id, shared, tls: false, greeted: false, auth: None, mail: None, rcpts: Vec::new(), answered: 0 }
     }
 
     fn offers_starttls(&self) -> bool {
@@ -282,6 +298,9 @@ impl<'a> Session<'a> {
                     }
                     if self.shared.options.auth.is_some() {
                         lines.push(format!("AUTH {}", self.shared.options.auth_mechanisms.join(" ")));
+                    }
+                    if self.shared.options.pipelining {
+                        lines.push("PIPELINING".to_owned());
                     }
                     let last = lines.len() - 1;
                     let text: Vec<String> = lines
@@ -314,6 +333,9 @@ impl<'a> Session<'a> {
                         "503 5.5.1 nested MAIL command"
                     } else if let Some(from) = path(&arg, "FROM:") {
                         self.mail = Some(from);
+                        if !io.buffer().is_empty() {
+                            self.shared.state().pipelined += 1;
+                        }
                         "250 2.1.0 ok"
                     } else {
                         "501 5.5.4 syntax: MAIL FROM:<address>"
@@ -354,6 +376,10 @@ impl<'a> Session<'a> {
                         released.wait_for(|released| *released).await.unwrap();
                     }
                     reply(&mut io, &answer).await?;
+                    self.answered += 1;
+                    if self.shared.options.close_after.is_some_and(|n| self.answered >= n) {
+                        return Ok(End::Closed);
+                    }
                 }
                 "RSET" => {
                     self.reset();
