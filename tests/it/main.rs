@@ -26,6 +26,7 @@ mod instances;
 mod journeys;
 mod members_api;
 mod messages_api;
+mod narrow;
 mod pipeline;
 mod push;
 mod rights;
