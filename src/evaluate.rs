@@ -1,7 +1,9 @@
 //! The evaluation tick: for each enabled rule, the window since its watermark up to
 //! `now + lookahead`; members read in keyset batches; triggers find occurrences, the planner
 //! turns them into messages, and the store inserts them idempotently. The watermark moves only
-//! after a whole pass, so a crash mid-tick re-evaluates the same window, harmlessly.
+//! after a whole pass, so a crash mid-tick re-evaluates the same window, harmlessly. When every
+//! rule can be narrowed (`triggers::narrow`), each reads only its candidates through indexes
+//! instead of every member.
 
 use crate::clock::InstantExt;
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +23,8 @@ use crate::triggers::{self, Occurrence, Rule, Window};
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TickReport {
+    /// Members read: every member on a full scan; a rule's candidates when every rule narrows
+    /// (a member read by two rules counts twice).
     pub members: u64,
     pub planned: u64,
     /// Newly inserted (planned minus those already there).
