@@ -104,6 +104,9 @@ fn occurrences_in(
     }
 }
 
+/// The fewest members a candidate read returns at a time.
+const CANDIDATE_PAGE: u32 = 10_000;
+
 /// Each pass's candidate sources (`triggers::narrow`), or `None` when some pass needs every
 /// member (then every pass rides the one full scan). A rule evaluated before reads the members
 /// changed since (evaluated with a changed member's look-back) and the narrowed unchanged ones; a
@@ -195,6 +198,10 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
     match narrowed(&passes) {
         // Every rule narrows: each reads only its candidates, a source at a time.
         Some(narrowed) => {
+            // Larger pages than the full scan's: a day's candidates for one month-day usually
+            // fit in one, so a planner without statistics that sorts each page's rows (rather
+            // than walking the index in order) sorts them once.
+            let size = size.max(CANDIDATE_PAGE);
             for (pass, sources) in passes.iter().zip(narrowed) {
                 let value = pass.rule.needs_value();
                 for source in &sources {

@@ -131,50 +131,45 @@ impl SqliteStore {
     ) -> Result<Vec<Member>> {
         let (cols, from) = if value { (MEMBER_COLUMNS, MEMBERS) } else { (PLAIN_MEMBER_COLUMNS, "members") };
         let live = "members.erased_at IS NULL";
-        let (filter, order, text, hi) = match source {
+        let (key, hi) = match source {
             Source::MonthDay { column, md } => {
                 let col = match column {
                     DateColumn::BirthDate => "substr(members.birth_date, -5)",
                     DateColumn::MemberSince => "substr(members.member_since, -5)",
                 };
-                (format!("{col} = ?1 AND members.id > ?2"), "members.id".to_string(), Some(md.as_str()), None)
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {cols} FROM {from} WHERE {col} = ?1 AND members.id > ?2 AND {live}
+                     ORDER BY members.id LIMIT ?3"
+                ));
+                let rows = sqlx::query(sql).bind(md).bind(after.1).bind(limit).fetch_all(&self.read).await?;
+                return rows.iter().map(member_from_row).collect();
             }
-            Source::LunarBirthday(b) => (
-                "members.lunar_birthday = ?1 AND members.id > ?2".to_string(),
-                "members.id".to_string(),
-                Some(b.as_str()),
-                None,
-            ),
-            Source::ActivityBetween { to, .. } => {
-                let key = "coalesce(members.last_activity_at, members.created_at)";
-                (
-                    format!("({key}, members.id) > (?1, ?2) AND {key} <= ?4"),
-                    format!("{key}, members.id"),
-                    None,
-                    Some(*to),
-                )
+            Source::LunarBirthday(b) => {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {cols} FROM {from} WHERE members.lunar_birthday = ?1 AND members.id > ?2 AND {live}
+                     ORDER BY members.id LIMIT ?3"
+                ));
+                let rows = sqlx::query(sql).bind(b).bind(after.1).bind(limit).fetch_all(&self.read).await?;
+                return rows.iter().map(member_from_row).collect();
             }
-            Source::ChangedAfter(_) => (
-                "(members.change_seq, members.id) > (?1, ?2)".to_string(),
-                "members.change_seq, members.id".to_string(),
-                None,
-                None,
-            ),
+            Source::ActivityBetween { to, .. } => ("coalesce(members.last_activity_at, members.created_at)", *to),
+            Source::ChangedAfter(_) => ("members.change_seq", i64::MAX),
         };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {cols} FROM {from} WHERE {filter} AND {live} ORDER BY {order} LIMIT ?3"
+        // SQLite seeks a row value's first column only (a page would rescan every row sharing
+        // the cursor's key): the rest of the cursor's key by id, then the keys after it.
+        let same = sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM {from} WHERE {key} = ?1 AND members.id > ?2 AND {key} <= ?4 AND {live}
+             ORDER BY members.id LIMIT ?3"
         ));
-        let query = sqlx::query(sql);
-        let query = match text {
-            Some(t) => query.bind(t),
-            None => query.bind(after.0),
-        };
-        let query = query.bind(after.1).bind(i64::from(limit));
-        let query = match hi {
-            Some(hi) => query.bind(hi),
-            None => query,
-        };
-        let rows = query.fetch_all(&self.read).await?;
+        let mut rows = sqlx::query(same).bind(after.0).bind(after.1).bind(limit).bind(hi).fetch_all(&self.read).await?;
+        if rows.len() < limit as usize {
+            let next = sqlx::AssertSqlSafe(format!(
+                "SELECT {cols} FROM {from} WHERE {key} > ?1 AND {key} <= ?3 AND {live}
+                 ORDER BY {key}, members.id LIMIT ?2"
+            ));
+            let rest = limit - rows.len() as u32;
+            rows.extend(sqlx::query(next).bind(after.0).bind(rest).bind(hi).fetch_all(&self.read).await?);
+        }
         rows.iter().map(member_from_row).collect()
     }
 
