@@ -204,6 +204,18 @@ impl Store {
         on_backend!(self.members_after(after, limit, value))
     }
 
+    /// Members one narrowing source selects (see `triggers::narrow`), after the cursor
+    /// `(key, id)`, in the source's key order then id; the evaluator's candidate reads.
+    pub async fn members_where(
+        &self,
+        source: &crate::triggers::narrow::Source,
+        after: (i64, i64),
+        limit: u32,
+        value: bool,
+    ) -> Result<Vec<Member>> {
+        on_backend!(self.members_where(source, after, limit, value))
+    }
+
     /// Members by row id (for rendering a claimed batch).
     pub async fn members_by_ids(&self, ids: &[i64]) -> Result<Vec<Member>> {
         on_backend!(self.members_by_ids(ids))

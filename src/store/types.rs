@@ -443,6 +443,11 @@ where
 /// The batch `enqueue` inserts, as the JSON array both backends read in one statement: one
 /// object per message (a dedupe key twice in a batch is kept once; it would be inserted once but
 /// given two history entries).
+/// The detail of a newly enqueued message's first history row.
+pub(super) fn history_detail(m: &crate::plan::NewMessage) -> String {
+    m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at))
+}
+
 pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
     let mut keys = std::collections::HashSet::new();
     let rows: Vec<Value> = msgs
@@ -458,7 +463,7 @@ pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
                 "state": state.as_str(), "reason": m.skip,
                 "fallback": fallback_text(&m.fallback), "purpose": m.purpose.as_str(),
                 "experiment": m.experiment, "variant": m.variant,
-                "detail": m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at)),
+                "detail": history_detail(m),
             })
         })
         .collect();

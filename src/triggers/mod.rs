@@ -8,6 +8,7 @@
 pub mod calendar;
 mod dates;
 mod entry;
+pub mod narrow;
 
 use std::collections::BTreeMap;
 

@@ -27,6 +27,7 @@ mod journeys;
 mod members_api;
 mod messages_api;
 mod observability;
+mod narrow;
 mod pipeline;
 mod push;
 mod rights;

@@ -11,6 +11,7 @@ use crate::store::types::{
     EventCounts, MEMBER_COLUMNS, MEMBERS, PLAIN_MEMBER_COLUMNS, UpsertCounts, event_rows, member_from_row, member_rows,
     unknown_members,
 };
+use crate::triggers::narrow::{DateColumn, Source};
 
 impl PgStore {
     pub async fn upsert_members(
@@ -115,6 +116,70 @@ impl PgStore {
              ORDER BY members.id LIMIT $2::bigint"
         ));
         let rows = sqlx::query(sql).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// Members selected by one narrowing source, in its key's order then id, after the cursor
+    /// `(key, id)` (the key is ignored by equality sources, paged by id alone): the evaluator's
+    /// candidate reads, each an index range scan.
+    pub async fn members_where(
+        &self,
+        source: &Source,
+        after: (i64, i64),
+        limit: u32,
+        value: bool,
+    ) -> Result<Vec<Member>> {
+        let (cols, from) = if value { (MEMBER_COLUMNS, MEMBERS) } else { (PLAIN_MEMBER_COLUMNS, "members") };
+        let live = "members.erased_at IS NULL";
+        let (filter, order, text, hi) = match source {
+            Source::MonthDay { column, md } => {
+                let col = match column {
+                    DateColumn::BirthDate => "right(members.birth_date, 5)",
+                    DateColumn::MemberSince => "right(members.member_since, 5)",
+                };
+                (
+                    format!("{col} = $1::text AND members.id > $2::bigint"),
+                    "members.id".to_string(),
+                    Some(md.as_str()),
+                    None,
+                )
+            }
+            Source::LunarBirthday(b) => (
+                "members.lunar_birthday = $1::text AND members.id > $2::bigint".to_string(),
+                "members.id".to_string(),
+                Some(b.as_str()),
+                None,
+            ),
+            Source::ActivityBetween { to, .. } => {
+                let key = "coalesce(members.last_activity_at, members.created_at)";
+                (
+                    format!("({key}, members.id) > ($1::bigint, $2::bigint) AND {key} <= $4::bigint"),
+                    format!("{key}, members.id"),
+                    None,
+                    Some(*to),
+                )
+            }
+            Source::ChangedAfter(_) => (
+                "(members.change_seq, members.id) > ($1::bigint, $2::bigint)".to_string(),
+                "members.change_seq, members.id".to_string(),
+                None,
+                None,
+            ),
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM {from} WHERE {filter} AND {live} ORDER BY {order} LIMIT $3::bigint"
+        ));
+        let query = sqlx::query(sql);
+        let query = match text {
+            Some(t) => query.bind(t),
+            None => query.bind(after.0),
+        };
+        let query = query.bind(after.1).bind(i64::from(limit));
+        let query = match hi {
+            Some(hi) => query.bind(hi),
+            None => query,
+        };
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(member_from_row).collect()
     }
 

@@ -11,6 +11,7 @@ use crate::store::types::{
     EventCounts, MEMBER_COLUMNS, MEMBERS, PLAIN_MEMBER_COLUMNS, UpsertCounts, event_rows, member_from_row, member_rows,
     unknown_members,
 };
+use crate::triggers::narrow::{DateColumn, Source};
 
 impl SqliteStore {
     /// Inserts or updates members by external id, in one transaction. A row identical to the
@@ -115,6 +116,60 @@ impl SqliteStore {
             "SELECT {cols} FROM {from} WHERE members.id > ? AND members.erased_at IS NULL ORDER BY members.id LIMIT ?"
         ));
         let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(&self.read).await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// Members selected by one narrowing source, in its key's order then id, after the cursor
+    /// `(key, id)` (the key is ignored by equality sources, paged by id alone): the evaluator's
+    /// candidate reads, each an index range scan.
+    pub async fn members_where(
+        &self,
+        source: &Source,
+        after: (i64, i64),
+        limit: u32,
+        value: bool,
+    ) -> Result<Vec<Member>> {
+        let (cols, from) = if value { (MEMBER_COLUMNS, MEMBERS) } else { (PLAIN_MEMBER_COLUMNS, "members") };
+        let live = "members.erased_at IS NULL";
+        let (key, hi) = match source {
+            Source::MonthDay { column, md } => {
+                let col = match column {
+                    DateColumn::BirthDate => "substr(members.birth_date, -5)",
+                    DateColumn::MemberSince => "substr(members.member_since, -5)",
+                };
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {cols} FROM {from} WHERE {col} = ?1 AND members.id > ?2 AND {live}
+                     ORDER BY members.id LIMIT ?3"
+                ));
+                let rows = sqlx::query(sql).bind(md).bind(after.1).bind(limit).fetch_all(&self.read).await?;
+                return rows.iter().map(member_from_row).collect();
+            }
+            Source::LunarBirthday(b) => {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {cols} FROM {from} WHERE members.lunar_birthday = ?1 AND members.id > ?2 AND {live}
+                     ORDER BY members.id LIMIT ?3"
+                ));
+                let rows = sqlx::query(sql).bind(b).bind(after.1).bind(limit).fetch_all(&self.read).await?;
+                return rows.iter().map(member_from_row).collect();
+            }
+            Source::ActivityBetween { to, .. } => ("coalesce(members.last_activity_at, members.created_at)", *to),
+            Source::ChangedAfter(_) => ("members.change_seq", i64::MAX),
+        };
+        // SQLite seeks a row value's first column only (a page would rescan every row sharing
+        // the cursor's key): the rest of the cursor's key by id, then the keys after it.
+        let same = sqlx::AssertSqlSafe(format!(
+            "SELECT {cols} FROM {from} WHERE {key} = ?1 AND members.id > ?2 AND {key} <= ?4 AND {live}
+             ORDER BY members.id LIMIT ?3"
+        ));
+        let mut rows = sqlx::query(same).bind(after.0).bind(after.1).bind(limit).bind(hi).fetch_all(&self.read).await?;
+        if rows.len() < limit as usize {
+            let next = sqlx::AssertSqlSafe(format!(
+                "SELECT {cols} FROM {from} WHERE {key} > ?1 AND {key} <= ?3 AND {live}
+                 ORDER BY {key}, members.id LIMIT ?2"
+            ));
+            let rest = limit - rows.len() as u32;
+            rows.extend(sqlx::query(next).bind(after.0).bind(rest).bind(hi).fetch_all(&self.read).await?);
+        }
         rows.iter().map(member_from_row).collect()
     }
 

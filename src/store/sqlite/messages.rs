@@ -13,7 +13,7 @@ use crate::plan::NewMessage;
 use crate::store::Result;
 use crate::store::types::{
     Claimed, FinalRow, Finalize, HistoryEntry, MessageFilter, MessageRow, State, claimed_from_row, enqueue_rows,
-    history_from_row, message_from_row, opt_ts,
+    history_detail, history_from_row, message_from_row, opt_ts,
 };
 
 impl SqliteStore {
@@ -44,18 +44,27 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         if !inserted.is_empty() {
-            // Joined through the dedupe key's index: a join of the two JSON arrays would compare
-            // every pair (json_each has no index), minutes for a batch of a few thousand.
-            let ids: Value = inserted.iter().map(|(id, _)| json!(id)).collect();
+            // Each new row's state and detail, looked up here by key: a join in SQL through the
+            // JSON array (no index) grew with the square of the batch.
+            // The first of a key named twice, as `enqueue_rows` keeps.
+            let mut by_key = std::collections::HashMap::new();
+            for m in msgs {
+                by_key.entry(m.dedupe_key.as_str()).or_insert(m);
+            }
+            let history: Value = inserted
+                .iter()
+                .filter_map(|(id, key)| {
+                    let m = by_key.get(key.as_str())?;
+                    let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
+                    Some(json!([id, state.as_str(), history_detail(m)]))
+                })
+                .collect();
             sqlx::query(
                 "INSERT INTO message_history (message_id, at, state, detail)
-                 SELECT m.id, ?2, m.state, r.value ->> 'detail'
-                 FROM json_each(?3) r JOIN messages m ON m.dedupe_key = r.value ->> 'key'
-                 WHERE m.id IN (SELECT value FROM json_each(?1))",
+                 SELECT j.value ->> 0, ?2, j.value ->> 1, j.value ->> 2 FROM json_each(?1) j",
             )
-            .bind(ids.to_string())
+            .bind(history.to_string())
             .bind(now_ms)
-            .bind(&rows)
             .execute(&mut *tx)
             .await?;
         }
