@@ -53,7 +53,13 @@ pub struct Dispatcher {
     /// A test seam: awaited with a group's ids after it is prepared and before it is marked
     /// `sending` (an opt-out arriving mid-dispatch). `None` in the daemon.
     pub before_sending: Option<BeforeSending>,
+    /// A measuring seam: called with each provider round trip (the route's send, rate limit
+    /// and failover included). `None` in the daemon; the benchmarks collect latencies with it.
+    pub on_sent: Option<OnSent>,
 }
+
+/// See [`Dispatcher::on_sent`].
+pub type OnSent = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 /// See [`Dispatcher::before_sending`].
 pub type BeforeSending = Arc<dyn Fn(Vec<i64>) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
@@ -230,7 +236,11 @@ impl Dispatcher {
         let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
             channel = %channel, rule = %c.rule_id, attempt = c.attempt, instance = %self.owner);
         async move {
+            let started = self.on_sent.as_ref().map(|_| std::time::Instant::now());
             let (outcome, provider) = route.send(&out, self.clock.now()).await;
+            if let (Some(hook), Some(started)) = (&self.on_sent, started) {
+                hook(started.elapsed());
+            }
             let gone = match &outcome {
                 SendOutcome::Gone { error } => Some(Suppression {
                     channel,
