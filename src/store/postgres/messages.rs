@@ -354,12 +354,14 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, now_ms: i64
         .execute(&mut **tx)
         .await?;
     }
+    // Through `messages_deadline` (`run_at + 0` keeps the planner off `messages_due`, which
+    // would walk every due message of a burst at each claim).
     let late = "late: past the rule's maximum lateness before it could be sent";
     sqlx::query(
         "WITH late AS (
              UPDATE messages SET state = 'skipped', reason = $1::text, updated_at = $2::bigint
              WHERE id IN (SELECT id FROM messages
-                          WHERE state = 'scheduled' AND run_at <= $2::bigint AND deadline < $2::bigint
+                          WHERE state = 'scheduled' AND run_at + 0 <= $2::bigint AND deadline < $2::bigint
                           FOR UPDATE SKIP LOCKED)
              RETURNING id)
          INSERT INTO message_history (message_id, at, state, detail)

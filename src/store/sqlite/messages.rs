@@ -368,11 +368,13 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         .execute(&mut **tx)
         .await?;
     }
+    // Through `messages_deadline` (`+run_at` keeps the planner off `messages_due`, which would
+    // walk every due message of a burst at each claim).
     let late = "late: past the rule's maximum lateness before it could be sent";
     sqlx::query(
         "INSERT INTO message_history (message_id, at, state, detail)
              SELECT id, ?, 'skipped', ? FROM messages
-             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+             WHERE state = 'scheduled' AND +run_at <= ? AND deadline < ?",
     )
     .bind(now_ms)
     .bind(late)
@@ -382,7 +384,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     .await?;
     sqlx::query(
         "UPDATE messages SET state = 'skipped', reason = ?, updated_at = ?
-             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+             WHERE state = 'scheduled' AND +run_at <= ? AND deadline < ?",
     )
     .bind(late)
     .bind(now_ms)
