@@ -334,7 +334,9 @@ impl SqliteStore {
     }
 }
 
-/// Settles what expired leases and deadlines left behind (see [`SqliteStore::claim`]).
+/// Settles what expired leases and deadlines left behind (see [`SqliteStore::claim`]). The
+/// literal `state IN ('claimed', 'sending')` lets the planner use the `messages_leased` partial
+/// index (a bound state alone cannot): without it each claim scanned the whole table.
 async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) -> Result<()> {
     for (from, to, detail) in [
         ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
@@ -343,7 +345,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         sqlx::query(
             "INSERT INTO message_history (message_id, at, state, detail)
                  SELECT id, ?, ?, ? || ' (worker ' || coalesce(lease_owner, '?') || ')'
-                 FROM messages WHERE state = ? AND lease_until < ?",
+                 FROM messages WHERE state = ? AND state IN ('claimed', 'sending') AND lease_until < ?",
         )
         .bind(now_ms)
         .bind(to.as_str())
@@ -356,7 +358,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
             "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
                         lease_owner = CASE WHEN ? = 'ambiguous' THEN lease_owner END,
                         lease_until = NULL, updated_at = ?
-                 WHERE state = ? AND lease_until < ?",
+                 WHERE state = ? AND state IN ('claimed', 'sending') AND lease_until < ?",
         )
         .bind(to.as_str())
         .bind(to.as_str())
