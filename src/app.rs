@@ -268,6 +268,7 @@ impl App {
             coupons: Arc::new(settings.coupons.clone()),
             consent: (&settings.raw.consent).into(),
             before_sending: None,
+            on_sent: None,
         }
     }
 

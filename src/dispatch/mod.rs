@@ -53,6 +53,22 @@ pub struct Dispatcher {
     /// A test seam: awaited with a group's ids after it is prepared and before it is marked
     /// `sending` (an opt-out arriving mid-dispatch). `None` in the daemon.
     pub before_sending: Option<BeforeSending>,
+    /// A measuring seam: called with each provider round trip (the route's send, rate limit
+    /// and failover included). `None` in the daemon; the benchmarks collect latencies with it.
+    pub on_sent: Option<OnSent>,
+}
+
+/// See [`Dispatcher::on_sent`].
+pub type OnSent = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
+/// How many groups of a batch are with the providers at once (see [`Dispatcher::step`]).
+const GROUPS_IN_FLIGHT: usize = 2;
+
+/// Awaits the test seam, if any, with a group's ids.
+async fn marks_hook(d: &Dispatcher, marks: &[(i64, u32, ChannelKind, String)]) {
+    if let Some(hook) = &d.before_sending {
+        hook(marks.iter().map(|m| m.0).collect()).await;
+    }
 }
 
 /// See [`Dispatcher::before_sending`].
@@ -133,51 +149,71 @@ impl Dispatcher {
         // Messages that cannot be sent (render errors, no address, capped) are settled first;
         // those in quiet hours wait, their attempt not counted.
         self.store.finalize(&self.owner, &results, self.clock.now()).await?;
-        self.store.defer(&self.owner, &deferred, self.clock.now()).await?;
+        if !deferred.is_empty() {
+            self.store.defer(&self.owner, &deferred, self.clock.now()).await?;
+        }
 
         // Then the batch goes to the providers a group at a time: each group is marked `sending`
-        // just before it goes and finalized as soon as it is back, so a crash leaves at most one
-        // group ambiguous while the rest of the batch, still `claimed`, is sent by the next
-        // worker. The lease is renewed meanwhile.
+        // just before it goes and finalized as soon as it is back, so a crash leaves at most
+        // the groups in flight ambiguous while the rest of the batch, still `claimed`, is sent by
+        // the next worker. Two groups of half `concurrency` are in flight at once: the next
+        // group is marked while the previous one is with the provider, and finalized while the
+        // next one is, so neither the database nor the provider waits for the other, and no
+        // more than `concurrency` sends are ever in flight. The lease is renewed meanwhile.
         let ids: Vec<i64> = ready.iter().map(|(c, _)| c.id).collect();
+        let group_size = self.concurrency.div_ceil(GROUPS_IN_FLIGHT).max(1);
         self.renewing(&ids, async {
             let mut rest = ready.into_iter().peekable();
-            while rest.peek().is_some() {
-                if self.stop.is_cancelled() {
-                    let unsent: Vec<i64> = rest.map(|(c, _)| c.id).collect();
-                    self.store.release(&self.owner, &unsent, self.clock.now()).await?;
-                    break;
-                }
-                let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(self.concurrency).collect();
-                let marks: Vec<(i64, u32, ChannelKind, String)> = group
-                    .iter()
-                    .map(|(c, o)| {
-                        let rendered = serde_json::to_string(&o.rendered).expect("rendered serializes");
-                        (c.id, c.attempt, o.rendered.channel(), rendered)
-                    })
-                    .collect();
-                if let Some(hook) = &self.before_sending {
-                    hook(marks.iter().map(|m| m.0).collect()).await;
-                }
-                let moved =
-                    self.store.mark_sending_consented(&self.owner, &marks, self.consent, self.clock.now()).await?;
-                self.skip_withdrawn(&group, &moved).await?;
-                let sends = group.into_iter().filter(|(c, _)| moved.contains(&c.id)).map(|(c, o)| self.send(c, o));
-                let done = futures::future::join_all(sends).await;
-                let gone: Vec<Suppression> = done.iter().filter_map(|(_, s)| s.clone()).collect();
-                let done: Vec<(i64, u32, Finalize)> = done.into_iter().map(|(d, _)| d).collect();
-                self.finalize(&done).await?;
-                if !gone.is_empty() {
-                    // Not fatal: the next send to the address finds out again.
-                    if let Err(e) = self.store.suppress(&gone, self.clock.now()).await {
-                        tracing::warn!(error = %e, "could not record addresses that no longer exist");
+            let mut in_flight = tokio::task::JoinSet::new();
+            loop {
+                while in_flight.len() < GROUPS_IN_FLIGHT && rest.peek().is_some() {
+                    if self.stop.is_cancelled() {
+                        let unsent: Vec<i64> = rest.by_ref().map(|(c, _)| c.id).collect();
+                        self.store.release(&self.owner, &unsent, self.clock.now()).await?;
+                        break;
                     }
+                    let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(group_size).collect();
+                    let marks: Vec<(i64, u32, ChannelKind, String)> = group
+                        .iter()
+                        .map(|(c, o)| {
+                            let rendered = serde_json::to_string(&o.rendered).expect("rendered serializes");
+                            (c.id, c.attempt, o.rendered.channel(), rendered)
+                        })
+                        .collect();
+                    marks_hook(self, &marks).await;
+                    let moved =
+                        self.store.mark_sending_consented(&self.owner, &marks, self.consent, self.clock.now()).await?;
+                    self.skip_withdrawn(&group, &moved).await?;
+                    let going: Vec<(Claimed, Outgoing)> =
+                        group.into_iter().filter(|(c, _)| moved.contains(&c.id)).collect();
+                    let me = self.clone();
+                    in_flight.spawn(async move { me.send_group(going).await });
+                }
+                match in_flight.join_next().await {
+                    None => break,
+                    Some(done) => done.map_err(|e| anyhow::anyhow!("a send group failed: {e}"))??,
                 }
             }
             anyhow::Ok(())
         })
         .await?;
         Ok(Step::Worked(n))
+    }
+
+    /// Sends a group that was marked `sending`, concurrently, and records the results; addresses
+    /// a provider called gone are suppressed.
+    async fn send_group(&self, group: Vec<(Claimed, Outgoing)>) -> anyhow::Result<()> {
+        let done = futures::future::join_all(group.into_iter().map(|(c, o)| self.send(c, o))).await;
+        let gone: Vec<Suppression> = done.iter().filter_map(|(_, s)| s.clone()).collect();
+        let done: Vec<(i64, u32, Finalize)> = done.into_iter().map(|(d, _)| d).collect();
+        self.finalize(&done).await?;
+        if !gone.is_empty() {
+            // Not fatal: the next send to the address finds out again.
+            if let Err(e) = self.store.suppress(&gone, self.clock.now()).await {
+                tracing::warn!(error = %e, "could not record addresses that no longer exist");
+            }
+        }
+        Ok(())
     }
 
     /// Messages of a group that `mark_sending` did not move because consent changed after they
@@ -230,7 +266,11 @@ impl Dispatcher {
         let span = tracing::info_span!("message", message.id = c.id, member.id = %out.member,
             channel = %channel, rule = %c.rule_id, attempt = c.attempt, instance = %self.owner);
         async move {
+            let started = self.on_sent.as_ref().map(|_| std::time::Instant::now());
             let (outcome, provider) = route.send(&out, self.clock.now()).await;
+            if let (Some(hook), Some(started)) = (&self.on_sent, started) {
+                hook(started.elapsed());
+            }
             let gone = match &outcome {
                 SendOutcome::Gone { error } => Some(Suppression {
                     channel,

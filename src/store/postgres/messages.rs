@@ -326,7 +326,8 @@ impl PgStore {
 /// Settles what expired leases and deadlines left behind (see [`crate::store::Store::claim`]).
 /// Each transition is one statement that locks the rows it moves (skipping rows another
 /// transaction holds, such as a finalize by their owner) and writes their history from the
-/// same set.
+/// same set. The literal `state IN ('claimed', 'sending')` lets a generic plan use the
+/// `messages_leased` partial index (a bound state alone cannot).
 async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, now_ms: i64) -> Result<()> {
     for (from, to, detail) in [
         ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
@@ -334,7 +335,8 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, now_ms: i64
     ] {
         sqlx::query(
             "WITH expired AS (
-                 SELECT id, lease_owner FROM messages WHERE state = $4::text AND lease_until < $1::bigint
+                 SELECT id, lease_owner FROM messages
+                 WHERE state = $4::text AND state IN ('claimed', 'sending') AND lease_until < $1::bigint
                  FOR UPDATE SKIP LOCKED),
              moved AS (
                  UPDATE messages AS m SET state = $2::text,
@@ -354,12 +356,14 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, now_ms: i64
         .execute(&mut **tx)
         .await?;
     }
+    // Through `messages_deadline` (`run_at + 0` keeps the planner off `messages_due`, which
+    // would walk every due message of a burst at each claim).
     let late = "late: past the rule's maximum lateness before it could be sent";
     sqlx::query(
         "WITH late AS (
              UPDATE messages SET state = 'skipped', reason = $1::text, updated_at = $2::bigint
              WHERE id IN (SELECT id FROM messages
-                          WHERE state = 'scheduled' AND run_at <= $2::bigint AND deadline < $2::bigint
+                          WHERE state = 'scheduled' AND run_at + 0 <= $2::bigint AND deadline < $2::bigint
                           FOR UPDATE SKIP LOCKED)
              RETURNING id)
          INSERT INTO message_history (message_id, at, state, detail)

@@ -343,7 +343,9 @@ impl SqliteStore {
     }
 }
 
-/// Settles what expired leases and deadlines left behind (see [`SqliteStore::claim`]).
+/// Settles what expired leases and deadlines left behind (see [`SqliteStore::claim`]). The
+/// literal `state IN ('claimed', 'sending')` lets the planner use the `messages_leased` partial
+/// index (a bound state alone cannot): without it each claim scanned the whole table.
 async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) -> Result<()> {
     for (from, to, detail) in [
         ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
@@ -352,7 +354,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         sqlx::query(
             "INSERT INTO message_history (message_id, at, state, detail)
                  SELECT id, ?, ?, ? || ' (worker ' || coalesce(lease_owner, '?') || ')'
-                 FROM messages WHERE state = ? AND lease_until < ?",
+                 FROM messages WHERE state = ? AND state IN ('claimed', 'sending') AND lease_until < ?",
         )
         .bind(now_ms)
         .bind(to.as_str())
@@ -365,7 +367,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
             "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
                         lease_owner = CASE WHEN ? = 'ambiguous' THEN lease_owner END,
                         lease_until = NULL, updated_at = ?
-                 WHERE state = ? AND lease_until < ?",
+                 WHERE state = ? AND state IN ('claimed', 'sending') AND lease_until < ?",
         )
         .bind(to.as_str())
         .bind(to.as_str())
@@ -377,11 +379,13 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         .execute(&mut **tx)
         .await?;
     }
+    // Through `messages_deadline` (`+run_at` keeps the planner off `messages_due`, which would
+    // walk every due message of a burst at each claim).
     let late = "late: past the rule's maximum lateness before it could be sent";
     sqlx::query(
         "INSERT INTO message_history (message_id, at, state, detail)
              SELECT id, ?, 'skipped', ? FROM messages
-             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+             WHERE state = 'scheduled' AND +run_at <= ? AND deadline < ?",
     )
     .bind(now_ms)
     .bind(late)
@@ -391,7 +395,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     .await?;
     sqlx::query(
         "UPDATE messages SET state = 'skipped', reason = ?, updated_at = ?
-             WHERE state = 'scheduled' AND run_at <= ? AND deadline < ?",
+             WHERE state = 'scheduled' AND +run_at <= ? AND deadline < ?",
     )
     .bind(late)
     .bind(now_ms)
