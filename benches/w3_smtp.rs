@@ -47,7 +47,7 @@ fn main() {
         .split(',')
         .map(|c| c.trim().parse().unwrap_or_else(|_| panic!("--connections: {c:?} is not a number")))
         .collect();
-    let deadline = args.deadline(600);
+    let deadline = args.deadline(3600);
     ensure_sink();
     tidings::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
