@@ -205,8 +205,11 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
             for (pass, sources) in passes.iter().zip(narrowed) {
                 let value = pass.rule.needs_value();
                 for source in &sources {
-                    // A changed member is read by the `ChangedAfter` source (with the changed
-                    // member's longer look-back), so the other sources leave it out.
+                    // A member changed before this tick read the counter is read by the
+                    // `ChangedAfter` source (with the changed member's longer look-back), so the
+                    // other sources leave it out; one changed since may have been written after
+                    // that source passed it, so they keep it (its dedupe key makes a second
+                    // planning harmless).
                     let skip_changed = !matches!(source, Source::ChangedAfter(_)) && pass.seen_changes.is_some();
                     let mut after = source.start();
                     loop {
@@ -217,7 +220,9 @@ async fn evaluate(store: &Store, settings: &Settings, now: Timestamp) -> anyhow:
                         let batch: Vec<Member> = if skip_changed {
                             batch
                                 .into_iter()
-                                .filter(|m| pass.seen_changes.is_none_or(|seen| m.change_seq <= seen))
+                                .filter(|m| {
+                                    pass.seen_changes.is_none_or(|seen| m.change_seq <= seen || m.change_seq > changes)
+                                })
                                 .collect()
                         } else {
                             batch

@@ -483,19 +483,20 @@ impl Smtp {
                 .await
                 .map_err(|e| format!("smtp starttls failed: {}", describe(&e)))?;
         }
+        // lettre parses the EHLO reply into `ServerInfo`, which has no PIPELINING: ask again
+        // (once per connection, before AUTH: a later EHLO resets the session, and some servers
+        // forget the authentication with it) and read the keywords ourselves.
+        let ehlo = conn
+            .command(lettre::transport::smtp::commands::Ehlo::new(inner.helo.clone()))
+            .await
+            .map_err(|e| format!("smtp session with {server} failed: {}", describe(&e)))?;
+        let pipelining = ehlo.message().any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         if let Some(credentials) = &inner.credentials
             && let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await
         {
             conn.abort().await;
             return Err(format!("smtp authentication failed: {}", describe(&e)));
         }
-        // lettre parses the EHLO reply into `ServerInfo`, which has no PIPELINING: ask again
-        // (once per connection) and read the keywords ourselves.
-        let ehlo = conn
-            .command(lettre::transport::smtp::commands::Ehlo::new(inner.helo.clone()))
-            .await
-            .map_err(|e| format!("smtp session with {server} failed: {}", describe(&e)))?;
-        let pipelining = ehlo.message().any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         tracing::debug!(%server, encrypted = inner.tls != SmtpTls::None, pipelining, "smtp connection opened");
         Ok(Session { conn, pipelining })
     }

@@ -64,6 +64,13 @@ pub type OnSent = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 /// How many groups of a batch are with the providers at once (see [`Dispatcher::step`]).
 const GROUPS_IN_FLIGHT: usize = 2;
 
+/// How many groups are in flight at once and how many sends each holds: never more than
+/// `concurrency` sends in all; with `concurrency` 1 a single group of one (a provider that must be
+/// served one message at a time).
+fn groups_in_flight(concurrency: usize) -> (usize, usize) {
+    if concurrency < GROUPS_IN_FLIGHT { (1, 1) } else { (GROUPS_IN_FLIGHT, concurrency / GROUPS_IN_FLIGHT) }
+}
+
 /// Awaits the test seam, if any, with a group's ids.
 async fn marks_hook(d: &Dispatcher, marks: &[(i64, u32, ChannelKind, String)]) {
     if let Some(hook) = &d.before_sending {
@@ -161,43 +168,63 @@ impl Dispatcher {
         // next one is, so neither the database nor the provider waits for the other, and no
         // more than `concurrency` sends are ever in flight. The lease is renewed meanwhile.
         let ids: Vec<i64> = ready.iter().map(|(c, _)| c.id).collect();
-        let group_size = self.concurrency.div_ceil(GROUPS_IN_FLIGHT).max(1);
+        let (groups, group_size) = groups_in_flight(self.concurrency);
         self.renewing(&ids, async {
             let mut rest = ready.into_iter().peekable();
             let mut in_flight = tokio::task::JoinSet::new();
+            // A failure stops new groups, but the groups already with a provider are waited for
+            // and finalized (dropping the set would abort them mid-send); the unmarked rest stays
+            // claimed and returns to `scheduled` when the lease runs out. The first error is
+            // returned once nothing is in flight.
+            let mut failed: Option<anyhow::Error> = None;
             loop {
-                while in_flight.len() < GROUPS_IN_FLIGHT && rest.peek().is_some() {
+                while failed.is_none() && in_flight.len() < groups && rest.peek().is_some() {
                     if self.stop.is_cancelled() {
                         let unsent: Vec<i64> = rest.by_ref().map(|(c, _)| c.id).collect();
-                        self.store.release(&self.owner, &unsent, self.clock.now()).await?;
+                        if let Err(e) = self.store.release(&self.owner, &unsent, self.clock.now()).await {
+                            failed = Some(e.into());
+                        }
                         break;
                     }
                     let group: Vec<(Claimed, Outgoing)> = rest.by_ref().take(group_size).collect();
-                    let marks: Vec<(i64, u32, ChannelKind, String)> = group
-                        .iter()
-                        .map(|(c, o)| {
-                            let rendered = serde_json::to_string(&o.rendered).expect("rendered serializes");
-                            (c.id, c.attempt, o.rendered.channel(), rendered)
-                        })
-                        .collect();
-                    marks_hook(self, &marks).await;
-                    let moved =
-                        self.store.mark_sending_consented(&self.owner, &marks, self.consent, self.clock.now()).await?;
-                    self.skip_withdrawn(&group, &moved).await?;
-                    let going: Vec<(Claimed, Outgoing)> =
-                        group.into_iter().filter(|(c, _)| moved.contains(&c.id)).collect();
-                    let me = self.clone();
-                    in_flight.spawn(async move { me.send_group(going).await });
+                    match self.mark_group(group).await {
+                        Ok(going) => {
+                            let me = self.clone();
+                            in_flight.spawn(async move { me.send_group(going).await });
+                        }
+                        Err(e) => failed = Some(e),
+                    }
                 }
                 match in_flight.join_next().await {
                     None => break,
-                    Some(done) => done.map_err(|e| anyhow::anyhow!("a send group failed: {e}"))??,
+                    Some(done) => {
+                        let result = done.map_err(|e| anyhow::anyhow!("a send group failed: {e}")).and_then(|r| r);
+                        if let Err(e) = result {
+                            failed.get_or_insert(e);
+                        }
+                    }
                 }
             }
-            anyhow::Ok(())
+            failed.map_or(Ok(()), Err)
         })
         .await?;
         Ok(Step::Worked(n))
+    }
+
+    /// Marks a group `sending` (those whose consent still holds), skipping the ones whose consent
+    /// was withdrawn since they were prepared; returns what is to be sent.
+    async fn mark_group(&self, group: Vec<(Claimed, Outgoing)>) -> anyhow::Result<Vec<(Claimed, Outgoing)>> {
+        let marks: Vec<(i64, u32, ChannelKind, String)> = group
+            .iter()
+            .map(|(c, o)| {
+                let rendered = serde_json::to_string(&o.rendered).expect("rendered serializes");
+                (c.id, c.attempt, o.rendered.channel(), rendered)
+            })
+            .collect();
+        marks_hook(self, &marks).await;
+        let moved = self.store.mark_sending_consented(&self.owner, &marks, self.consent, self.clock.now()).await?;
+        self.skip_withdrawn(&group, &moved).await?;
+        Ok(group.into_iter().filter(|(c, _)| moved.contains(&c.id)).collect())
     }
 
     /// Sends a group that was marked `sending`, concurrently, and records the results; addresses
@@ -425,4 +452,21 @@ struct Reach {
     /// Whether each (member, channel, purpose) the members said something about is granted.
     consents: HashMap<(i64, ChannelKind, crate::channels::Purpose), bool>,
     suppressed: std::collections::HashSet<(ChannelKind, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::groups_in_flight;
+
+    #[test]
+    fn the_groups_in_flight_never_hold_more_sends_than_the_concurrency() {
+        assert_eq!(groups_in_flight(1), (1, 1));
+        assert_eq!(groups_in_flight(2), (2, 1));
+        assert_eq!(groups_in_flight(3), (2, 1));
+        assert_eq!(groups_in_flight(64), (2, 32));
+        for c in 1..200 {
+            let (groups, size) = groups_in_flight(c);
+            assert!(groups * size <= c && size >= 1, "concurrency {c}: {groups} groups of {size}");
+        }
+    }
 }
