@@ -440,14 +440,14 @@ where
     Ok(HistoryEntry { at: ts(r.int("at")?)?, state: r.text("state")?, detail: r.opt_text("detail")? })
 }
 
-/// The batch `enqueue` inserts, as the JSON array both backends read in one statement: one
-/// object per message (a dedupe key twice in a batch is kept once; it would be inserted once but
-/// given two history entries).
 /// The detail of a newly enqueued message's first history row.
 pub(super) fn history_detail(m: &crate::plan::NewMessage) -> String {
     m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at))
 }
 
+/// The batch `enqueue` inserts, as the JSON array both backends read in one statement: one
+/// object per message (a dedupe key twice in a batch is kept once; it would be inserted once but
+/// given two history entries).
 pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
     let mut keys = std::collections::HashSet::new();
     let rows: Vec<Value> = msgs
