@@ -78,6 +78,36 @@ async fn marks_hook(d: &Dispatcher, marks: &[(i64, u32, ChannelKind, String)]) {
     }
 }
 
+/// Runs `work` and, beside it, `renew` every `every` until `work` is done. Both are polled
+/// together: a renewal waiting on rows that `work` holds in an open transaction (the lease
+/// renewal's UPDATE behind a group's mark-sending) must not stop `work` from committing it, or
+/// each waits for the other forever, where the database cannot see it. A renewal in progress
+/// when `work` ends is finished, never cut off mid-statement.
+async fn while_renewing<T, R: Future<Output = ()>>(
+    every: std::time::Duration,
+    work: impl Future<Output = T>,
+    mut renew: impl FnMut() -> R,
+) -> T {
+    let done = tokio_util::sync::CancellationToken::new();
+    let renewals = async {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = done.cancelled() => return,
+                _ = tick.tick() => renew().await,
+            }
+        }
+    };
+    let work = async {
+        let out = work.await;
+        done.cancel();
+        out
+    };
+    tokio::join!(work, renewals).0
+}
+
 /// See [`Dispatcher::before_sending`].
 pub type BeforeSending = Arc<dyn Fn(Vec<i64>) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
@@ -356,19 +386,13 @@ impl Dispatcher {
     /// is not taken for a dead worker's.
     async fn renewing<T>(&self, ids: &[i64], work: impl Future<Output = T>) -> T {
         let every = (self.lease.unsigned_abs() / 3).max(std::time::Duration::from_millis(100));
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let mut work = std::pin::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                _ = renew.tick() => {
-                    let until = self.clock.now().plus(self.lease);
-                    if let Err(e) = self.store.renew_lease(&self.owner, ids, until).await {
-                        tracing::warn!(error = %e, "could not renew the lease");
-                    }
-                }
+        while_renewing(every, work, || async {
+            let until = self.clock.now().plus(self.lease);
+            if let Err(e) = self.store.renew_lease(&self.owner, ids, until).await {
+                tracing::warn!(error = %e, "could not renew the lease");
             }
-        }
+        })
+        .await
     }
 
     /// Runs steps until nothing is due now. For tests and the CLI; the daemon loops with waits.
@@ -456,7 +480,47 @@ struct Reach {
 
 #[cfg(test)]
 mod tests {
-    use super::groups_in_flight;
+    use super::{groups_in_flight, while_renewing};
+
+    /// The renewal waits on something only the work can release (as the lease renewal's UPDATE
+    /// waits on rows a group's mark-sending holds until it commits): the work must go on.
+    #[tokio::test(start_paused = true)]
+    async fn the_work_goes_on_while_a_renewal_waits_on_it() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let renewal_started = tokio::sync::Notify::new();
+        let committed = tokio_util::sync::CancellationToken::new();
+        let renewals = AtomicUsize::new(0);
+        let work = async {
+            renewal_started.notified().await;
+            committed.cancel();
+            42
+        };
+        let renew = || async {
+            renewals.fetch_add(1, Ordering::SeqCst);
+            renewal_started.notify_one();
+            committed.cancelled().await;
+        };
+        let every = std::time::Duration::from_millis(100);
+        let out = tokio::time::timeout(std::time::Duration::from_secs(60), while_renewing(every, work, renew)).await;
+        assert_eq!(out, Ok(42), "the work waited for the renewal that waited for it");
+        assert_eq!(renewals.load(Ordering::SeqCst), 1);
+    }
+
+    /// Renewals come every `every` while the work lasts, and stop with it.
+    #[tokio::test(start_paused = true)]
+    async fn renewals_come_while_the_work_lasts_and_stop_with_it() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let renewals = AtomicUsize::new(0);
+        let every = std::time::Duration::from_millis(100);
+        let work = tokio::time::sleep(std::time::Duration::from_millis(350));
+        while_renewing(every, work, || async {
+            renewals.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
+        assert_eq!(renewals.load(Ordering::SeqCst), 3);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(renewals.load(Ordering::SeqCst), 3, "no renewal after the work ended");
+    }
 
     #[test]
     fn the_groups_in_flight_never_hold_more_sends_than_the_concurrency() {

@@ -159,6 +159,8 @@ struct Campaign {
     twilio: TwilioPeer,
     config: String,
     store: Store,
+    /// A plain connection for the report when the deadline passes.
+    pg: sqlx::PgPool,
     deadline: Instant,
     /// The message states last read, for the report when the deadline passes.
     last_states: std::sync::Mutex<String>,
@@ -204,7 +206,8 @@ impl Campaign {
         });
         assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
         let store = Store::open(&db.url).await.unwrap();
-        Campaign { n, _db: db, twilio, config, store, deadline, last_states: Default::default() }
+        let pg = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
+        Campaign { n, _db: db, twilio, config, store, pg, deadline, last_states: Default::default() }
     }
 
     /// Whether every message is past the provider: none scheduled, claimed or sending.
@@ -219,15 +222,68 @@ impl Campaign {
         }
     }
 
-    fn check_deadline(&self, what: &str, instances: &[Instance]) {
+    async fn check_deadline(&self, what: &str, instances: &[Instance]) {
         if Instant::now() >= self.deadline {
             let tails: Vec<String> = instances.iter().map(Instance::tail).collect();
+            let pids: Vec<String> = instances.iter().map(|i| format!("{} = pid {}", i.name, i.child.id())).collect();
+            let (unfinished, sessions) = (self.unfinished().await, self.sessions().await);
             panic!(
-                "out of time {what}; {} requests at the peer; messages by state: {}; logs:\n{}",
+                "out of time {what}; {} requests at the peer; messages by state: {}; instances: {}\n\
+                 unfinished messages:\n{}\nsessions:\n{}\nlogs:\n{}",
                 self.twilio.count(),
                 self.last_states.lock().unwrap(),
+                pids.join(", "),
+                unfinished,
+                sessions,
                 tails.join("\n")
             );
+        }
+    }
+
+    /// The messages not yet past the provider, with their leases, for the report.
+    async fn unfinished(&self) -> String {
+        type Row = (i64, String, Option<String>, Option<i64>, i64);
+        let rows: Result<Vec<Row>, _> = sqlx::query_as(
+            "SELECT id, state, lease_owner, lease_until, attempts FROM messages
+             WHERE state IN ('scheduled', 'claimed', 'sending') ORDER BY id LIMIT 50",
+        )
+        .fetch_all(&self.pg)
+        .await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        match rows {
+            Ok(rows) => rows
+                .iter()
+                .map(|(id, state, owner, until, attempts)| {
+                    let left = until.map(|u| format!("{} ms", u - now)).unwrap_or_default();
+                    format!("  {id} {state} owner {owner:?} lease left {left} attempts {attempts}")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("  (could not read: {e})"),
+        }
+    }
+
+    /// What every session on the campaign's database is doing (the daemons name theirs
+    /// `tidings <pid>`): a statement waiting on a lock shows here.
+    async fn sessions(&self) -> String {
+        type Row = (i32, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        let rows: Result<Vec<Row>, _> = sqlx::query_as(
+            "SELECT pid, application_name, state, wait_event_type, wait_event,
+                        left(regexp_replace(query, '\\s+', ' ', 'g'), 160)
+                 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                 ORDER BY application_name, pid",
+        )
+        .fetch_all(&self.pg)
+        .await;
+        match rows {
+            Ok(rows) => rows
+                .iter()
+                .map(|(pid, app, state, wt, w, q)| {
+                    format!("  {pid} {app:?} {state:?} waiting {wt:?}/{w:?}: {}", q.as_deref().unwrap_or(""))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("  (could not read: {e})"),
         }
     }
 
@@ -248,7 +304,7 @@ impl Campaign {
     async fn finish(&self, instances: &mut [Instance]) -> usize {
         let mut revived = 0;
         while !self.done().await {
-            self.check_deadline("waiting for the campaign to finish", instances);
+            self.check_deadline("waiting for the campaign to finish", instances).await;
             revived += self.revive(instances);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -344,7 +400,7 @@ async fn three_instances_share_a_campaign_through_sigkills_without_a_duplicate()
         let after = rng.random_range(1..=800);
         // Wait for its `after`-th send since it started, unless the campaign ends first.
         loop {
-            c.check_deadline("waiting for a send to kill after", &instances);
+            c.check_deadline("waiting for a send to kill after", &instances).await;
             if instances[i].sent() >= after || c.done().await {
                 break;
             }
@@ -405,7 +461,7 @@ async fn a_postgresql_restart_mid_campaign_loses_nothing_and_sends_nothing_twice
     let mut instances: Vec<Instance> =
         tokio::task::block_in_place(|| ["a", "b"].iter().map(|n| Instance::start(n, &c.config, c.deadline)).collect());
     while c.twilio.count() < 300 {
-        c.check_deadline("waiting for messages to flow", &instances);
+        c.check_deadline("waiting for messages to flow", &instances).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     {

@@ -62,9 +62,11 @@ impl PgStore {
         {
             return Err(e.into());
         }
-        // Notices (the migrator's "already exists, skipping" at every start) are not news.
-        let options =
-            PgConnectOptions::from_str(url)?.application_name("tidings").options([("client_min_messages", "warning")]);
+        // Notices (the migrator's "already exists, skipping" at every start) are not news. The
+        // process id in the session's name tells instances apart in `pg_stat_activity`.
+        let options = PgConnectOptions::from_str(url)?
+            .application_name(&format!("tidings {}", std::process::id()))
+            .options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
