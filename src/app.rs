@@ -212,16 +212,19 @@ impl App {
             );
         }
         let (at, started) = (self.now(), std::time::Instant::now());
-        let report = evaluate::tick(&self.store, &self.settings(), at).await?;
-        if !report.busy {
-            *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, started.elapsed()));
+        let report = evaluate::tick(&self.store, &self.settings(), at).await;
+        if let Ok(report) = &report {
+            if !report.busy {
+                *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, started.elapsed()));
+            }
+            if report.enqueued > 0 {
+                self.wake.notify_waiters();
+            }
         }
-        if report.enqueued > 0 {
-            self.wake.notify_waiters();
-        }
-        // One upsert: this instance's last tick and providers, for `tidings status`.
+        // One upsert: this instance is alive, its last completed tick and its providers, for
+        // `tidings status`; a failed tick beats too (the instance is up, its last tick stays).
         self.heartbeat().await;
-        Ok(report)
+        report
     }
 
     /// The value refresh at the clock's now: RFM scores, segments, the BG/NBD fit, P(alive).

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{App, Open};
 use crate::channels::ChannelKind;
 use crate::clock::SystemClock;
-use crate::config::{LogFormat, Settings};
+use crate::config::{Config, LogFormat, Settings};
 use crate::members::import::{self, Format};
 use crate::store::{MessageFilter, State, Store};
 
@@ -205,8 +205,50 @@ pub enum ModelAction {
     },
 }
 
+/// `migrate` and `status` touch nothing but the database: the file and the environment are read
+/// for `database.url` and `[log]` alone, so that an operator can run them beside the service
+/// without its provider secrets (systemd hands those to the unit only). `migrate` takes the
+/// SQLite database's daemon lock: migrations are applied only while no daemon runs on it.
+async fn database_only(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| match &cli.config {
+            Some(p) => format!("configuration {}", p.display()),
+            None => "configuration (built-in defaults and TIDINGS_ variables)".into(),
+        })?;
+    init_logging_with(&config.log);
+    let url = &config.database.url;
+    match cli.command {
+        Command::Migrate { status } => {
+            let _lock = if status { None } else { crate::store::lock_for_daemon(url).map_err(anyhow::Error::msg)? };
+            let store = Store::open(url).await?;
+            if !status {
+                store.migrate().await?;
+            }
+            for (version, description, applied) in store.migration_status().await? {
+                println!("{version:>5} {} {description}", if applied { "applied" } else { "pending" });
+            }
+            Ok(())
+        }
+        Command::Status { json } => {
+            let store = Store::open_existing(url).await?;
+            let status = crate::status::read(&store, jiff::Timestamp::now()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", crate::status::render(&status));
+            }
+            Ok(())
+        }
+        _ => unreachable!("only migrate and status come here"),
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Migrate { .. } | Command::Status { .. }) {
+        return database_only(cli).await;
+    }
     let settings = Settings::load(cli.config.as_deref(), std::env::vars())
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| match &cli.config {
@@ -226,26 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::daemon::cancel_on_signals(shutdown.clone());
             crate::daemon::serve(app, shutdown).await
         }
-        Command::Migrate { status } => {
-            let store = Store::open(&settings.raw.database.url).await?;
-            if !status {
-                store.migrate().await?;
-            }
-            for (version, description, applied) in store.migration_status().await? {
-                println!("{version:>5} {} {description}", if applied { "applied" } else { "pending" });
-            }
-            Ok(())
-        }
-        Command::Status { json } => {
-            let store = Store::open_existing(&settings.raw.database.url).await?;
-            let status = crate::status::read(&store, jiff::Timestamp::now()).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print!("{}", crate::status::render(&status));
-            }
-            Ok(())
-        }
+        Command::Migrate { .. } | Command::Status { .. } => unreachable!("run by database_only"),
         Command::Import { file, format } => {
             let format = format
                 .or_else(|| Format::from_path(&file))
@@ -680,10 +703,14 @@ fn print_preview(p: &crate::app::Preview) {
 }
 
 fn init_logging(settings: &Settings) {
+    init_logging_with(&settings.raw.log);
+}
+
+fn init_logging_with(log: &crate::config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.raw.log.level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match settings.raw.log.format {
+    let _ = match log.format {
         // One object per line: timestamp, level, target, the event's fields (message included)
         // at the top level, `span` (the innermost) and `spans` (all, outermost first).
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

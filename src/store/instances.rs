@@ -13,7 +13,8 @@ pub struct Heartbeat {
     pub instance_id: String,
     pub started_at: Timestamp,
     pub seen_at: Timestamp,
-    /// Its last evaluation tick: when it ended, and how long it took in milliseconds.
+    /// Its last completed evaluation tick: when it started (the tick's `now`), and how long it
+    /// took in milliseconds.
     pub last_tick_at: Option<Timestamp>,
     pub last_tick_ms: Option<i64>,
     /// Its providers' health (a JSON list, written by `App::heartbeat`).

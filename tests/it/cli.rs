@@ -118,6 +118,35 @@ fn a_secret_the_configuration_leaves_unset_is_read_from_the_systemd_credentials(
     assert!(run.stdout.contains("sms=twilio"), "{run:?}");
 }
 
+/// `migrate` and `status` read the configuration for the database alone: an operator runs them
+/// beside the service without the provider secrets systemd hands only to the unit. `migrate`
+/// waits for no daemon: it refuses while one holds the SQLite database.
+#[test]
+fn migrate_and_status_need_no_provider_secrets_and_migrate_leaves_a_running_daemon_alone() {
+    let cli = Cli::new();
+    cli.write(
+        "tidings.toml",
+        "[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nfrom = \"+14155550100\"\n",
+    );
+    let run = cli.run(&["--config", "tidings.toml", "check-config"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("twilio.auth_token"), "{run:?}");
+
+    let run = cli.run(&["--config", "tidings.toml", "migrate"]).ok();
+    assert!(run.stdout.contains("applied init") && !run.stdout.contains("pending"), "{run:?}");
+    let run = cli.run(&["--config", "tidings.toml", "status", "--json"]).ok();
+    assert_eq!(run.json()["instances"], serde_json::json!([]), "{run:?}");
+
+    let url = format!("sqlite://{}", cli.path("tidings.db").display());
+    let daemon = tidings::store::lock_for_daemon(&url).expect("the lock").expect("a SQLite lock");
+    let run = cli.run(&["--config", "tidings.toml", "migrate"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("another tidings daemon"), "{run:?}");
+    cli.run(&["--config", "tidings.toml", "migrate", "--status"]).ok();
+    drop(daemon);
+    cli.run(&["--config", "tidings.toml", "migrate"]).ok();
+}
+
 #[test]
 fn preview_and_forecast_only_read_an_existing_database() {
     let cli = Cli::new();
