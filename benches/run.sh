@@ -29,6 +29,9 @@ if [ -n "${W1_PG_MEMBERS:-}" ]; then
 fi
 run w2_http --messages "${W2_MESSAGES:-100000}" --backend sqlite
 run w2_http --messages "${W2_MESSAGES:-100000}" --backend postgres
+# The same burst with bigger batches and more sends in flight (`[dispatch]` batch_size and
+# concurrency): fewer transactions per message.
+run w2_http --messages "${W2_MESSAGES:-100000}" --backend both --batch-size 500 --concurrency 128
 run w3_smtp --messages "${W3_MESSAGES:-100000}" --connections 1,8,16,32
 run w4_holiday --members "${W4_MEMBERS:-1000000}"
 mkdir -p target/bench

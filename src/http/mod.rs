@@ -308,7 +308,6 @@ fn provider_metrics(app: &crate::app::App, out: &mut String) {
 /// The member value model: the last fit (from the database, so any instance's) and this
 /// instance's last refresh.
 async fn model_metrics(app: &crate::app::App, out: &mut String) -> Result<(), ApiError> {
-    use std::fmt::Write;
     let instance = &app.instance_id;
     if let Some(fit) = app.store.models(crate::members::refresh::BGNBD, false, 1).await?.into_iter().next() {
         let gauges = [
@@ -328,10 +327,7 @@ async fn model_metrics(app: &crate::app::App, out: &mut String) -> Result<(), Ap
                 if fit.accepted { 1.0 } else { 0.0 },
             ),
         ];
-        for (name, help, value) in gauges {
-            let _ =
-                writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{instance=\"{instance}\"}} {value}");
-        }
+        instance_gauges(out, instance, &gauges);
     }
     let last = *app.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((at, took)) = last {
@@ -347,12 +343,17 @@ async fn model_metrics(app: &crate::app::App, out: &mut String) -> Result<(), Ap
                 at.as_second() as f64,
             ),
         ];
-        for (name, help, value) in gauges {
-            let _ =
-                writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{instance=\"{instance}\"}} {value}");
-        }
+        instance_gauges(out, instance, &gauges);
     }
     Ok(())
+}
+
+/// Gauges labelled only with the instance: (name, help, value) each.
+fn instance_gauges(out: &mut String, instance: &str, gauges: &[(&str, &str, f64)]) {
+    use std::fmt::Write;
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{instance=\"{instance}\"}} {value}");
+    }
 }
 
 /// A label value as the Prometheus text format wants it: backslash, quote and newline escaped.

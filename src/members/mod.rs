@@ -52,6 +52,14 @@ pub struct Member {
     pub change_seq: i64,
 }
 
+impl Member {
+    /// When the member was last active: the last activity, or joining for one never active
+    /// (what inactivity is counted from).
+    pub fn active_at(&self) -> Timestamp {
+        self.last_activity_at.unwrap_or(self.created_at)
+    }
+}
+
 /// What the nightly refresh computed of a member's value (see `members::value`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberValue {

@@ -440,6 +440,11 @@ where
     Ok(HistoryEntry { at: ts(r.int("at")?)?, state: r.text("state")?, detail: r.opt_text("detail")? })
 }
 
+/// The state a newly enqueued message starts in: skipped when planning said why, else scheduled.
+pub(super) fn first_state(m: &crate::plan::NewMessage) -> State {
+    if m.skip.is_some() { State::Skipped } else { State::Scheduled }
+}
+
 /// The detail of a newly enqueued message's first history row.
 pub(super) fn history_detail(m: &crate::plan::NewMessage) -> String {
     m.skip.clone().unwrap_or_else(|| format!("due {}", m.run_at))
@@ -454,7 +459,7 @@ pub(super) fn enqueue_rows(msgs: &[crate::plan::NewMessage]) -> String {
         .iter()
         .filter(|m| keys.insert(m.dedupe_key.as_str()))
         .map(|m| {
-            let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
+            let state = first_state(m);
             serde_json::json!({
                 "key": m.dedupe_key, "rule": m.rule_id, "member": m.member_id, "occurrence": m.occurrence,
                 "channel": m.channel.as_str(), "template": m.template,

@@ -353,7 +353,7 @@ fn inactivity(
     changed: bool,
     days: u32,
 ) -> Vec<Occurrence> {
-    let base = member.last_activity_at.unwrap_or(member.created_at);
+    let base = member.active_at();
     let Ok(crossing) = base.checked_add(SignedDuration::from_hours(24 * i64::from(days))) else {
         return Vec::new();
     };

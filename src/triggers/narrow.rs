@@ -41,9 +41,7 @@ impl Source {
     /// `None` for equality sources, paged by id alone.
     pub fn range_key(&self, member: &crate::members::Member) -> Option<i64> {
         match self {
-            Source::ActivityBetween { .. } => {
-                Some(member.last_activity_at.unwrap_or(member.created_at).as_millisecond())
-            }
+            Source::ActivityBetween { .. } => Some(member.active_at().as_millisecond()),
             Source::ChangedAfter(_) => Some(member.change_seq),
             Source::MonthDay { .. } | Source::LunarBirthday(_) => None,
         }
@@ -62,7 +60,7 @@ impl Source {
             }
             Source::LunarBirthday(want) => member.lunar_birthday.map(|b| b.to_string()).as_ref() == Some(want),
             Source::ActivityBetween { from, to } => {
-                let key = member.last_activity_at.unwrap_or(member.created_at).as_millisecond();
+                let key = member.active_at().as_millisecond();
                 *from < key && key <= *to
             }
             Source::ChangedAfter(seq) => member.change_seq > *seq,

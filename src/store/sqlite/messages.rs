@@ -13,7 +13,7 @@ use crate::plan::NewMessage;
 use crate::store::Result;
 use crate::store::types::{
     Claimed, FinalRow, Finalize, HistoryEntry, MessageFilter, MessageRow, State, claimed_from_row, enqueue_rows,
-    history_detail, history_from_row, message_from_row, opt_ts,
+    first_state, history_detail, history_from_row, message_from_row, opt_ts,
 };
 
 impl SqliteStore {
@@ -55,8 +55,7 @@ impl SqliteStore {
                 .iter()
                 .filter_map(|(id, key)| {
                     let m = by_key.get(key.as_str())?;
-                    let state = if m.skip.is_some() { State::Skipped } else { State::Scheduled };
-                    Some(json!([id, state.as_str(), history_detail(m)]))
+                    Some(json!([id, first_state(m).as_str(), history_detail(m)]))
                 })
                 .collect();
             sqlx::query(
