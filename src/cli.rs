@@ -205,17 +205,20 @@ pub enum ModelAction {
     },
 }
 
+/// A configuration problem, said of the file it is in (or of the defaults and environment).
+fn about_config<T>(loaded: Result<T, crate::config::ConfigError>, cli: &Cli) -> anyhow::Result<T> {
+    loaded.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| match &cli.config {
+        Some(p) => format!("configuration {}", p.display()),
+        None => "configuration (built-in defaults and TIDINGS_ variables)".into(),
+    })
+}
+
 /// `migrate` and `status` touch nothing but the database: the file and the environment are read
 /// for `database.url` and `[log]` alone, so that an operator can run them beside the service
 /// without its provider secrets (systemd hands those to the unit only). `migrate` takes the
 /// SQLite database's daemon lock: migrations are applied only while no daemon runs on it.
 async fn database_only(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref(), std::env::vars())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| match &cli.config {
-            Some(p) => format!("configuration {}", p.display()),
-            None => "configuration (built-in defaults and TIDINGS_ variables)".into(),
-        })?;
+    let config = about_config(Config::load(cli.config.as_deref(), std::env::vars()), &cli)?;
     init_logging_with(&config.log);
     let url = &config.database.url;
     match cli.command {
@@ -249,12 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.command, Command::Migrate { .. } | Command::Status { .. }) {
         return database_only(cli).await;
     }
-    let settings = Settings::load(cli.config.as_deref(), std::env::vars())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| match &cli.config {
-            Some(p) => format!("configuration {}", p.display()),
-            None => "configuration (built-in defaults and TIDINGS_ variables)".into(),
-        })?;
+    let settings = about_config(Settings::load(cli.config.as_deref(), std::env::vars()), &cli)?;
     init_logging(&settings);
     match cli.command {
         Command::Serve { demo } => {

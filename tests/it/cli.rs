@@ -94,10 +94,9 @@ fn check_config_without_a_file_runs_on_the_outbox() {
     assert!(!cli.path("tidings.db").exists(), "check-config leaves the database alone");
 }
 
-/// Under systemd, `LoadCredential=twilio.auth_token:…` puts the secret in
-/// `$CREDENTIALS_DIRECTORY/twilio.auth_token`; the configuration need not name it.
-#[test]
-fn a_secret_the_configuration_leaves_unset_is_read_from_the_systemd_credentials() {
+/// A directory whose `tidings.toml` sends SMS through Twilio and names no auth token, which
+/// `check-config` says is missing.
+fn twilio_without_its_token() -> Cli {
     let cli = Cli::new();
     cli.write(
         "tidings.toml",
@@ -106,6 +105,14 @@ fn a_secret_the_configuration_leaves_unset_is_read_from_the_systemd_credentials(
     let run = cli.run(&["--config", "tidings.toml", "check-config"]);
     assert_ne!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("twilio.auth_token"), "{run:?}");
+    cli
+}
+
+/// Under systemd, `LoadCredential=twilio.auth_token:…` puts the secret in
+/// `$CREDENTIALS_DIRECTORY/twilio.auth_token`; the configuration need not name it.
+#[test]
+fn a_secret_the_configuration_leaves_unset_is_read_from_the_systemd_credentials() {
+    let cli = twilio_without_its_token();
     let credentials = cli.path("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::write(credentials.join("twilio.auth_token"), "f00dcafef00dcafef00dcafef00dcafe\n").unwrap();
@@ -123,14 +130,7 @@ fn a_secret_the_configuration_leaves_unset_is_read_from_the_systemd_credentials(
 /// waits for no daemon: it refuses while one holds the SQLite database.
 #[test]
 fn migrate_and_status_need_no_provider_secrets_and_migrate_leaves_a_running_daemon_alone() {
-    let cli = Cli::new();
-    cli.write(
-        "tidings.toml",
-        "[channels]\nsms = \"twilio\"\n[twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nfrom = \"+14155550100\"\n",
-    );
-    let run = cli.run(&["--config", "tidings.toml", "check-config"]);
-    assert_ne!(run.code, Some(0), "{run:?}");
-    assert!(run.stderr.contains("twilio.auth_token"), "{run:?}");
+    let cli = twilio_without_its_token();
 
     let run = cli.run(&["--config", "tidings.toml", "migrate"]).ok();
     assert!(run.stdout.contains("applied init") && !run.stdout.contains("pending"), "{run:?}");
