@@ -212,19 +212,17 @@ impl App {
             );
         }
         let (at, started) = (self.now(), std::time::Instant::now());
-        let report = evaluate::tick(&self.store, &self.settings(), at).await;
-        if let Ok(report) = &report {
-            if !report.busy {
-                *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, started.elapsed()));
-            }
-            if report.enqueued > 0 {
-                self.wake.notify_waiters();
-            }
+        let report = evaluate::tick(&self.store, &self.settings(), at).await?;
+        if !report.busy {
+            *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, started.elapsed()));
         }
-        // One upsert: this instance is alive, its last completed tick and its providers, for
-        // `tidings status`; a failed tick beats too (the instance is up, its last tick stays).
+        if report.enqueued > 0 {
+            self.wake.notify_waiters();
+        }
+        // One upsert: this instance's last tick and providers, for `tidings status`. A failed
+        // tick does not beat: an instance whose ticks keep failing turns STALE there.
         self.heartbeat().await;
-        report
+        Ok(report)
     }
 
     /// The value refresh at the clock's now: RFM scores, segments, the BG/NBD fit, P(alive).

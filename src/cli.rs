@@ -218,7 +218,11 @@ fn about_config<T>(loaded: Result<T, crate::config::ConfigError>, cli: &Cli) -> 
 /// without its provider secrets (systemd hands those to the unit only). `migrate` takes the
 /// SQLite database's daemon lock: migrations are applied only while no daemon runs on it.
 async fn database_only(cli: Cli) -> anyhow::Result<()> {
-    let config = about_config(Config::load(cli.config.as_deref(), std::env::vars()), &cli)?;
+    let config = Config::load(cli.config.as_deref(), std::env::vars()).and_then(|c| match c.database_problem() {
+        Some(problem) => Err(crate::config::ConfigError::Invalid(vec![problem])),
+        None => Ok(c),
+    });
+    let config = about_config(config, &cli)?;
     init_logging_with(&config.log);
     let url = &config.database.url;
     match cli.command {

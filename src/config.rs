@@ -950,6 +950,17 @@ impl Config {
 
     /// The second stage: checks meaning (zones, times, durations, rules, providers and their
     /// secrets) and reports every problem at once.
+    /// What is wrong with `database.url`, if anything: only SQLite and PostgreSQL URLs.
+    pub fn database_problem(&self) -> Option<ConfigProblem> {
+        let url = &self.database.url;
+        (!url.starts_with("sqlite:") && !crate::store::is_postgres_url(url)).then(|| {
+            ConfigProblem::new(
+                "database.url",
+                format!("{url:?}: only sqlite://, postgres:// and postgresql:// URLs are supported"),
+            )
+        })
+    }
+
     pub fn check(self) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
         let programme_tz = match TimeZone::get(&self.programme.time_zone) {
@@ -969,12 +980,7 @@ impl Config {
         if self.http.addr.parse::<SocketAddr>().is_err() {
             problems.push(ConfigProblem::new("http.addr", format!("{:?} is not host:port", self.http.addr)));
         }
-        if !self.database.url.starts_with("sqlite:") && !crate::store::is_postgres_url(&self.database.url) {
-            problems.push(ConfigProblem::new(
-                "database.url",
-                format!("{:?}: only sqlite://, postgres:// and postgresql:// URLs are supported", self.database.url),
-            ));
-        }
+        problems.extend(self.database_problem());
         let mut duration = |key: &str, text: &str| match parse_duration(text) {
             Ok(d) => d,
             Err(e) => {

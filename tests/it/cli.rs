@@ -145,6 +145,11 @@ fn migrate_and_status_need_no_provider_secrets_and_migrate_leaves_a_running_daem
     cli.run(&["--config", "tidings.toml", "migrate", "--status"]).ok();
     drop(daemon);
     cli.run(&["--config", "tidings.toml", "migrate"]).ok();
+
+    // The database URL is still checked.
+    let run = cli.run_with(&["migrate"], &[("TIDINGS_DATABASE_URL", "postgress://127.0.0.1/tidings")]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("database.url") && run.stderr.contains("only sqlite://"), "{run:?}");
 }
 
 #[test]
