@@ -278,6 +278,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&settings.raw.database.url).await?.with_builtin_events(settings.builtin_events());
             store.migrate().await?;
             let report = import::import_file(&store, &file, format, jiff::Timestamp::now()).await?;
+            if report.counts.inserted + report.counts.updated > 0
+                && let Err(e) = store.analyze_members().await
+            {
+                // Not fatal: the rows are in; the statistics come with the next autovacuum.
+                tracing::warn!(error = %e, "could not refresh the members table's statistics");
+            }
             for e in &report.errors {
                 eprintln!("{}:{e}", file.display());
             }

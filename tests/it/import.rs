@@ -11,7 +11,7 @@ use tidings::members::Member;
 use tidings::members::import::{Format, ImportReport, import_file, import_reader};
 use tidings::store::UpsertCounts;
 
-use crate::support::app::TestApp;
+use crate::support::app::{Backend, TestApp};
 
 const NOW: &str = "2026-03-10T08:00:00Z";
 
@@ -182,3 +182,44 @@ async fn lunar_birthdays_import_from_csv_with_bad_ones_named_by_line() {
     let report = import_text(&t, &json, Format::Jsonl).await;
     assert_eq!(rejected(&report), [(1, Some("lunar_birthday"))], "{report:?}");
 }
+
+/// `tidings import` leaves the members table with fresh planner statistics: a table just
+/// filled has none, and the evaluator's candidate reads then take a slower plan.
+async fn the_import_command_refreshes_the_members_statistics(backend: Backend) {
+    let t = TestApp::start_on(backend, "", NOW).await;
+    let url = t.app.settings().raw.database.url.clone();
+    let analyzed = |url: String| async move {
+        if url.starts_with("sqlite:") {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'members'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap_or(0);
+            n > 0
+        } else {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            let at: Option<String> =
+                sqlx::query_scalar("SELECT last_analyze::text FROM pg_stat_user_tables WHERE relname = 'members'")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            at.is_some()
+        }
+    };
+    assert!(!analyzed(url.clone()).await, "statistics before any import");
+    let rows: String = (0..50).map(|i| format!("M{i},Member {i},m{i}@example.com\n")).collect();
+    std::fs::write(t.dir.path().join("members.csv"), format!("external_id,name,email\n{rows}")).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["import", "members.csv"])
+        .current_dir(t.dir.path())
+        .env_clear()
+        .env("TIDINGS_DATABASE_URL", &url)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "50 inserted, 0 updated, 0 unchanged, 0 rejected");
+    assert!(analyzed(url).await, "no statistics after the import");
+}
+
+on_both_backends!(the_import_command_refreshes_the_members_statistics);

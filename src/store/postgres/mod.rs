@@ -88,6 +88,11 @@ impl PgStore {
         Ok(MIGRATIONS.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
     }
 
+    pub async fn analyze_members(&self) -> Result<()> {
+        sqlx::query("ANALYZE members").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -66,6 +66,15 @@ impl SqliteStore {
         Ok(MIGRATIONS.iter().map(|m| (m.version, m.description.to_string(), applied.contains(&m.version))).collect())
     }
 
+    pub async fn analyze_members(&self) -> Result<()> {
+        // A sample per index, not a full scan: the statistics only need the shape of the data.
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA analysis_limit = 1000").execute(&mut *conn).await?;
+        sqlx::query("ANALYZE members").execute(&mut *conn).await?;
+        sqlx::query("PRAGMA analysis_limit = 0").execute(&mut *conn).await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
