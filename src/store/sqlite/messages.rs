@@ -79,7 +79,9 @@ impl SqliteStore {
     /// - scheduled past its deadline: skipped as late.
     pub async fn claim(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Claimed>> {
         let now_ms = now.as_millisecond();
-        let mut tx = self.begin().await?;
+        // Unsynced: a claim undone by a power cut leaves the messages `scheduled`, as before it.
+        let mut conn = self.write_unsynced().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         settle(&mut tx, now_ms).await?;
         let rows = sqlx::query(
             "UPDATE messages SET state = 'claimed', lease_owner = ?, lease_until = ?, attempts = attempts + 1,
@@ -159,7 +161,11 @@ impl SqliteStore {
         let rows: Vec<FinalRow> =
             results.iter().map(|(id, attempt, result)| result.row(*id, *attempt, now_ms)).collect();
         let rows = serde_json::to_string(&rows).expect("rows serialize");
-        let mut tx = self.begin().await?;
+        // Unsynced: an outcome undone by a power cut leaves its message `sending`, which the
+        // lease's end turns `ambiguous`: reported, never sent again. The next `sending` mark,
+        // synced, takes it to disk with it.
+        let mut conn = self.write_unsynced().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let applied: Vec<i64> = sqlx::query_scalar(
             "UPDATE messages SET state = j.value ->> 'state', reason = j.value ->> 'reason',
                     provider = coalesce(j.value ->> 'provider', provider),
@@ -345,7 +351,7 @@ impl SqliteStore {
 /// Settles what expired leases and deadlines left behind (see [`SqliteStore::claim`]). The
 /// literal `state IN ('claimed', 'sending')` lets the planner use the `messages_leased` partial
 /// index (a bound state alone cannot): without it each claim scanned the whole table.
-async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) -> Result<()> {
+async fn settle(tx: &mut sqlx::SqliteConnection, now_ms: i64) -> Result<()> {
     for (from, to, detail) in [
         ("claimed", State::Scheduled, "lease expired before sending; rescheduled"),
         ("sending", State::Ambiguous, "lease expired while the provider had it; delivery unknown, not resent"),
@@ -360,7 +366,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         .bind(detail)
         .bind(from)
         .bind(now_ms)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE messages SET state = ?, reason = CASE WHEN ? = 'ambiguous' THEN ? ELSE reason END,
@@ -375,7 +381,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
         .bind(now_ms)
         .bind(from)
         .bind(now_ms)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     // Through `messages_deadline` (`+run_at` keeps the planner off `messages_due`, which would
@@ -390,7 +396,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     .bind(late)
     .bind(now_ms)
     .bind(now_ms)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     sqlx::query(
         "UPDATE messages SET state = 'skipped', reason = ?, updated_at = ?
@@ -400,7 +406,7 @@ async fn settle(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, now_ms: i64) 
     .bind(now_ms)
     .bind(now_ms)
     .bind(now_ms)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

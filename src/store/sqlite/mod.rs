@@ -20,6 +20,8 @@ mod templates;
 mod value;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -35,6 +37,9 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Set while the write connection commits unsynced (see [`SqliteStore::write_unsynced`]);
+    /// the pool's release hook puts `synchronous = FULL` back before anyone else gets it.
+    unsynced: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -47,10 +52,27 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let write =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        let unsynced = Arc::new(AtomicBool::new(false));
+        let flag = unsynced.clone();
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // Runs before the connection is handed to the next writer, even when the future
+            // that held it was dropped mid-transaction; a failure closes the connection (a new
+            // one starts at FULL).
+            .after_release(move |conn, _| {
+                let flag = flag.clone();
+                Box::pin(async move {
+                    if flag.swap(false, Ordering::SeqCst) {
+                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(options.clone())
+            .await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore { write, read, unsynced })
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -83,6 +105,19 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+
+    /// The write connection set to commit without waiting for the disk (`synchronous =
+    /// NORMAL`): a commit then survives the process dying, and a power cut may undo it. Only for
+    /// writes whose loss sends nothing twice (a claim, an attempt's outcome): every other write,
+    /// and above all the `sending` mark before a provider is called, commits synced, and that
+    /// sync takes the unsynced commits before it to disk too (one WAL file). Back to FULL when
+    /// the connection is released, however that happens.
+    async fn write_unsynced(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        let mut conn = self.write.acquire().await?;
+        self.unsynced.store(true, Ordering::SeqCst);
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        Ok(conn)
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -131,4 +166,39 @@ async fn next_change(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>) -> Resul
     Ok(sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = 'member_changes' RETURNING value")
         .fetch_one(&mut **tx)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    async fn synchronous(store: &SqliteStore) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.write).await.unwrap()
+    }
+
+    /// An unsynced write commits at NORMAL (1); whoever writes next finds FULL (2) again, even
+    /// when the unsynced writer was dropped mid-transaction.
+    #[tokio::test]
+    async fn the_write_connection_is_back_to_full_after_an_unsynced_write_however_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&url, true).await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(synchronous(&store).await, 2);
+
+        let mut conn = store.write_unsynced().await.unwrap();
+        let during: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(during, 1);
+        let tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.unwrap();
+        drop(tx); // dropped mid-transaction, as a cancelled step would
+        drop(conn);
+        assert_eq!(synchronous(&store).await, 2, "handed on unsynced");
+
+        // The claim and the outcome go unsynced and leave it FULL.
+        let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let claimed = store.claim("w", now, now, 10).await.unwrap();
+        assert!(claimed.is_empty());
+        store.finalize("w", &[(1, 1, crate::store::Finalize::Skipped { reason: "x".into() })], now).await.unwrap();
+        assert_eq!(synchronous(&store).await, 2);
+    }
 }
